@@ -1,0 +1,66 @@
+"""``err-stream image IN OUT``: restore image files (PNG, JPEG, TIFF; 8 and 16 bit) or a folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import UserError
+from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
+from .common import add_model_arguments, make_restorer
+
+HELP = "restore image files (PNG/JPEG/TIFF, 8 or 16 bit), or every image of a folder"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", help="an image file or a folder of images")
+    p.add_argument("output", help="output file (for one image) or folder (for a folder)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_arguments(p)
+
+
+def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    if not src.exists():
+        raise UserError(f"{src}: no such file or folder")
+    if src.is_dir():
+        files = sorted(f for f in src.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise UserError(f"{src}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+        if dst.exists() and not dst.is_dir():
+            raise UserError(f"{dst}: exists and is not a folder (the input is a folder)")
+        return [(f, dst / f.name) for f in files]
+    if src.suffix.lower() not in IMAGE_SUFFIXES:
+        raise UserError(f"{src}: not an image file ({', '.join(IMAGE_SUFFIXES)}); for videos use 'err-stream IN OUT'")
+    if dst.is_dir():
+        return [(src, dst / src.name)]
+    return [(src, dst)]
+
+
+def run(args: argparse.Namespace) -> int:
+    jobs = _jobs(Path(args.input), Path(args.output))
+    for _, out in jobs:
+        if out.exists() and not args.overwrite:
+            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
+        if out.suffix.lower() not in IMAGE_SUFFIXES:
+            raise UserError(f"{out}: unknown image type; use one of {', '.join(IMAGE_SUFFIXES)}")
+        if not out.parent.exists():
+            if out.parent == Path(args.output) and Path(args.input).is_dir():
+                out.parent.mkdir(parents=True)
+            else:
+                raise UserError(f"{out.parent}: no such folder")
+    restorer = make_restorer(args)
+    for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
+        try:
+            image = read_image(src)
+        except UserError:
+            raise
+        except Exception as e:
+            raise UserError(f"{src}: cannot read this image ({e})") from None
+        result = restore_image(restorer, image)
+        if out.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp") and result.dtype != "uint8":
+            result = (result.astype("float32") / 257.0).round().astype("uint8")
+        write_image(out, result)
+    return 0

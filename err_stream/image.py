@@ -1,0 +1,125 @@
+"""Restore single images: numpy arrays, torch tensors and image files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from .engine import Restorer
+from .model import ERR
+
+ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def restore_image(model: ERR | Restorer, image: ArrayOrTensor) -> ArrayOrTensor:
+    """Restore one image of any size and return the same kind, shape and dtype.
+
+    ``image``: numpy H x W x 3 (uint8, uint16, or float in [0, 1]), or a torch tensor
+    3 x H x W / B x 3 x H x W (float in [0, 1], or uint8). Integer results are clamped and
+    rounded; float results are returned as the network gives them (not clamped). Sizes that
+    are not multiples of 128 are reflect-padded right/bottom and cropped back, as in the
+    paper's inference script.
+    """
+    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off")
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"restore_image: expected an H x W x 3 RGB array, got shape {image.shape}")
+        scale = _integer_scale(image.dtype)
+        x = torch.from_numpy(np.ascontiguousarray(image).astype(np.float32) / scale).permute(2, 0, 1)
+        y = restorer.restore(x[None])[0].permute(1, 2, 0).cpu().numpy()
+        if scale != 1.0:
+            return np.clip(np.rint(y * scale), 0, scale).astype(image.dtype)
+        return y.astype(image.dtype, copy=False)
+    if isinstance(image, torch.Tensor):
+        squeeze = image.dim() == 3
+        x = image[None] if squeeze else image
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"restore_image: expected a 3 x H x W or B x 3 x H x W tensor, got {tuple(image.shape)}")
+        if image.is_floating_point():
+            y = restorer.restore(x.float()).to(image.dtype)
+        else:
+            scale = float(torch.iinfo(image.dtype).max)
+            y = restorer.restore(x.float() / scale)
+            y = (y * scale).round_().clamp_(0, scale).to(image.dtype)
+        return y[0] if squeeze else y
+    raise TypeError(f"restore_image: expected a numpy array or torch tensor, got {type(image).__name__}")
+
+
+def _integer_scale(dtype: np.dtype) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if np.issubdtype(dtype, np.floating):
+        return 1.0
+    raise ValueError(f"restore_image: unsupported dtype {dtype}; use uint8, uint16 or float")
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an 8- or 16-bit RGB image (PNG, JPEG, TIFF...) as H x W x 3 uint8/uint16."""
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        a = tifffile.imread(str(path))
+    else:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.asarray(im).astype(np.uint16)
+            else:
+                a = np.asarray(im.convert("RGB"))
+            if path.suffix.lower() == ".png" and im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.shape[2] == 4:
+        a = a[..., :3]
+    if a.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{path}: unsupported sample type {a.dtype} (8 or 16 bit images only)")
+    return np.ascontiguousarray(a)
+
+
+def write_image(path: str | Path, image: np.ndarray) -> None:
+    """Write H x W x 3 uint8/uint16 atomically (temporary file in the same folder, then rename)."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(str(tmp), image, photometric="rgb")
+        elif image.dtype == np.uint16:
+            if path.suffix.lower() != ".png":
+                raise ValueError(f"{path}: 16-bit output needs .png or .tiff")
+            _write_png16(tmp, image)
+        else:
+            from PIL import Image
+
+            Image.fromarray(image).save(tmp, quality=95) if path.suffix.lower() in (".jpg", ".jpeg") else Image.fromarray(image).save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _write_png16(path: Path, image: np.ndarray) -> None:
+    # Pillow cannot write 16-bit RGB PNGs; PyAV's png encoder can (rgb48be).
+    import av
+
+    frame = av.VideoFrame.from_ndarray(image.astype(">u2"), format="rgb48be")
+    with av.open(str(path), "w", format="image2") as out:
+        st = out.add_stream("png", rate=1)
+        st.width, st.height, st.pix_fmt = image.shape[1], image.shape[0], "rgb48be"
+        for p in st.encode(frame):
+            out.mux(p)
+        for p in st.encode():
+            out.mux(p)

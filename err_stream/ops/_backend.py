@@ -1,0 +1,78 @@
+"""Backend choice for the ops: decided once per (op, device kind) and cached.
+
+Override with the environment variable ``ERR_STREAM_<OP>_BACKEND`` (for example
+``ERR_STREAM_SELECTIVE_SCAN_BACKEND=torch``), e.g. to compare backends or to work around one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from functools import lru_cache
+
+import torch
+
+# Preference order per op and device kind; the first whose requirements import wins.
+_PREFERENCE: dict[tuple[str, str], tuple[str, ...]] = {
+    ("selective_scan", "cuda"): ("mamba_ssm", "triton", "torch"),
+    ("selective_scan", "cpu"): ("numba", "torch"),
+    ("group_rational", "cuda"): ("kat_rational", "triton", "torch"),
+    ("group_rational", "cpu"): ("torch",),
+}
+
+# Backends that support autograd (used whenever a gradient is needed).
+_DIFFERENTIABLE = {"torch", "kat_rational", "mamba_ssm"}
+
+_REQUIRES = {
+    "mamba_ssm": "mamba_ssm",
+    "kat_rational": "kat_rational",
+    "triton": "triton",
+    "numba": "numba",
+}
+
+
+@lru_cache(maxsize=None)
+def cuda_backend_available(name: str) -> bool:
+    """Whether the optional package behind ``name`` can be imported (without importing it
+    at module load; the import itself happens on first use)."""
+    module = _REQUIRES.get(name)
+    if module is None:
+        return True
+    if importlib.util.find_spec(module) is None:
+        return False
+    try:  # the CUDA extensions can be installed but broken (ABI mismatch): check once
+        importlib.import_module(module if name != "mamba_ssm" else "mamba_ssm.ops.selective_scan_interface")
+        if name == "kat_rational":
+            importlib.import_module("kat_rational.kat_1dgroup")
+    except Exception:
+        return False
+    return True
+
+
+@lru_cache(maxsize=None)
+def _chosen(op: str, kind: str) -> str:
+    forced = os.environ.get(f"ERR_STREAM_{op.upper()}_BACKEND")
+    if forced:
+        return forced
+    if kind == "cuda" and not torch.cuda.is_available():
+        return "torch"
+    for name in _PREFERENCE.get((op, kind), ("torch",)):
+        if cuda_backend_available(name):
+            return name
+    return "torch"
+
+
+def pick_backend(op: str, x: torch.Tensor) -> str:
+    """The backend ``op`` uses for tensor ``x``: fast kernels for inference, a differentiable
+    one when autograd is recording."""
+    kind = "cuda" if x.is_cuda else "cpu"
+    name = _chosen(op, kind)
+    if torch.is_grad_enabled() and x.requires_grad and name not in _DIFFERENTIABLE:
+        return "torch"
+    return name
+
+
+def describe_backends(device: torch.device | str = "cpu") -> dict[str, str]:
+    """Which backend each op uses on ``device`` (for ``--json`` summaries and bug reports)."""
+    kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
+    return {op: _chosen(op, kind) for op in ("selective_scan", "group_rational")}

@@ -1,0 +1,150 @@
+"""Selective scan (the S6 recurrence of Mamba), as used by ERR's SS2D.
+
+Shapes follow mamba_ssm's ``selective_scan_fn``:
+``u, delta``: (B, D, L); ``A``: (D, N); ``B, C``: (B, G, N, L) with D divisible by G (each
+group of D/G channels shares B and C; ERR has G = 4 scan orders); ``D``: (D,);
+``delta_bias``: (D,). With ``dt = softplus(delta + delta_bias)``:
+
+    h_t = exp(dt_t * A) * h_{t-1} + dt_t * B_t * u_t
+    y_t = <C_t, h_t> + D * u_t
+
+The state is float32 whatever the input dtype; the output is float32.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ._backend import pick_backend
+
+__all__ = ["selective_scan", "selective_scan_reference"]
+
+
+def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    u = u.float()
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[None, :, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return u, delta, A.float(), B.float(), C.float(), None if D is None else D.float()
+
+
+def selective_scan_reference(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = True,
+) -> torch.Tensor:
+    """Token-by-token reference (slow; for tests and the naive benchmark baseline)."""
+    u, delta, A, B, C, D = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    b, d, length = u.shape
+    g = B.shape[1]
+    Bx = B.repeat_interleave(d // g, dim=1)  # (b, d, n, L)
+    Cx = C.repeat_interleave(d // g, dim=1)
+    h = u.new_zeros(b, d, A.shape[1])
+    ys = []
+    for t in range(length):
+        dt = delta[:, :, t, None]
+        h = torch.exp(dt * A) * h + dt * Bx[:, :, :, t] * u[:, :, t, None]
+        ys.append((h * Cx[:, :, :, t]).sum(-1))
+    y = torch.stack(ys, dim=-1)
+    if D is not None:
+        y = y + u * D[None, :, None]
+    return y
+
+
+def _selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk: int = 128, d_block: int = 128):
+    """Chunked parallel scan in pure torch: within a chunk of ``chunk`` tokens the linear
+    recurrence ``h_t = a_t h_{t-1} + b_t`` is solved by log2(chunk) doubling steps, and chunks
+    are chained by their last state. Channels are processed ``d_block`` at a time to bound the
+    (B, d_block, chunk, N) temporaries. Differentiable."""
+    u, delta, A, B, C, D = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    bsz, d, length = u.shape
+    g = B.shape[1]
+    per_group = d // g
+    out = []
+    for d0 in range(0, d, d_block):
+        d1 = min(d, d0 + d_block)
+        # Index of the B/C group of each channel of this block.
+        grp = torch.arange(d0, d1, device=u.device) // per_group
+        A_blk = A[d0:d1]  # (db, N)
+        h = u.new_zeros(bsz, d1 - d0, A.shape[1])
+        ys = []
+        for t0 in range(0, length, chunk):
+            t1 = min(length, t0 + chunk)
+            dt = delta[:, d0:d1, t0:t1].unsqueeze(-1)  # (b, db, T, 1)
+            uu = u[:, d0:d1, t0:t1].unsqueeze(-1)
+            Bc = B[:, :, :, t0:t1][:, grp].transpose(2, 3)  # (b, db, T, N)
+            Cc = C[:, :, :, t0:t1][:, grp].transpose(2, 3)
+            a = torch.exp(dt * A_blk[None, :, None, :])  # (b, db, T, N)
+            x = dt * Bc * uu
+            step = 1
+            n = t1 - t0
+            while step < n:  # Hillis-Steele inclusive scan of the affine maps
+                x = torch.cat([x[:, :, :step], a[:, :, step:] * x[:, :, :-step] + x[:, :, step:]], dim=2)
+                a = torch.cat([a[:, :, :step], a[:, :, step:] * a[:, :, :-step]], dim=2)
+                step *= 2
+            hs = x + a * h.unsqueeze(2)
+            h = hs[:, :, -1]
+            ys.append((hs * Cc).sum(-1))
+        out.append(torch.cat(ys, dim=-1))
+    y = torch.cat(out, dim=1)
+    if D is not None:
+        y = y + u * D[None, :, None]
+    return y
+
+
+def _selective_scan_numba(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    from ._numba_scan import selective_scan_numba
+
+    return selective_scan_numba(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
+def _selective_scan_triton(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    from ._triton_kernels import selective_scan_triton
+
+    return selective_scan_triton(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
+def _selective_scan_mamba(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # optional extra
+
+    return selective_scan_fn(
+        u.contiguous(), delta.contiguous(), A.float(), B.contiguous(), C.contiguous(),
+        None if D is None else D.float(), z=None, delta_bias=None if delta_bias is None else delta_bias.float(),
+        delta_softplus=delta_softplus, return_last_state=False,
+    ).float()
+
+
+_BACKENDS = {
+    "reference": lambda *a: selective_scan_reference(*a),
+    "torch": _selective_scan_torch,
+    "numba": _selective_scan_numba,
+    "triton": _selective_scan_triton,
+    "mamba_ssm": _selective_scan_mamba,
+}
+
+
+def selective_scan(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    delta_bias: torch.Tensor | None = None,
+    delta_softplus: bool = True,
+    backend: str | None = None,
+) -> torch.Tensor:
+    """Run the selective scan with the best backend for ``u``'s device (or ``backend``:
+    ``"reference"``, ``"torch"``, ``"numba"``, ``"triton"``, ``"mamba_ssm"``). Returns float32 (B, D, L)."""
+    if u.shape[1] % B.shape[1]:
+        raise ValueError(f"selective_scan: {u.shape[1]} channels do not split into {B.shape[1]} groups")
+    name = backend or pick_backend("selective_scan", u)
+    return _BACKENDS[name](u, delta, A, B, C, D, delta_bias, delta_softplus)
