@@ -22,7 +22,6 @@ COMMANDS = {
     "image": "image",
     "train": "train",
     "eval": "evaluate",
-    "batch": "batch",
     "weights": "weights",
 }
 DEFAULT_COMMAND = "transcode"

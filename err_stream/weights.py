@@ -178,6 +178,9 @@ def fetch_preset(name: str) -> Path:
     cached = cached_preset(name)
     if cached is not None:
         return cached
+    reason = _hub_unreachable()
+    if reason:
+        raise CheckpointError(_offline_message(preset, reason))
     try:
         files = HfApi().list_repo_files(HF_REPO, repo_type=HF_REPO_TYPE)
     except Exception as e:
@@ -187,6 +190,30 @@ def fetch_preset(name: str) -> Path:
         return Path(hf_hub_download(HF_REPO, filename, repo_type=HF_REPO_TYPE, cache_dir=_hf_cache_dir()))
     except Exception as e:
         raise CheckpointError(_offline_message(preset, f"{type(e).__name__}")) from None
+
+
+def _hub_unreachable(timeout: float = 3.0) -> str | None:
+    """Why the Hugging Face Hub cannot be reached, or None if it seems reachable.
+
+    huggingface_hub retries a failing request with back-off for about half a minute; a quick
+    TCP probe lets us fail at once on a machine without network (unless a proxy is set, in
+    which case only the real request can tell).
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
+    except OSError as e:
+        return f"{url.hostname} is not reachable: {e.strerror or e}"
+    return None
 
 
 def cached_preset(name: str) -> Path | None:
