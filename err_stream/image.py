@@ -61,29 +61,40 @@ def _integer_scale(dtype: np.dtype) -> float:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an 8- or 16-bit RGB image (PNG, JPEG, TIFF...) as H x W x 3 uint8/uint16."""
+    """Read an 8- or 16-bit RGB image (PNG, JPEG, TIFF...) as H x W x 3 uint8/uint16.
+
+    Grey images are expanded to RGB and alpha is dropped. 16-bit PNGs are read through
+    PyAV's PNG decoder (Pillow reduces 16-bit RGB PNGs to 8 bits)."""
     path = Path(path)
-    if path.suffix.lower() in (".tif", ".tiff"):
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
         import tifffile
 
         a = tifffile.imread(str(path))
+    elif suffix == ".png":
+        a = _read_png(path)
     else:
         from PIL import Image
 
         with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.asarray(im).astype(np.uint16)
-            else:
-                a = np.asarray(im.convert("RGB"))
-            if path.suffix.lower() == ".png" and im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                a = np.repeat(a[..., None], 3, axis=2)
+            a = np.asarray(im.convert("RGB"))
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=2)
-    if a.shape[2] == 4:
-        a = a[..., :3]
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"{path}: expected an RGB or grey image, got shape {a.shape}")
+    a = a[..., :3]
     if a.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: unsupported sample type {a.dtype} (8 or 16 bit images only)")
     return np.ascontiguousarray(a)
+
+
+def _read_png(path: Path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    deep = frame.format.name.startswith(("rgb48", "rgba64", "gray16", "ya16"))
+    return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:
@@ -115,7 +126,7 @@ def _write_png16(path: Path, image: np.ndarray) -> None:
     # Pillow cannot write 16-bit RGB PNGs; PyAV's png encoder can (rgb48be).
     import av
 
-    frame = av.VideoFrame.from_ndarray(image.astype(">u2"), format="rgb48be")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=np.uint16), format="rgb48be")
     with av.open(str(path), "w", format="image2") as out:
         st = out.add_stream("png", rate=1)
         st.width, st.height, st.pix_fmt = image.shape[1], image.shape[0], "rgb48be"

@@ -190,23 +190,26 @@ class Restorer:
         mid = m.trunk_lfr(x2)
         del x2
 
-        # Pass 3: HFR stem (k1, full res) -> its H/2 embedding. k1 itself is not kept: pass 4
-        # recomputes it per tile, which is what bounds the memory.
-        hmap = None
+        # Pass 3: HFR stem (k1, full res) -> its H/2 embedding -> deep1, kept at H/2 with its
+        # global sum. k1 itself is not kept: pass 4 recomputes it per tile, which is what
+        # bounds the memory (deep1 is local, so it is tiled too).
+        dk = None
+        dk_sum = torch.zeros(b, m.config.channels, device=x.device, dtype=torch.float32)
         for (r, c), (rr, cc), core in _regions(tiles, hp, wp, halo):
             _, k1_t = m.shell_lfr_out(mid[..., _div(rr, 4), _div(cc, 4)], x[..., rr, cc], out1[..., rr, cc])
-            h_t = m.embed_in(k1_t[..., core[0], core[1]])
-            if hmap is None:
-                hmap = h_t.new_empty(b, h_t.shape[1], hp // 2, wp // 2)
-            hmap[..., _div(r, 2), _div(c, 2)] = h_t
-        o = m.trunk_hfr(hmap)
-        del hmap
+            dk_t = m.deep1(m.embed_in(k1_t))[..., _div(core[0], 2), _div(core[1], 2)]
+            if dk is None:
+                dk = dk_t.new_empty(b, dk_t.shape[1], hp // 2, wp // 2)
+            dk[..., _div(r, 2), _div(c, 2)] = dk_t
+            dk_sum += dk_t.sum(dim=(2, 3), dtype=torch.float32)
+        freq = m.hfr_frequency(dk_sum, (hp // 2) * (wp // 2))
 
         # Pass 4: HFR head.
         out = x.new_empty(b, 3, hp, wp)
         for (r, c), (rr, cc), core in _regions(tiles, hp, wp, halo):
             out2_t, k1_t = m.shell_lfr_out(mid[..., _div(rr, 4), _div(cc, 4)], x[..., rr, cc], out1[..., rr, cc])
-            y = m.shell_hfr_out(o[..., _div(rr, 2), _div(cc, 2)], k1_t, out2_t)
+            o_t = m.hfr_mix(dk[..., _div(rr, 2), _div(cc, 2)], freq)
+            y = m.shell_hfr_out(o_t, k1_t, out2_t)
             out[..., r, c] = y[..., core[0], core[1]]
         return out
 

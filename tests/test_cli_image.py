@@ -1,0 +1,62 @@
+"""`err-stream image`: files and folders, 8/16 bit, errors and exit codes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from err_stream.cli import main
+from err_stream.image import read_image, restore_image, write_image
+
+
+@pytest.fixture()
+def images(tmp_path):
+    rng = np.random.default_rng(1)
+    src = tmp_path / "in"
+    src.mkdir()
+    a8 = (rng.random((70, 90, 3)) * 255).astype(np.uint8)
+    Image.fromarray(a8).save(src / "a.png")
+    Image.fromarray(a8).save(src / "b.jpg", quality=95)
+    a16 = (rng.random((60, 50, 3)) * 65535).astype(np.uint16)
+    write_image(src / "c.tif", a16)
+    write_image(src / "d.png", a16)
+    (src / "notes.txt").write_text("ignored")
+    return src
+
+
+def test_folder_of_8_and_16_bit_images(images, tmp_path, golden_path, golden_model):
+    out = tmp_path / "out"
+    assert main(["image", str(images), str(out), "--weights", str(golden_path), "--device", "cpu", "--quiet"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.jpg", "c.tif", "d.png"]
+    for name, dtype in (("a.png", np.uint8), ("c.tif", np.uint16), ("d.png", np.uint16)):
+        got = read_image(out / name)
+        assert got.dtype == dtype, name
+        expected = restore_image(golden_model, read_image(images / name))
+        assert np.abs(got.astype(np.int64) - expected.astype(np.int64)).max() <= 1, name
+
+
+def test_16_bit_png_round_trip_is_lossless(tmp_path):
+    a = (np.random.default_rng(2).random((17, 23, 3)) * 65535).astype(np.uint16)
+    write_image(tmp_path / "x.png", a)
+    assert np.array_equal(read_image(tmp_path / "x.png"), a)
+
+
+def test_errors_exit_1_and_write_nothing(images, tmp_path, golden_path, capsys):
+    w = ["--weights", str(golden_path), "--device", "cpu"]
+    assert main(["image", str(tmp_path / "missing.png"), str(tmp_path / "o.png"), *w]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["image", str(images / "notes.txt"), str(tmp_path / "o.png"), *w]) == 1
+    assert "not an image" in capsys.readouterr().err
+    broken = tmp_path / "broken.png"
+    broken.write_bytes((images / "a.png").read_bytes()[:60])
+    assert main(["image", str(broken), str(tmp_path / "o.png"), *w]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+    existing = tmp_path / "keep.png"
+    existing.write_bytes(b"user data")
+    assert main(["image", str(images / "a.png"), str(existing), *w]) == 1
+    assert "--overwrite" in capsys.readouterr().err and existing.read_bytes() == b"user data"
+    assert main(["image", str(images / "a.png"), str(tmp_path / "o.png"), "--weights", str(images / "a.png")]) == 1
+    assert "checkpoint" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.part*")) and not list(tmp_path.glob(".*part*"))
