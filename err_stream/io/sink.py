@@ -1,0 +1,433 @@
+"""Where frames go: the encoder choice, the output container (restored video plus every
+other stream copied packet for packet), and the atomic output file."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ProcessingError, UserError
+from .colour import PlaneFormat
+from .priority import call_at_lower_priority
+from .source import VideoInfo, _attached_pic_flag
+
+log = logging.getLogger(__name__)
+
+# Output containers by extension (FFmpeg muxer names).
+CONTAINERS = {
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mov": "mov",
+    ".mkv": "matroska",
+    ".webm": "webm",
+    ".avi": "avi",
+    ".ts": "mpegts",
+    ".m2ts": "mpegts",
+    ".mxf": "mxf",
+    ".nut": "nut",
+}
+
+# Per input codec family: the encoder that keeps it, and its high-quality defaults.
+DEFAULT_ENCODERS = {
+    "h264": "libx264",
+    "hevc": "libx265",
+    "vp9": "libvpx-vp9",
+    "vp8": "libvpx-vp9",
+    "av1": "libsvtav1",
+    "prores": "prores_ks",
+    "ffv1": "ffv1",
+}
+# Tried in order when the family's encoder cannot store the format or the container.
+FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
+
+ENCODER_DEFAULTS: dict[str, dict[str, str]] = {
+    "libx264": {"crf": "16", "preset": "medium"},
+    "libx265": {"crf": "18", "preset": "medium", "x265-params": "log-level=error"},
+    "libvpx-vp9": {"crf": "20", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "2"},
+    "libsvtav1": {"crf": "24", "preset": "6"},
+    "hevc_nvenc": {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "19"},
+    "h264_nvenc": {"preset": "p5", "tune": "hq", "rc": "vbr", "cq": "18"},
+    "prores_ks": {},
+    "ffv1": {"level": "3"},
+}
+# Which option a generic --crf / --encoder-preset becomes, per encoder (None: the encoder has none).
+CRF_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libsvtav1": "crf", "hevc_nvenc": "cq", "h264_nvenc": "cq"}
+PRESET_OPTION = {
+    "libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "hevc_nvenc": "preset", "h264_nvenc": "preset",
+    "libvpx-vp9": "deadline",
+}
+
+PARTIAL_MARK = ".err-stream-partial"
+
+
+def container_format(out: Path) -> str:
+    fmt = CONTAINERS.get(out.suffix.lower())
+    if fmt is None:
+        raise UserError(f"{out}: unknown video container {out.suffix!r}; use one of {', '.join(CONTAINERS)}")
+    return fmt
+
+
+def container_codecs(fmt: str) -> set[str]:
+    """Codec names the muxer accepts."""
+    import av
+
+    with av.open(io.BytesIO(), "w", format=fmt) as c:
+        return set(c.supported_codecs)
+
+
+def _encoder(name: str):
+    import av
+
+    try:
+        codec = av.codec.Codec(name, "w")
+    except Exception:
+        raise UserError(f"--codec {name}: no such encoder in this FFmpeg build") from None
+    if codec.type != "video":
+        raise UserError(f"--codec {name}: not a video encoder")
+    return codec
+
+
+@dataclass
+class EncoderSettings:
+    codec: str
+    pix_fmt: PlaneFormat
+    options: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        opts = " ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{self.codec} {self.pix_fmt.name}" + (f" ({opts})" if opts else "")
+
+
+def _pick_pix_fmt(want: PlaneFormat, supported: list[str]) -> PlaneFormat | None:
+    """The encoder's format closest to ``want``: same depth and subsampling (planar first),
+    else the least that keeps the depth and the chroma resolution."""
+    cands = []
+    for name in supported:
+        try:
+            f = PlaneFormat.parse(name)
+        except UserError:
+            continue
+        if name.startswith("yuvj") != want.name.startswith("yuvj"):
+            continue
+        keeps = f.bits >= want.bits and f.log2_chroma_w <= want.log2_chroma_w and f.log2_chroma_h <= want.log2_chroma_h
+        cost = (
+            0 if (f.bits, f.log2_chroma_w, f.log2_chroma_h) == (want.bits, want.log2_chroma_w, want.log2_chroma_h) else 1 if keeps else 2,
+            f.semi_planar,
+            f.bits - want.bits if f.bits >= want.bits else 100,
+            (want.log2_chroma_w - f.log2_chroma_w) + (want.log2_chroma_h - f.log2_chroma_h),
+        )
+        cands.append((cost, f))
+    cands.sort(key=lambda c: c[0])
+    if not cands or cands[0][0][0] == 2:
+        return None
+    return cands[0][1]
+
+
+def choose_encoder(
+    info: VideoInfo,
+    out: Path,
+    codec: str | None = None,
+    crf: float | None = None,
+    preset: str | None = None,
+    pix_fmt: str | None = None,
+    encoder_opts: list[str] | tuple[str, ...] = (),
+) -> EncoderSettings:
+    """Turn the user's encoder options (or the defaults: the input's codec family at high
+    quality, its pixel format) into settings this FFmpeg and OUT's container accept."""
+    fmt = container_format(out)
+    allowed = container_codecs(fmt)
+    want = PlaneFormat.parse(pix_fmt) if pix_fmt else info.pix_fmt
+    if codec is not None:
+        enc = _encoder(codec)
+        if enc.canonical_name not in allowed:
+            raise UserError(f"--codec {codec}: {enc.canonical_name} cannot be stored in {out.suffix} files")
+        formats = [f.name for f in (enc.video_formats or [])]
+        chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+        if chosen is None:
+            raise UserError(f"--codec {codec} cannot encode {want.name}; it takes {', '.join(formats)} (use --pix-fmt)")
+    else:
+        chosen = None
+        for name in (DEFAULT_ENCODERS.get(info.codec), *FALLBACK_ENCODERS):
+            if name is None:
+                continue
+            try:
+                enc = _encoder(name)
+            except UserError:
+                continue
+            if enc.canonical_name not in allowed:
+                continue
+            formats = [f.name for f in (enc.video_formats or [])]
+            chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+            if chosen is not None:
+                codec = name
+                break
+        if chosen is None or codec is None:
+            raise UserError(f"no encoder here can write {want.name} video into {out.suffix} files; choose --codec/--pix-fmt")
+    if chosen.name != want.name:
+        log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
+
+    options = dict(ENCODER_DEFAULTS.get(codec, {}))
+    if codec == "prores_ks":
+        options["profile"] = "4444" if chosen.log2_chroma_w == 0 else "hq"
+    if crf is not None:
+        key = CRF_OPTION.get(codec)
+        if key is None:
+            raise UserError(f"--crf: {codec} has no constant-quality setting (use --encoder-opt)")
+        options[key] = f"{crf:g}"
+    if preset is not None:
+        key = PRESET_OPTION.get(codec)
+        if key is None:
+            raise UserError(f"--encoder-preset: {codec} has no presets (use --encoder-opt)")
+        options[key] = preset
+    for item in encoder_opts:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--encoder-opt {item!r}: expected KEY=VALUE (e.g. tune=film)")
+        if key == "x265-params" and "x265-params" in options:
+            value = options["x265-params"] + ":" + value
+        options[key] = value
+    for st in info.other_streams:
+        if st.type in ("audio", "subtitle", "video") and st.codec not in allowed:
+            raise UserError(_uncopyable(info, st.index, st.type, st.codec, out))
+    if info.hdr is not None:
+        if codec == "libx265":
+            params = ":".join(info.hdr.x265_params())
+            if params:
+                options["x265-params"] = (options.get("x265-params", "") + ":" + params).strip(":")
+        else:
+            log.warning("the input has HDR10 metadata; only libx265 output carries it (in the bitstream)")
+    return EncoderSettings(codec, chosen, options)
+
+
+def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: Path) -> str:
+    return (
+        f"{info.path}: stream #{index} ({kind}, {codec}) cannot be stored in {out.suffix} files "
+        f"(streams are copied, not converted); write .mkv or another container that takes {codec}"
+    )
+
+
+# ----------------------------------------------------------------------------- output file
+class PartialOutput:
+    """OUT is written as ``.OUT.err-stream-partial.EXT`` in OUT's folder and renamed into
+    place by :meth:`commit`; anything else (error, Ctrl-C) removes the partial file and
+    leaves OUT (new or pre-existing) untouched. A partial file left by a killed run is
+    removed on the next run for the same OUT."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
+        out = Path(out)
+        self.out = out
+        if out.is_dir():
+            raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
+        if out.exists() and not overwrite:
+            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
+        if not out.parent.is_dir():
+            what = "is not a folder" if out.parent.exists() else "no such folder"
+            raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
+        if source is not None and out.exists() and out.resolve() == Path(source).resolve():
+            raise UserError(f"{out}: is the input file; write to another file")
+        self.tmp = out.with_name(f".{out.name}{PARTIAL_MARK}{out.suffix}")
+        self.committed = False
+
+    def __enter__(self) -> PartialOutput:
+        if self.tmp.exists():
+            log.info("removing %s left by an interrupted run", self.tmp)
+            self.tmp.unlink()
+        try:
+            with open(self.tmp, "wb"):
+                pass
+        except OSError as e:
+            raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+        return self
+
+    def commit(self) -> None:
+        os.replace(self.tmp, self.out)
+        self.committed = True
+
+    def __exit__(self, *exc) -> None:
+        if not self.committed:
+            try:
+                self.tmp.unlink()
+            except FileNotFoundError:
+                pass
+
+
+# ----------------------------------------------------------------------------- the sink
+class StreamCopier:
+    """Every stream but the restored video, copied packet for packet (no re-encoding) from
+    a second reader of the input, kept in step with the video by :meth:`pump`."""
+
+    def __init__(self, info: VideoInfo, out_container, out: Path, allowed: set[str]) -> None:
+        import av
+
+        self.input = av.open(str(info.path))
+        self.output = out_container
+        self.map = {}
+        for s in self.input.streams:
+            if s.index == info.video_index:
+                continue
+            name = s.codec_context.name if s.codec_context is not None else None
+            if s.type in ("audio", "subtitle", "video") and name not in allowed:
+                message = _uncopyable(info, s.index, s.type, name, out)
+                self.close()
+                raise UserError(message)
+            try:
+                o = out_container.add_stream_from_template(s)
+            except Exception as e:
+                message = f"{info.path}: stream #{s.index} ({s.type}, {name}) cannot be copied to {out.suffix}: {e}"
+                self.close()
+                raise UserError(message) from None
+            for k, v in s.metadata.items():
+                o.metadata[k] = v
+            if s.disposition & _attached_pic_flag():
+                o.disposition = s.disposition
+            self.map[s.index] = o
+        self._packets = self.input.demux([self.input.streams[i] for i in self.map]) if self.map else iter(())
+        self._pending = None
+        self.copied = 0
+
+    def pump(self, until: float | None = None) -> None:
+        """Mux copied packets up to time ``until`` (seconds; None: all that are left)."""
+        while True:
+            p = self._pending
+            if p is None:
+                p = next(self._packets, None)
+                if p is None:
+                    return
+                if p.size == 0 and p.pts is None and p.dts is None:
+                    continue  # the demuxer's end-of-stream marker
+            ts = p.dts if p.dts is not None else p.pts
+            if until is not None and ts is not None and p.time_base is not None and float(ts * p.time_base) > until:
+                self._pending = p
+                return
+            self._pending = None
+            p.stream = self.map[p.stream.index]
+            self.output.mux(p)
+            self.copied += 1
+
+    def close(self) -> None:
+        self.input.close()
+
+
+class VideoSink:
+    """Encode restored frames with the input's timestamps into the output container."""
+
+    # How far ahead of the video the copied streams are muxed (seconds).
+    LEAD = 1.0
+
+    def __init__(self, path: Path, out: Path, info: VideoInfo, settings: EncoderSettings) -> None:
+        import av
+
+        self.info = info
+        self.settings = settings
+        self.fmt = settings.pix_fmt
+        fmt_name = container_format(out)
+        try:
+            self.container = av.open(str(path), "w", format=fmt_name)
+        except av.error.FFmpegError as e:
+            raise UserError(f"{out}: cannot create the output ({e})") from None
+        self.copier = None
+        try:
+            rate = info.average_rate
+            vs = self.container.add_stream(settings.codec, rate=rate)
+            vs.width, vs.height = info.width, info.height
+            vs.pix_fmt = self.fmt.name
+            # The input's own clock: every frame keeps its timestamp (VFR stays VFR).
+            vs.time_base = info.time_base
+            cc = vs.codec_context
+            cc.time_base = info.time_base
+            if info.sample_aspect_ratio:
+                cc.sample_aspect_ratio = info.sample_aspect_ratio
+            info.tags.apply_to(cc)
+            cc.options = dict(settings.options)
+            if settings.codec in ("libx265", "hevc_nvenc") and fmt_name in ("mp4", "mov"):
+                cc.codec_tag = "hvc1"  # the tag Apple players require
+            self.stream = vs
+            for k, v in self.container_metadata().items():
+                self.container.metadata[k] = v
+            self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name))
+            try:
+                # Opened from a lower-priority thread: the encoder's worker threads inherit it.
+                call_at_lower_priority(self.container.start_encoding)
+            except (av.error.FFmpegError, ValueError) as e:
+                raise UserError(f"{out}: cannot start writing: {settings.codec} with {settings.describe()} refused ({e})") from None
+        except BaseException:
+            self.abort()
+            raise
+        self.frames = 0
+
+    def container_metadata(self) -> dict[str, str]:
+        import av
+
+        with av.open(str(self.info.path)) as c:
+            skip = ("encoder", "major_brand", "minor_version", "compatible_brands")  # the muxer writes its own
+            return {k: v for k, v in c.metadata.items() if k.lower() not in skip}
+
+    def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], pts: int, duration: int = 0) -> None:
+        import av
+
+        frame = av.VideoFrame(self.info.width, self.info.height, self.fmt.name)
+        fill_planes(frame, planes, self.fmt)
+        frame.pts = pts
+        frame.time_base = self.info.time_base
+        if duration:
+            frame.duration = duration
+        self.info.tags.apply_to(frame)
+        try:
+            for packet in self.stream.encode(frame):
+                self.container.mux(packet)
+            self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
+        except av.error.FFmpegError as e:
+            raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+        self.frames += 1
+
+    def finish(self) -> None:
+        import av
+
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            self.copier.pump(None)
+            self.container.close()
+        except av.error.FFmpegError as e:
+            raise ProcessingError(f"finishing the output failed: {e}") from None
+        finally:
+            self.copier.close()
+
+    def abort(self) -> None:
+        for close in (getattr(self.copier, "close", None), self.container.close):
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:  # already failing: the partial file is removed anyway
+                pass
+
+
+def fill_planes(frame, planes, fmt: PlaneFormat) -> None:
+    """Copy Y, Cb, Cr arrays into a PyAV frame's buffers (planar, or interleaved chroma for
+    NV12/P010-style formats)."""
+    item = fmt.dtype.itemsize
+    shapes = fmt.plane_shapes(frame.width, frame.height)
+    if fmt.semi_planar:
+        y, cb, cr = planes
+        shift = 16 - fmt.bits if fmt.name.startswith("p0") or fmt.name.startswith("p2") else 0  # P010: MSB-aligned
+        _view(frame.planes[0], shapes[0], fmt.dtype, item)[...] = np.asarray(y) << shift if shift else y
+        ch, cw = shapes[1]
+        uv = _view(frame.planes[1], (ch, 2 * cw), fmt.dtype, item).reshape(ch, cw, 2)
+        uv[..., 0] = np.asarray(cb) << shift if shift else cb
+        uv[..., 1] = np.asarray(cr) << shift if shift else cr
+        return
+    for p, shape, a in zip(frame.planes, shapes, planes):
+        _view(p, shape, fmt.dtype, item)[...] = a
+
+
+def _view(plane, shape: tuple[int, int], dtype: np.dtype, item: int) -> np.ndarray:
+    h, w = shape
+    stride = plane.line_size // item
+    return np.frombuffer(plane, dtype=dtype, count=h * stride).reshape(h, stride)[:, :w]
+

@@ -1,0 +1,407 @@
+"""Where frames come from: probing a video file, and its decoders (PyAV, NVIDIA DALI).
+
+A source yields :class:`SourceFrame` objects in presentation order, each with its own
+timestamp. PyAV frames carry their YUV planes as they were decoded (integer code values,
+never converted to RGB by FFmpeg); DALI frames carry DALI's RGB, which
+:meth:`~err_stream.io.colour.YCbCrConverter.from_bt601_limited_rgb` corrects.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ProcessingError, UserError
+from .colour import ColourTags, HdrMetadata, PlaneFormat
+
+log = logging.getLogger(__name__)
+
+# Codecs NVIDIA DALI decodes: on the GPU (NVDEC), and with its CPU decoder (DALI 2.x).
+DALI_GPU_CODECS = ("h264", "hevc", "av1", "vp9", "vp8", "mjpeg", "mpeg4")
+DALI_CPU_CODECS = ("vp8", "vp9", "mjpeg")
+
+
+@dataclass
+class StreamSummary:
+    index: int
+    type: str
+    codec: str
+
+
+@dataclass
+class VideoInfo:
+    """What we need to know about the input before decoding it all."""
+
+    path: Path
+    format_name: str
+    video_index: int
+    codec: str
+    width: int
+    height: int
+    pix_fmt: PlaneFormat
+    tags: ColourTags
+    time_base: Fraction
+    average_rate: Fraction | None
+    frames_estimate: int | None
+    duration: float | None
+    sample_aspect_ratio: Fraction | None = None
+    rotation: int = 0
+    hdr: HdrMetadata | None = None
+    other_streams: list[StreamSummary] = field(default_factory=list)
+
+    def describe(self) -> str:
+        t = self.tags.describe()
+        return (
+            f"{self.codec} {self.width}x{self.height} {self.pix_fmt.name} ({self.pix_fmt.subsampling()}, "
+            f"{self.pix_fmt.bits}-bit, {t['matrix']}/{t['range']}/{t['primaries']}/{t['transfer']})"
+        )
+
+
+@dataclass
+class SourceFrame:
+    """One decoded frame. Exactly one of ``planes`` (Y, Cb, Cr code values: numpy arrays or
+    torch tensors) and ``rgb601`` (H x W x 3 uint8 torch tensor from DALI) is set."""
+
+    index: int
+    pts: int
+    duration: int
+    planes: tuple[Any, Any, Any] | None = None
+    rgb601: Any = None
+    ready: Any = None  # a CUDA event the data is ready after (GPU sources)
+    keepalive: Any = None  # what owns the memory ``planes`` view (an av.VideoFrame)
+    side_data: dict = field(default_factory=dict)
+
+
+def _open(path: Path):
+    import av
+
+    if not path.exists():
+        raise UserError(f"{path}: no such file")
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder, expected a video file")
+    try:
+        return av.open(str(path))
+    except av.error.FFmpegError as e:
+        raise UserError(f"{path}: not a video file FFmpeg can read, or truncated/corrupt ({_reason(e)})") from None
+
+
+def _reason(e: Exception) -> str:
+    return getattr(e, "strerror", None) or str(e).split(":")[0] or type(e).__name__
+
+
+def _pick_video_stream(container, path: Path):
+    for s in container.streams.video:
+        if not s.disposition & _attached_pic_flag():
+            return s
+    raise UserError(f"{path}: has no video stream")
+
+
+def _attached_pic_flag() -> int:
+    import av
+
+    return int(av.stream.Disposition.attached_pic)
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read the container and the first frame; raise UserError if it is not a usable video."""
+    import av
+
+    path = Path(path)
+    container = _open(path)
+    try:
+        vs = _pick_video_stream(container, path)
+        first = None
+        try:
+            for frame in container.decode(vs):
+                first = frame
+                break
+        except av.error.FFmpegError as e:
+            raise UserError(f"{path}: corrupt or truncated video: decoding failed at frame 0 ({_reason(e)})") from None
+        if first is None:
+            raise UserError(f"{path}: the video stream has no decodable frames (empty or corrupt file)")
+        fmt = PlaneFormat.parse(first.format.name)
+        tags = ColourTags.of(first)
+        cc_tags = ColourTags.of(vs.codec_context)
+        # Some decoders leave frame tags unspecified when the container has them.
+        tags = ColourTags(
+            tags.matrix if tags.matrix != 2 else cc_tags.matrix,
+            tags.range if tags.range != 0 else cc_tags.range,
+            tags.primaries if tags.primaries != 2 else cc_tags.primaries,
+            tags.transfer if tags.transfer != 2 else cc_tags.transfer,
+        )
+        hdr = _hdr_of(first, vs.codec_context)
+        tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
+        rate = vs.average_rate or vs.guessed_rate
+        rate = Fraction(rate.numerator, rate.denominator) if rate else None
+        duration = None
+        if vs.duration is not None:
+            duration = float(vs.duration * vs.time_base)
+        elif container.duration:
+            duration = container.duration / 1e6
+        estimate = vs.frames or (round(duration * rate) if duration and rate else None)
+        sar = vs.sample_aspect_ratio
+        others = [
+            StreamSummary(s.index, s.type, s.codec_context.name if s.codec_context else "none")
+            for s in container.streams
+            if s.index != vs.index
+        ]
+        return VideoInfo(
+            path=path,
+            format_name=container.format.name,
+            video_index=vs.index,
+            codec=vs.codec_context.name,
+            width=first.width,
+            height=first.height,
+            pix_fmt=fmt,
+            tags=tags,
+            time_base=tb,
+            average_rate=rate,
+            frames_estimate=estimate or None,
+            duration=duration,
+            sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else None,
+            rotation=int(getattr(first, "rotation", 0) or 0),
+            hdr=hdr,
+            other_streams=others,
+        )
+    finally:
+        container.close()
+
+
+def _hdr_of(frame, codec_context) -> HdrMetadata | None:
+    from av.sidedata.sidedata import Type
+
+    found: dict = {}
+    for source in (codec_context.decoded_side_data or {}, {sd.type: sd for sd in frame.side_data.values()}):
+        for key in (Type.MASTERING_DISPLAY_METADATA, Type.CONTENT_LIGHT_LEVEL):
+            if key in source and key not in found:
+                found[key] = bytes(source[key])
+    return HdrMetadata.from_side_data(found.get(Type.MASTERING_DISPLAY_METADATA), found.get(Type.CONTENT_LIGHT_LEVEL))
+
+
+def plane_views(frame, fmt: PlaneFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Y, Cb, Cr of a decoded PyAV frame as numpy views of its buffers (no copy)."""
+    out = []
+    item = fmt.dtype.itemsize
+    for i, (h, w) in enumerate(fmt.plane_shapes(frame.width, frame.height)):
+        p = frame.planes[i]
+        stride = p.line_size // item
+        a = np.frombuffer(p, dtype=fmt.dtype, count=h * stride).reshape(h, stride)
+        out.append(a[:, :w])
+    return tuple(out)  # type: ignore[return-value]
+
+
+class PyAVSource:
+    """Decode with FFmpeg through PyAV, threaded (frame and slice threads)."""
+
+    name = "pyav"
+
+    def __init__(self, info: VideoInfo, threads: int = 0) -> None:
+        self.info = info
+        self.threads = threads
+
+    def frames(self) -> Iterator[SourceFrame]:
+        import av
+
+        info = self.info
+        container = _open(info.path)
+        vs = container.streams[info.video_index]
+        vs.thread_type = "AUTO"
+        vs.codec_context.thread_count = self.threads
+        index = 0
+        last_pts: int | None = None
+        stream_end: dict[int, float] = {}
+        try:
+            try:
+                for packet in container.demux():
+                    if packet.pts is not None and packet.time_base is not None:
+                        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                        stream_end[packet.stream.index] = max(stream_end.get(packet.stream.index, -math.inf), end)
+                    if packet.stream.index != vs.index:
+                        continue
+                    for frame in packet.decode():
+                        if frame.width != info.width or frame.height != info.height or frame.format.name != info.pix_fmt.name:
+                            raise UserError(
+                                f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
+                                f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
+                            )
+                        if frame.is_corrupt:
+                            raise UserError(f"{info.path}: corrupt video: frame {index} (t={_time(frame.pts, info):.3f} s) is damaged")
+                        pts = frame.pts
+                        if pts is None:
+                            pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
+                        last_pts = pts
+                        yield SourceFrame(
+                            index=index,
+                            pts=pts,
+                            duration=int(frame.duration or 0),
+                            planes=plane_views(frame, info.pix_fmt),
+                            keepalive=frame,
+                        )
+                        index += 1
+            except av.error.FFmpegError as e:
+                at = f"frame {index}" + (f" (after t={_time(last_pts, info):.3f} s)" if last_pts is not None else "")
+                raise UserError(f"{info.path}: corrupt or truncated video: decoding failed at {at}: {_reason(e)}") from None
+            _check_complete(info, container, stream_end, index, last_pts)
+        finally:
+            container.close()
+
+
+def _tick(info: VideoInfo) -> int:
+    if info.average_rate:
+        return max(1, round(1 / (info.average_rate * info.time_base)))
+    return 1
+
+
+def _time(pts: int | None, info: VideoInfo) -> float:
+    return float((pts or 0) * info.time_base)
+
+
+def _check_complete(info: VideoInfo, container, stream_end: dict[int, float], frames: int, last_pts) -> None:
+    """A file cut short can demux without an error (Matroska does): compare where the
+    streams end with the duration the container declares."""
+    if not container.duration or not stream_end:
+        return
+    start = (container.start_time or 0) / 1e6
+    declared = start + container.duration / 1e6
+    reached = max(stream_end.values())
+    tick = float(1 / info.average_rate) if info.average_rate else 0.04
+    if reached < declared - max(0.5, 3 * tick):
+        raise UserError(
+            f"{info.path}: truncated video: the streams stop at {reached:.3f} s (after frame {frames - 1}, "
+            f"t={_time(last_pts, info):.3f} s) but the file declares {declared:.3f} s"
+        )
+
+
+# ----------------------------------------------------------------------------- DALI
+def dali_available() -> bool:
+    try:
+        import nvidia.dali  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def _import_dali():
+    try:
+        import nvidia.dali as dali
+        import nvidia.dali.fn as fn
+        import nvidia.dali.types as types
+    except ImportError:
+        raise UserError(
+            "--decoder dali needs NVIDIA DALI: pip install 'err-stream[dali]' (or use --decoder pyav)"
+        ) from None
+    return dali, fn, types
+
+
+def presentation_timestamps(info: VideoInfo) -> tuple[list[int], list[int]]:
+    """The video stream's frame timestamps in presentation order, read from the packets
+    (no decoding), with each frame's duration."""
+    import av
+
+    container = _open(info.path)
+    try:
+        pts: list[int] = []
+        durations: dict[int, int] = {}
+        try:
+            for packet in container.demux(container.streams[info.video_index]):
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                pts.append(packet.pts)
+                durations[packet.pts] = int(packet.duration or 0)
+        except av.error.FFmpegError as e:
+            raise UserError(f"{info.path}: corrupt or truncated video: reading failed after {len(pts)} packets: {_reason(e)}") from None
+    finally:
+        container.close()
+    pts.sort()
+    return pts, [durations[p] for p in pts]
+
+
+class DaliSource:
+    """Decode with NVIDIA DALI's video reader, streaming the whole file in order.
+
+    On a GPU (``device="gpu"``) NVDEC decodes and frames stay in GPU memory: they reach
+    torch through DLPack. DALI's CPU decoder handles VP8/VP9/MJPEG only. DALI converts to
+    RGB with BT.601 limited-range coefficients whatever the stream says; frames are passed
+    on as that RGB and corrected with the stream's matrix by the colour stage.
+    """
+
+    name = "dali"
+
+    def __init__(self, info: VideoInfo, device: str = "cpu", sequence_length: int = 8, threads: int = 2, device_id: int = 0) -> None:
+        if info.pix_fmt.bits != 8 or info.pix_fmt.subsampling() != "4:2:0":
+            raise UserError(f"--decoder dali reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}: use --decoder pyav")
+        allowed = DALI_GPU_CODECS if device == "gpu" else DALI_CPU_CODECS
+        if info.codec not in allowed:
+            where = "on the GPU" if device == "gpu" else "with its CPU decoder (VP8, VP9, MJPEG only)"
+            raise UserError(f"--decoder dali cannot decode {info.codec} {where}; use --decoder pyav")
+        self.info = info
+        self.device = device
+        self.sequence_length = sequence_length
+        self.threads = threads
+        self.device_id = device_id
+        _import_dali()
+
+    def _pipeline(self, device_id: int | None):
+        dali, fn, types = _import_dali()
+
+        @dali.pipeline_def(batch_size=1, num_threads=self.threads, device_id=device_id, prefetch_queue_depth=2)
+        def reader():
+            video, index = fn.experimental.readers.video(
+                filenames=[str(self.info.path.resolve())],
+                sequence_length=self.sequence_length,
+                device="gpu" if self.device == "gpu" else "cpu",
+                enable_frame_num="sequence",
+                pad_mode="constant",
+                name="reader",
+            )
+            return video, index
+
+        pipe = reader()
+        pipe.build()
+        return pipe
+
+    def frames(self) -> Iterator[SourceFrame]:
+        import torch
+
+        pts, durations = presentation_timestamps(self.info)
+        gpu = self.device == "gpu"
+        pipe = self._pipeline(self.device_id if gpu else None)
+        copy_stream = torch.cuda.Stream(self.device_id) if gpu else None
+        batches = pipe.epoch_size("reader")
+        index = 0
+        try:
+            for _ in range(batches):
+                try:
+                    video, frame_index = pipe.run()
+                except RuntimeError as e:
+                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    raise UserError(f"{self.info.path}: DALI failed to decode after frame {index}: {first}") from None
+                idx_cpu = frame_index.as_cpu() if hasattr(frame_index, "as_cpu") else frame_index
+                idx = np.asarray(idx_cpu[0]).reshape(-1)
+                keep = idx >= 0  # padding frames of the last sequence are numbered -1
+                if gpu:
+                    with torch.cuda.device(self.device_id), torch.cuda.stream(copy_stream):
+                        seq = torch.from_dlpack(video[0]).clone()  # ours: DALI reuses its buffer on the next run
+                        ready = torch.cuda.Event()
+                        ready.record(copy_stream)
+                else:
+                    seq = torch.from_numpy(np.array(video[0]))
+                    ready = None
+                for k in np.flatnonzero(keep):
+                    if index >= len(pts):
+                        raise ProcessingError(f"DALI decoded more frames than the container holds ({len(pts)})")
+                    yield SourceFrame(index=index, pts=pts[index], duration=durations[index], rgb601=seq[k], ready=ready)
+                    index += 1
+                if ready is not None:
+                    ready.synchronize()  # before the next run() may overwrite DALI's output buffer
+        finally:
+            del pipe
+        if index != len(pts):
+            raise UserError(f"{self.info.path}: DALI decoded {index} frames but the container holds {len(pts)}: truncated or corrupt?")

@@ -1,0 +1,362 @@
+"""The video transcoder end to end, on small clips the tests make with PyAV.
+
+Most runs use ``--passthrough`` with a lossless encoder, which checks decode, colour
+conversion, timestamps, stream copying and encode without the (slow on CPU) model; one run
+uses the golden checkpoint and compares every frame with a reference computed here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from err_stream import cli
+from err_stream.io.source import probe
+
+try:
+    import clips
+except ImportError:  # tests/ imported as a package
+    from tests import clips
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "err_seed0_official_format.pth"
+
+
+def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr() if capsys is not None else ("", "")
+    return code, out, err
+
+
+def max_code_diff(a, b) -> int:
+    return max(int(np.abs(x.astype(np.int64) - y.astype(np.int64)).max()) for fa, fb in zip(a, b) for x, y in zip(fa, fb))
+
+
+def seconds(pts, tb) -> list[float]:
+    return [round(float(p * tb), 6) for p in pts]
+
+
+def same_times(pa, tba, pb, tbb) -> bool:
+    """Same presentation times; Matroska keeps milliseconds, so allow half of one there."""
+    a, b = seconds(pa, tba), seconds(pb, tbb)
+    tol = 0.0 if tba == tbb else 0.0005 + 1e-9
+    return len(a) == len(b) and all(abs(x - y) <= tol for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("media")
+    return {
+        "h264": clips.make_h264_aac(d / "h264_aac.mp4"),
+        "hevc": clips.make_hevc_pq(d / "hevc_pq.mp4"),
+        "vfr": clips.make_vfr_mkv_with_subtitles(d / "vfr_subs.mkv"),
+        "prores": clips.make_prores_422_10bit(d / "prores.mov"),
+        "vp9": clips.make_vp9_webm(d / "vp9.webm", chroma=0.08),
+    }
+
+
+def test_h264_bt709_with_aac_passthrough_is_lossless(media, tmp_path, capsys):
+    src, out = media["h264"], tmp_path / "out.mp4"
+    code, stdout, err = run_cli(src, out, "--passthrough", "--codec", "libx264", "--crf", "0", "--json", "--quiet", capsys=capsys)
+    assert code == 0, err
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["frames"] == 12 and summary["decoder"] == "pyav" and summary["device"] == "cpu"
+    assert {"frames", "seconds", "fps", "decoder", "device", "precision"} <= set(summary)
+
+    a, pa, tba, fa = clips.decode_all(src)
+    b, pb, tbb, fb = clips.decode_all(out)
+    assert len(b) == len(a) == 12  # counted by decoding
+    assert seconds(pb, tbb) == seconds(pa, tba)
+    assert fb.format.name == "yuv420p"
+    assert (fb.colorspace, fb.color_range, fb.color_primaries, fb.color_trc) == (1, 1, 1, 1)
+    assert max_code_diff(a, b) <= 1
+    # The audio is copied, not re-encoded: the same packets at the same times.
+    audio_in, audio_out = clips.packets(src, "audio"), clips.packets(out, "audio")
+    assert len(audio_in) > 10 and audio_out == audio_in
+    with av.open(str(out)) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+
+
+def test_hevc_10bit_bt2020_pq_keeps_depth_tags_and_hdr10_metadata(media, tmp_path, capsys):
+    src, out = media["hevc"], tmp_path / "out.mkv"
+    code, _, err = run_cli(src, out, "--passthrough", "--encoder-opt", "x265-params=lossless=1", "--quiet", capsys=capsys)
+    assert code == 0, err
+    a, pa, tba, fa = clips.decode_all(src)
+    b, pb, tbb, fb = clips.decode_all(out)
+    assert len(b) == len(a)
+    assert same_times(pa, tba, pb, tbb)
+    assert fb.format.name == "yuv420p10le"
+    assert (fb.colorspace, fb.color_range, fb.color_primaries, fb.color_trc) == (9, 1, 9, 16)
+    assert max_code_diff(a, b) <= 1  # within one 10-bit code value
+    info_in, info_out = probe(src), probe(out)
+    assert info_out.codec == "hevc"
+    assert info_out.hdr is not None and info_out.hdr == info_in.hdr
+    assert info_out.hdr.max_cll == clips.HDR_MAX_CLL[0] and info_out.hdr.max_luminance == 1000
+
+
+def test_vfr_mkv_keeps_every_timestamp_and_the_subtitles(media, tmp_path, capsys):
+    src, out = media["vfr"], tmp_path / "out.mkv"
+    code, _, err = run_cli(src, out, "--passthrough", "--codec", "ffv1", "--quiet", capsys=capsys)
+    assert code == 0, err
+    a, _, _, fa = clips.decode_all(src)
+    b, pb, tbb, fb = clips.decode_all(out)
+    assert [round(float(p * tbb) * 1000) for p in pb] == clips.VFR_PTS_MS
+    assert (fb.colorspace, fb.color_primaries) == (6, 6)  # BT.601 stays BT.601
+    assert max_code_diff(a, b) <= 1
+    subs_in, subs_out = clips.packets(src, "subtitle"), clips.packets(out, "subtitle")
+    assert len(subs_in) == 2 and subs_out == subs_in
+    with av.open(str(out)) as c:
+        assert c.streams.subtitles[0].metadata.get("language") == "eng"
+
+
+def test_prores_422_10bit_mov(media, tmp_path, capsys):
+    src = media["prores"]
+    # Default codec: the input's family (ProRes), same pixel format.
+    out = tmp_path / "out.mov"
+    code, stdout, err = run_cli(src, out, "--passthrough", "--json", "--quiet", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["codec"] == "prores_ks"
+    a, pa, tba, _ = clips.decode_all(src)
+    b, pb, tbb, fb = clips.decode_all(out)
+    assert len(b) == len(a) and seconds(pb, tbb) == seconds(pa, tba)
+    assert fb.format.name == "yuv422p10le" and (fb.colorspace, fb.color_trc) == (1, 1)
+    assert max_code_diff(a, b) <= 40  # ProRes is lossy, but close (10-bit codes)
+    # Lossless: 4:2:2 10-bit through our colour conversion and back, within one code value.
+    lossless = tmp_path / "out.mkv"
+    code, _, err = run_cli(src, lossless, "--passthrough", "--codec", "ffv1", "--quiet", capsys=capsys)
+    assert code == 0, err
+    c, _, _, fc = clips.decode_all(lossless)
+    assert fc.format.name == "yuv422p10le" and max_code_diff(a, c) <= 1
+
+
+def test_pix_fmt_option_changes_depth_and_subsampling(media, tmp_path, capsys):
+    out = tmp_path / "out.mkv"
+    code, _, err = run_cli(media["h264"], out, "--passthrough", "--codec", "ffv1", "--pix-fmt", "yuv444p10le", "--quiet", capsys=capsys)
+    assert code == 0, err
+    a, _, _, _ = clips.decode_all(media["h264"])
+    b, _, _, fb = clips.decode_all(out)
+    assert fb.format.name == "yuv444p10le"
+    # 8-bit luma x4 is the same level in 10-bit limited range.
+    assert np.abs(b[0][0].astype(int) - 4 * a[0][0].astype(int)).max() <= 1
+
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="golden checkpoint not found")
+def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
+    """Each output frame equals what the Restorer gives for that input frame, with the
+    YCbCr<->RGB conversion done independently here (numpy, BT.709 limited)."""
+    from err_stream.engine import Restorer
+    from err_stream.weights import load_model
+
+    src = clips.make_h264_aac(tmp_path / "in.mp4", frames=3, audio=False, crf=10)
+    out = tmp_path / "out.mkv"
+    code, stdout, err = run_cli(src, out, "--weights", GOLDEN, "--codec", "ffv1", "--json", "--quiet", capsys=capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["precision"] == "fp32" and summary["passthrough"] is False and summary["frames"] == 3
+
+    restorer = Restorer(load_model(GOLDEN, device="cpu"), device="cpu", tiling="off")
+    kr, kb = 0.2126, 0.0722
+    kg = 1 - kr - kb
+    a, _, _, _ = clips.decode_all(src)
+    b, _, _, _ = clips.decode_all(out)
+    assert len(b) == 3
+    for (y, u, v), got in zip(a, b):
+        yv = (y.astype(np.float64) - 16) / 219
+        cb = ((u.astype(np.float64) - 128) / 224).repeat(2, 0).repeat(2, 1)
+        cr = ((v.astype(np.float64) - 128) / 224).repeat(2, 0).repeat(2, 1)
+        r = yv + 2 * (1 - kr) * cr
+        bl = yv + 2 * (1 - kb) * cb
+        g = (yv - kr * r - kb * bl) / kg
+        rgb = torch.from_numpy(np.stack([r, g, bl])[None].astype(np.float32))
+        res = restorer.restore(rgb)[0].clamp(0, 1).double().numpy()
+        ry = kr * res[0] + kg * res[1] + kb * res[2]
+        want_y = np.rint(16 + 219 * ry)
+        want_cb = (128 + 224 * (res[2] - ry) / (2 - 2 * kb)).reshape(24, 2, 32, 2).mean(axis=(1, 3))
+        assert np.abs(got[0].astype(int) - want_y).max() <= 1
+        assert np.abs(got[1].astype(float) - want_cb).max() <= 1.0
+        assert np.abs(got[0].astype(int) - y.astype(int)).max() > 5  # the model did change the picture
+
+
+def test_dali_cpu_decoder_on_vp9(media, tmp_path, capsys):
+    pytest.importorskip("nvidia.dali", reason="NVIDIA DALI not installed (pip install 'err-stream[dali]')")
+    src, out = media["vp9"], tmp_path / "out.mkv"
+    code, stdout, err = run_cli(src, out, "--decoder", "dali", "--passthrough", "--codec", "ffv1", "--json", "--quiet", capsys=capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["decoder"] == "dali"
+    a, pa, tba, _ = clips.decode_all(src)
+    b, pb, tbb, fb = clips.decode_all(out)
+    assert len(b) == len(a) == 10 and same_times(pa, tba, pb, tbb)
+    assert (fb.colorspace, fb.color_range) == (1, 1)
+    # DALI upsamples chroma bilinearly, rounds its RGB to 8 bits and clips it (a few noisy
+    # pixels leave the gamut): not bit-exact. With its BT.601 assumption left in, luma would
+    # be off by ~7 codes on average on this BT.709 clip.
+    ya = np.stack([f[0] for f in a]).astype(int)
+    yb = np.stack([f[0] for f in b]).astype(int)
+    assert np.abs(ya - yb).mean() < 0.1 and np.percentile(np.abs(ya - yb), 99) <= 1
+    for k in (1, 2):
+        ca = np.stack([f[k] for f in a]).astype(int)
+        cb = np.stack([f[k] for f in b]).astype(int)
+        assert np.abs(ca - cb).mean() < 1.0 and np.percentile(np.abs(ca - cb), 99) <= 3
+
+
+def test_dali_cpu_decoder_refuses_h264(media, tmp_path, capsys):
+    pytest.importorskip("nvidia.dali")
+    code, _, err = run_cli(media["h264"], tmp_path / "o.mp4", "--decoder", "dali", "--passthrough", "--device", "cpu", capsys=capsys)
+    assert code == 1 and "VP8, VP9, MJPEG" in err
+    assert not (tmp_path / "o.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- errors
+def one_line_error(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("err-stream:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_missing_file(tmp_path, capsys):
+    code, _, err = run_cli(tmp_path / "nope.mp4", tmp_path / "o.mp4", "--passthrough", capsys=capsys)
+    assert code == 1 and "no such file" in one_line_error(err)
+
+
+def test_not_a_video(tmp_path, capsys):
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n" * 50)
+    code, _, err = run_cli(bad, tmp_path / "o.mp4", "--passthrough", capsys=capsys)
+    assert code == 1 and "not a video" in one_line_error(err)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+@pytest.mark.parametrize("kind", ["mp4_faststart", "mkv"])
+def test_truncated_input_reports_the_frame(tmp_path, capsys, kind):
+    src = tmp_path / ("clip.mp4" if kind == "mp4_faststart" else "clip.mkv")
+    with av.open(str(src), "w", options={"movflags": "faststart"} if kind == "mp4_faststart" else {}) as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.options = {"preset": "ultrafast", "crf": "10"}
+        for i in range(24):
+            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), clips.yuv_planes(i, 64, 48))
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    data = src.read_bytes()
+    cut = tmp_path / ("cut" + src.suffix)
+    cut.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "o.mkv"
+    code, _, err = run_cli(cut, out, "--passthrough", "--quiet", capsys=capsys)
+    line = one_line_error(err)
+    assert code == 1 and "truncated" in line and "frame" in line, line
+    assert not out.exists() and not list(tmp_path.glob(".o.mkv*"))
+
+
+def test_unwritable_output(media, tmp_path, capsys):
+    code, _, err = run_cli(media["h264"], tmp_path / "missing" / "o.mp4", "--passthrough", capsys=capsys)
+    assert code == 1 and "no such folder" in one_line_error(err)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, err = run_cli(media["h264"], blocker / "o.mp4", "--passthrough", capsys=capsys)
+    assert code == 1 and "not a folder" in one_line_error(err)
+    code, _, err = run_cli(media["h264"], tmp_path / "o.xyz", "--passthrough", capsys=capsys)
+    assert code == 1 and "unknown video container" in one_line_error(err)
+
+
+def test_existing_output_needs_overwrite(media, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"precious")
+    code, _, err = run_cli(media["h264"], out, "--passthrough", capsys=capsys)
+    assert code == 1 and "--overwrite" in one_line_error(err)
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    "name, options, message",
+    [
+        ("o.mp4", ["--codec", "no-such-codec"], "no such encoder"),
+        ("o.mov", ["--codec", "prores_ks", "--crf", "10"], "no constant-quality"),
+        ("o.mp4", ["--codec", "prores_ks"], "cannot be stored in .mp4"),
+        ("o.webm", ["--codec", "ffv1"], "cannot be stored in .webm"),
+        ("o.mp4", ["--encoder-opt", "novalue"], "KEY=VALUE"),
+        ("o.mp4", ["--pix-fmt", "rgb24"], "not supported"),
+        ("o.mp4", ["--codec", "libx264", "--pix-fmt", "yuv420p12le"], "cannot encode"),
+    ],
+)
+def test_bad_options(media, tmp_path, capsys, name, options, message):
+    out = tmp_path / name
+    code, _, err = run_cli(media["h264"], out, "--passthrough", *options, capsys=capsys)
+    assert code == 1 and message in one_line_error(err)
+    assert not out.exists()
+
+
+def test_stream_the_container_cannot_hold(media, tmp_path, capsys):
+    # SubRip subtitles cannot go into MP4: say so instead of dropping them.
+    code, _, err = run_cli(media["vfr"], tmp_path / "o.mp4", "--passthrough", capsys=capsys)
+    assert code == 1 and "subtitle" in one_line_error(err) and "cannot be stored" in err
+
+
+# ----------------------------------------------------------------------------- atomic output
+def _start(args: list, tmp_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen(
+        [sys.executable, "-m", "err_stream.cli", *map(str, args)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _wait_for(path_glob, tmp_path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> Path:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        found = list(tmp_path.glob(path_glob))
+        if found:
+            return found[0]
+        if proc.poll() is not None:
+            raise AssertionError(f"finished before it could be interrupted: {proc.stderr.read().decode()}")
+        time.sleep(0.05)
+    raise AssertionError("the partial output never appeared")
+
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="golden checkpoint not found")
+def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
+    src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=True)
+    out = tmp_path / "out.mp4"
+    proc = _start([src, out, "--weights", GOLDEN, "--quiet"], tmp_path)
+    partial = _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    time.sleep(1.0)  # mid-run: the model is restoring frames
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(30)
+    assert not out.exists()
+    assert partial.exists()  # nobody could clean up after SIGKILL; the name says what it is
+    # The next run for the same OUT removes the stale partial file and succeeds.
+    proc = _start([src, out, "--passthrough", "--quiet"], tmp_path)
+    assert proc.wait(120) == 0, proc.stderr.read().decode()
+    assert out.exists() and not partial.exists()
+    assert len(clips.decode_all(out)[0]) == 40
+
+
+@pytest.mark.skipif(not GOLDEN.exists(), reason="golden checkpoint not found")
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_keeps_the_existing_output_and_leaves_no_temp(tmp_path, sig):
+    src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=False)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"the previous result")
+    proc = _start([src, out, "--weights", GOLDEN, "--overwrite", "--quiet"], tmp_path)
+    _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    code = proc.wait(60)
+    assert code == 130, proc.stderr.read().decode()
+    assert out.read_bytes() == b"the previous result"
+    assert {p.name for p in tmp_path.iterdir()} == {"in.mp4", "out.mp4"}

@@ -1,0 +1,296 @@
+"""The VapourSynth filter on the real VapourSynth core (no mock): formats, properties,
+concurrency, out-of-order requests, errors, and vspipe on the example script."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+vs = pytest.importorskip("vapoursynth", reason="VapourSynth is in the 'vs'/'test' extras: pip install 'err-stream[test]'")
+
+from err_stream import restore_image  # noqa: E402
+from vs_plugin import err  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+core = vs.core
+
+
+# ----------------------------------------------------------------------------- test clips
+def content(width: int, height: int, length: int, seed: int = 0) -> vs.VideoNode:
+    """RGBS frames with smooth colour patterns plus noise (different per frame), and
+    per-frame properties as a scene-change detector would set them."""
+    blank = core.std.BlankClip(width=width, height=height, format=vs.RGBS, length=length, fpsnum=30000, fpsden=1001, keep=True)
+    yy, xx = np.mgrid[0:height, 0:width] / max(width, height)
+
+    def fill(n: int, f):
+        rng = np.random.default_rng(seed * 1000 + n)
+        out = f.copy()
+        for p in range(3):
+            a = 0.35 + 0.25 * np.sin(7 * xx * (p + 1) + 4 * yy + n) + 0.08 * rng.standard_normal((height, width))
+            np.copyto(np.asarray(out[p]), np.clip(a, 0, 1).astype(np.float32))
+        out.props["_SceneChangePrev"] = int(n == 0)
+        out.props["_SceneChangeNext"] = int(n == length - 1)
+        out.props["FrameLabel"] = f"frame-{n}"
+        return out
+
+    clip = core.std.ModifyFrame(blank, blank, fill)
+    return core.std.SetFrameProps(clip, _Transfer=1, _Primaries=1, _SARNum=4, _SARDen=3)
+
+
+def yuv(clip: vs.VideoNode, fmt: int) -> vs.VideoNode:
+    return core.resize.Bicubic(clip, format=fmt, matrix=1, range_s="limited")
+
+
+def planes(frame) -> np.ndarray:
+    return np.stack([np.asarray(frame[p]) for p in range(frame.format.num_planes)], axis=-1)
+
+
+def reference_rgb(model, clip: vs.VideoNode, n: int) -> np.ndarray:
+    return restore_image(model, planes(clip.get_frame(n)))
+
+
+@pytest.fixture(scope="module")
+def weights(golden_path) -> str:
+    return str(golden_path)
+
+
+# ----------------------------------------------------------------------------- float RGB
+@pytest.mark.parametrize("fmt,atol", [(vs.RGBS, 1e-5), (vs.RGBH, 2e-3)])
+def test_float_rgb_equals_restore_image_and_keeps_props(weights, golden_model, fmt, atol):
+    src = content(101, 67, 3)  # odd size: padding and cropping are inside
+    if fmt == vs.RGBH:
+        src = core.resize.Point(src, format=vs.RGBH)
+    out = err(src, weights=weights, device_index=-1)
+    assert (out.format.id, out.width, out.height, out.num_frames) == (fmt, 101, 67, 3)
+    assert (out.fps_num, out.fps_den) == (30000, 1001)
+    for n in range(3):
+        fi, fo = src.get_frame(n), out.get_frame(n)
+        got = planes(fo).astype(np.float32)
+        want = restore_image(golden_model, planes(fi).astype(np.float32))
+        assert np.abs(got - want).max() <= atol
+        assert np.abs(got - planes(fi)).mean() > 0.01  # the network did change the frame
+        assert dict(fo.props) == dict(fi.props)
+
+
+# ----------------------------------------------------------------------------- YUV
+def _via_restore_image(model, clip: vs.VideoNode) -> vs.VideoNode:
+    """What the filter must compute for a YUV clip: the same frame through restore_image,
+    between the core's conversions to RGB and back."""
+    rgb = core.resize.Bicubic(clip, format=vs.RGBS)
+
+    def restore(n: int, f):
+        out = f.copy()
+        y = np.clip(restore_image(model, planes(f)), 0, 1)
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), y[..., p])
+        return out
+
+    restored = core.std.ModifyFrame(rgb, rgb, restore)
+    return core.resize.Bicubic(restored, format=clip.format.id, matrix=1, range_s="limited")
+
+
+@pytest.mark.parametrize("fmt", [vs.YUV420P8, vs.YUV420P10])
+def test_yuv_equals_restore_image_and_keeps_format_and_props(weights, golden_model, fmt):
+    src = yuv(content(96, 66, 3, seed=1), fmt)
+    out = err(src, weights=weights, device_index=-1)
+    assert (out.format.id, out.width, out.height, out.num_frames) == (fmt, 96, 66, 3)
+    want = _via_restore_image(golden_model, src)
+    for n in range(3):
+        fi, fo = src.get_frame(n), out.get_frame(n)
+        for p in range(3):
+            diff = np.abs(np.asarray(fo[p]).astype(np.int32) - np.asarray(want.get_frame(n)[p]).astype(np.int32))
+            assert diff.max() <= 1, f"frame {n} plane {p}: max difference {diff.max()}"
+        assert np.abs(np.asarray(fo[0]).astype(np.int32) - np.asarray(fi[0]).astype(np.int32)).mean() > 2
+        assert dict(fo.props) == dict(fi.props)
+        assert fo.props["_Matrix"] == 1 and fo.props["_SARNum"] == 4 and fo.props["FrameLabel"] == f"frame-{n}"
+
+
+def test_yuv_without_matrix_needs_the_matrix_argument(weights, golden_model):
+    tagged = yuv(content(96, 64, 2, seed=2), vs.YUV420P10)
+    bare = core.std.RemoveFrameProps(tagged, props=["_Matrix"])
+    with pytest.raises(vs.Error, match=r"err: .*_Matrix.*pass matrix=1"):
+        err(bare, weights=weights, device_index=-1)
+    out = err(bare, weights=weights, device_index=-1, matrix=1)
+    ref = err(tagged, weights=weights, device_index=-1)
+    assert "_Matrix" not in out.get_frame(0).props  # the input's properties, as they were
+    for n in range(2):
+        for p in range(3):
+            assert np.array_equal(np.asarray(out.get_frame(n)[p]), np.asarray(ref.get_frame(n)[p]))
+
+
+def test_integer_rgb(weights, golden_model):
+    src = core.resize.Point(content(80, 72, 2, seed=3), format=vs.RGB24)
+    out = err(src, weights=weights, device_index=-1)
+    assert out.format.id == vs.RGB24
+    for n in range(2):
+        want = restore_image(golden_model, planes(src.get_frame(n)))  # uint8 in, uint8 out
+        diff = np.abs(planes(out.get_frame(n)).astype(np.int32) - want.astype(np.int32))
+        assert diff.max() <= 1
+
+
+# ----------------------------------------------------------------------------- frame serving
+def test_num_streams_and_request_order_give_the_same_frames(weights, golden_model):
+    threads = core.num_threads
+    core.num_threads = 4  # several VapourSynth threads request frames at once
+    try:
+        src = content(96, 64, 6, seed=4)
+        one = err(src, weights=weights, device_index=-1, num_streams=1)
+        two = err(src, weights=weights, device_index=-1, num_streams=2)
+        first = [planes(one.get_frame(n)) for n in range(6)]
+        # every frame at once, in a random order, from the thread pool
+        order = random.Random(0).sample(range(6), 6)
+        futures = {n: two.get_frame_async(n) for n in order}
+        second = {n: planes(f.result()) for n, f in futures.items()}
+        backwards = [planes(f) for f in err(src, weights=weights, device_index=-1, num_streams=2)[::-1].frames()]
+    finally:
+        core.num_threads = threads
+    for n in range(6):
+        assert np.array_equal(second[n], first[n]), f"frame {n}: num_streams=2 differs from num_streams=1"
+        assert np.array_equal(backwards[5 - n], first[n]), f"frame {n} differs when read backwards"
+    # and they are the right frames, not the same frame six times
+    assert np.abs(first[3] - restore_image(golden_model, planes(src.get_frame(3)))).max() <= 1e-5
+    assert np.abs(first[3] - first[4]).max() > 0.05
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    "make,kwargs,message",
+    [
+        (lambda: core.std.BlankClip(format=vs.GRAY8, width=64, height=64, length=2), {}, r"err: GRAY clips are not supported.*RGB"),
+        (
+            lambda: core.std.Splice([core.std.BlankClip(format=vs.RGBS, length=1), core.std.BlankClip(format=vs.YUV420P8, length=1)], mismatch=True),
+            {},
+            r"err: variable-format clips.*format=vs.RGBS",
+        ),
+        (
+            lambda: core.std.Splice([core.std.BlankClip(width=64, height=64, format=vs.RGBS, length=1), core.std.BlankClip(width=96, height=64, format=vs.RGBS, length=1)], mismatch=True),
+            {},
+            r"err: variable-size clips.*width=",
+        ),
+        (lambda: content(64, 64, 1), {"preset": "uhd-ll"}, r"err: pass either preset or weights"),
+        (lambda: content(64, 64, 1), {"tile": [64, 64]}, r"err: tile=\[64, 64\].*at least \[128, 128\].*\[0, 0\]"),
+        (lambda: content(64, 64, 1), {"tile": "512x512"}, r"err: tile must be \[w, h\]"),
+        (lambda: content(64, 64, 1), {"num_streams": 0}, r"err: num_streams must be a whole number >= 1"),
+        (lambda: content(64, 64, 1), {"device_index": -2}, r"err: device_index must be .*-1 for the CPU"),
+        (lambda: content(64, 64, 1), {"matrix": 2}, r"err: matrix=2 is not a YUV matrix"),
+    ],
+)
+def test_bad_arguments_raise_at_call_time(weights, make, kwargs, message):
+    with pytest.raises(vs.Error, match=message):
+        err(make(), weights=weights, **{"device_index": -1, **kwargs})
+
+
+def test_bad_preset_and_missing_weights(tmp_path, monkeypatch):
+    clip = content(64, 64, 1)
+    with pytest.raises(vs.Error, match=r"err: unknown preset 'dark'; pass one of: uhd-ll"):
+        err(clip, preset="dark", device_index=-1)
+    with pytest.raises(vs.Error, match=r"err: checkpoint .*nothing.pth: no such file"):
+        err(clip, weights=str(tmp_path / "nothing.pth"), device_index=-1)
+    import err_stream.weights
+
+    monkeypatch.setattr(err_stream.weights, "DEMO_WEIGHTS", tmp_path / "absent.safetensors")
+    with pytest.raises(vs.Error, match=r'err: no weights given.*weights="file.pth" or preset=NAME'):
+        err(clip, device_index=-1)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_gpu_index_without_cuda(weights):
+    with pytest.raises(vs.Error, match=r"err: device_index=0 needs CUDA.*device_index=-1"):
+        err(content(64, 64, 1), weights=weights, device_index=0)
+
+
+# ----------------------------------------------------------------------------- vspipe and the example
+def _video(path: Path, frames: int, width: int = 96, height: int = 64) -> Path:
+    import av
+
+    rng = np.random.default_rng(5)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        yy, xx = np.mgrid[0:height, 0:width]
+        for i in range(frames):
+            img = (40 + 30 * np.sin(xx[..., None] / (5 + i) + yy[..., None] / 7 + np.arange(3)) + rng.normal(0, 6, (height, width, 3)))
+            for p in s.encode(av.VideoFrame.from_ndarray(np.clip(img, 0, 255).astype(np.uint8), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def _y4m_frames(data: bytes) -> tuple[dict, int]:
+    header, _, body = data.partition(b"\n")
+    fields = header.split(b" ")
+    assert fields[0] == b"YUV4MPEG2", data[:80]
+    params = {f[:1].decode(): f[1:].decode() for f in fields[1:]}
+    w, h = int(params["W"]), int(params["H"])
+    assert params["C"].startswith("420")
+    size = w * h * 3 // 2 * (2 if "p" in params["C"] else 1)
+    count = 0
+    while body:
+        assert body.startswith(b"FRAME"), f"frame {count}: no FRAME marker (something else wrote to stdout?)"
+        body = body[body.index(b"\n") + 1 + size :]
+        count += 1
+    return params, count
+
+
+def test_vspipe_runs_the_example_script(tmp_path, weights):
+    video = _video(tmp_path / "dark.mp4", frames=5)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    # vspipe (the binary in the wheel) finds Python through this configuration file.
+    subprocess.run([sys.executable, "-m", "vapoursynth", "config"], env=env, check=True, capture_output=True)
+    vspipe = Path(vs.__file__).with_name("vspipe")
+    cmd = [str(vspipe), "-c", "y4m", "-a", f"video={video}", "-a", f"weights={weights}", "-a", "device_index=-1"]
+    run = subprocess.run([*cmd, str(REPO / "examples" / "lowlight.vpy"), "-"], env=env, capture_output=True, timeout=120)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
+    params, count = _y4m_frames(run.stdout)
+    assert count == 5 and params["W"] == "96" and params["H"] == "64" and params["F"] == "24:1"
+
+
+def test_frames_from_vpy_reads_the_example(tmp_path, weights):
+    from vs_plugin.source import open_vpy
+
+    video = _video(tmp_path / "dark.mp4", frames=3, width=64, height=48)
+    clip = open_vpy(REPO / "examples" / "lowlight.vpy", {"video": str(video), "weights": weights, "device_index": "-1"})
+    assert (clip.width, clip.height, clip.num_frames, clip.fps) == (64, 48, 3, Fraction(24))
+    frames = list(clip.frames())
+    assert [t for _, t in frames] == [Fraction(0), Fraction(1, 24), Fraction(2, 24)]
+    assert all(rgb.shape == (48, 64, 3) and rgb.dtype == np.float32 for rgb, _ in frames)
+    assert all(np.isfinite(rgb).all() for rgb, _ in frames)
+    assert np.abs(frames[1][0] - frames[0][0]).mean() > 0.01  # distinct frames, in order
+
+
+# ----------------------------------------------------------------------------- on a GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_gpu_streams_match_the_model(weights, golden_path):
+    from err_stream import Restorer, load_model
+
+    model = load_model(golden_path, device="cuda")
+    threads = core.num_threads
+    core.num_threads = 8
+    try:
+        src = content(256, 200, 8, seed=6)
+        one = err(src, weights=weights, device_index=0, num_streams=1)
+        three = err(src, weights=weights, device_index=0, num_streams=3)
+        order = random.Random(1).sample(range(8), 8)
+        futures = {n: three.get_frame_async(n) for n in order}
+        got3 = {n: planes(f.result()) for n, f in futures.items()}
+        got1 = [planes(one.get_frame(n)) for n in range(8)]
+        half = core.resize.Point(src, format=vs.RGBH)
+        got_half = [planes(f).astype(np.float32) for f in err(half, weights=weights, device_index=0, num_streams=2).frames()]
+    finally:
+        core.num_threads = threads
+    fp16 = Restorer(model, precision="fp16", tiling="off")
+    for n in range(8):
+        x = planes(src.get_frame(n))
+        assert np.abs(got1[n] - restore_image(model, x)).max() <= 1e-4
+        assert np.abs(got3[n] - got1[n]).max() <= 1e-5, f"frame {n}: num_streams=3 differs from num_streams=1"
+        want_half = restore_image(fp16, x.astype(np.float16).astype(np.float32))
+        assert np.abs(got_half[n] - want_half).max() <= 2e-2  # fp16 compute (default for RGBH on a GPU)

@@ -1,0 +1,266 @@
+"""``err(clip, ...)``: the ERR network as a VapourSynth filter.
+
+How frames flow:
+
+* RGBS/RGBH clips go to the model as they are. Other formats (YUV, integer RGB) are
+  converted to RGBS with the core ``resize`` plugin, using the clip's ``_Matrix``, range
+  (``_Range``, or ``_ColorRange`` before R81) and ``_ChromaLocation`` (or the ``matrix``
+  argument), and converted back to the input format afterwards; then every frame property
+  is copied back from the input.
+* VapourSynth runs a Python frame callback (``std.ModifyFrame``) for one frame at a time per
+  filter instance. To keep several frames in flight we split the clip into ``lanes``
+  interleaved sub-clips (``SelectEvery``), give each its own ``ModifyFrame`` and interleave
+  them back: the lanes' callbacks run in parallel on VapourSynth's threads and all hand
+  their frames to one :class:`~vs_plugin.worker.FrameWorker` (``num_streams`` CUDA streams,
+  pinned buffers), which is where the overlap of copies and compute happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import vapoursynth as vs
+
+# frame property _Matrix value meaning "unspecified" (H.273)
+_MATRIX_UNSPECIFIED = 2
+_MATRIX_RGB = 0
+
+
+def import_vapoursynth():
+    """The ``vapoursynth`` module, or an ImportError naming the extra that installs it."""
+    try:
+        import vapoursynth
+    except ImportError:
+        raise ImportError("VapourSynth is not installed: pip install 'err-stream[vs]' (VapourSynth R74 or newer)") from None
+    return vapoursynth
+
+
+def err(
+    clip: vs.VideoNode,
+    *,
+    preset: str | None = None,
+    weights: str | None = None,
+    device_index: int | None = None,
+    num_streams: int = 1,
+    fp16: bool | None = None,
+    tile: Sequence[int] | None = None,
+    matrix: int | None = None,
+) -> vs.VideoNode:
+    """Restore ``clip`` with ERR; returns a clip of the same format, size, length and props.
+
+    Args:
+        clip: any constant-format, constant-size RGB or YUV clip (float, or integer of 8 to
+            16 bits). GRAY is refused (the network restores colour).
+        preset: the authors' checkpoint for a task (``"uhd-ll"``, ``"uhd-haze"``,
+            ``"uhd-blur"``, ``"4k-rain13k"``), downloaded once.
+        weights: a checkpoint file (``.pth`` or ``.safetensors``). With neither ``preset``
+            nor ``weights``, the embedded demo weights.
+        device_index: GPU number; ``None`` picks GPU 0 if CUDA is available, else the CPU;
+            ``-1`` forces the CPU.
+        num_streams: frames in flight at once (each on its own CUDA stream). Use 2-3 on a
+            GPU; 1 on the CPU. VapourSynth needs at least ``num_streams`` threads
+            (``core.num_threads``) to keep them busy.
+        fp16: half-precision compute; default: on for RGBH clips on a GPU, otherwise off.
+        tile: ``[w, h]``: restore with exact tiles of this size (at least 128x128; the result
+            equals the whole-frame one, with less memory); ``[0, 0]``: always the whole frame;
+            default: whole frame when it fits the GPU memory, else the largest tiles that do.
+        matrix: the YUV matrix (``_Matrix`` values, e.g. 1 = BT.709, 6 = BT.601, 9 = BT.2020)
+            for clips whose frames have no ``_Matrix`` property.
+    """
+    vs = import_vapoursynth()
+    core = vs.core
+    fmt = _check_clip(vs, clip)
+    device = _device(device_index)
+    num_streams = _check_num_streams(num_streams)
+    tiling = _tiling(tile)
+    if fp16 is None:
+        fp16 = device.type == "cuda" and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16 and fmt.color_family == vs.RGB
+    elif not isinstance(fp16, (bool, int)):
+        raise vs.Error(f"err: fp16 must be True or False, got {fp16!r}")
+    elif fp16 and device.type != "cuda":
+        raise vs.Error("err: fp16=True needs a GPU; on the CPU leave fp16 unset (float32 is used)")
+    if matrix is not None and (not isinstance(matrix, int) or matrix in (_MATRIX_RGB, _MATRIX_UNSPECIFIED, 3) or not 0 < matrix <= 14):
+        raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
+
+    direct = fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT
+    if direct:
+        work = clip
+    else:
+        work, back = _to_rgbs(vs, core, clip, fmt, matrix)
+
+    restorer = _restorer(vs, preset, weights, device, fp16, tiling, num_streams)
+
+    import torch
+
+    from .worker import FrameWorker
+
+    host_dtype = torch.float16 if direct and fmt.bits_per_sample == 16 else torch.float32
+    worker = FrameWorker(restorer, clip.height, clip.width, host_dtype, num_streams, clamp=not direct)
+    out = _parallel_modify(core, work, _frame_callback(worker), lanes=num_streams + 1)
+    if not direct:
+        out = core.std.CopyFrameProps(back(out), clip)
+    return out
+
+
+# ----------------------------------------------------------------------------- argument checks
+def _check_clip(vs, clip):
+    if not isinstance(clip, vs.VideoNode):
+        raise vs.Error(f"err: clip must be a video clip (vapoursynth.VideoNode), got {type(clip).__name__}")
+    fmt = clip.format
+    if fmt is None or fmt.id == vs.NONE:
+        raise vs.Error("err: variable-format clips are not supported; convert to one format first, e.g. core.resize.Bicubic(clip, format=vs.RGBS)")
+    if clip.width == 0 or clip.height == 0:
+        raise vs.Error("err: variable-size clips are not supported; resize to one size first, e.g. core.resize.Bicubic(clip, width=1920, height=1080)")
+    if fmt.color_family == vs.GRAY:
+        raise vs.Error("err: GRAY clips are not supported (ERR restores colour); pass an RGB or YUV clip, e.g. core.resize.Bicubic(clip, format=vs.RGBS)")
+    if fmt.color_family not in (vs.RGB, vs.YUV):
+        raise vs.Error(f"err: unsupported color family {fmt.color_family.name}; pass an RGB or YUV clip")
+    if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
+        raise vs.Error(f"err: {fmt.name}: integer clips must have 8 to 16 bits; convert to RGBS first")
+    return fmt
+
+
+def _device(device_index):
+    import torch
+
+    vs = import_vapoursynth()
+    if device_index is None:
+        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    if not isinstance(device_index, int) or device_index < -1:
+        raise vs.Error(f"err: device_index must be a GPU number (0, 1, ...) or -1 for the CPU, got {device_index!r}")
+    if device_index == -1:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise vs.Error(f"err: device_index={device_index} needs CUDA, which is not available here; pass device_index=-1 (or omit it) to run on the CPU")
+    if device_index >= torch.cuda.device_count():
+        raise vs.Error(f"err: device_index={device_index}, but this machine has {torch.cuda.device_count()} GPU(s); pass 0 to {torch.cuda.device_count() - 1}")
+    return torch.device("cuda", device_index)
+
+
+def _check_num_streams(num_streams) -> int:
+    vs = import_vapoursynth()
+    if isinstance(num_streams, bool) or not isinstance(num_streams, int) or num_streams < 1:
+        raise vs.Error(f"err: num_streams must be a whole number >= 1 (2 or 3 on a GPU, 1 on the CPU), got {num_streams!r}")
+    return num_streams
+
+
+def _tiling(tile):
+    vs = import_vapoursynth()
+    if tile is None:
+        return "auto"
+    if isinstance(tile, (str, bytes)) or not isinstance(tile, Sequence) or len(tile) != 2 or not all(isinstance(v, int) for v in tile):
+        raise vs.Error(f"err: tile must be [w, h] (two whole numbers; [0, 0] for whole frames), got {tile!r}")
+    w, h = tile
+    if w == 0 or h == 0:
+        if w != h:
+            raise vs.Error(f"err: tile={list(tile)}: use [0, 0] for whole frames, or a size of at least [128, 128]")
+        return "off"
+    if min(w, h) < 128:
+        raise vs.Error(f"err: tile={list(tile)}: tiles must be at least [128, 128] (or [0, 0] for whole frames)")
+    return (w, h)
+
+
+# ----------------------------------------------------------------------------- model
+def _restorer(vs, preset, weights, device, fp16, tiling, num_streams):
+    from err_stream.engine import Restorer
+    from err_stream.errors import UserError
+    from err_stream.weights import PRESETS, load_model
+
+    if preset is not None and weights is not None:
+        raise vs.Error("err: pass either preset or weights, not both")
+    if preset is not None and (not isinstance(preset, str) or preset.lower() not in PRESETS):
+        raise vs.Error(f"err: unknown preset {preset!r}; pass one of: {', '.join(PRESETS)} (or weights=\"file.pth\")")
+    try:
+        model = load_model(weights if weights is not None else preset, device="cpu")
+    except UserError as e:
+        raise vs.Error("err: " + _as_filter_arguments(str(e))) from None
+    # Several frames are in flight on a GPU: give each a share of the memory budget.
+    budget = 0.8 / num_streams if device.type == "cuda" else None
+    return Restorer(model, device=device, precision="fp16" if fp16 else "fp32", tiling=tiling, memory_budget=budget)
+
+
+def _as_filter_arguments(message: str) -> str:
+    """Checkpoint errors speak of the command-line options; name the filter's arguments."""
+    return (
+        message.replace("--weights FILE", 'weights="file.pth"')
+        .replace("--preset NAME", "preset=NAME")
+    )
+
+
+# ----------------------------------------------------------------------------- formats
+def _to_rgbs(vs, core, clip, fmt, matrix):
+    """RGBS version of ``clip`` and a function that converts an RGBS result back to ``fmt``."""
+    props = clip.get_frame(0).props
+    yuv = fmt.color_family == vs.YUV
+    to_rgb: dict = {"format": vs.RGBS}
+    back: dict = {"format": fmt.id}
+    if yuv:
+        if matrix is None:
+            matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
+            if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
+                raise vs.Error(
+                    "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
+                    "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
+                )
+        else:
+            to_rgb["matrix_in"] = matrix
+        back["matrix"] = matrix
+        if "_ChromaLocation" in props:
+            back["chromaloc"] = props["_ChromaLocation"]
+    full = is_full_range(props, yuv)
+    back["range_s"] = "full" if full else "limited"
+    if "_Range" not in props and "_ColorRange" not in props:
+        to_rgb["range_in_s"] = back["range_s"]
+    rgb = core.resize.Bicubic(clip, **to_rgb)
+    return rgb, lambda node: core.resize.Bicubic(node, **back)
+
+
+def is_full_range(props, yuv: bool) -> bool:
+    """Whether frames with these properties are full range.
+
+    VapourSynth R81 replaced ``_ColorRange`` (0 = full, 1 = limited) with ``_Range``
+    (1 = full, 0 = limited); read either. Without both, YUV is limited and RGB full."""
+    if "_Range" in props:
+        return int(props["_Range"]) == 1
+    if "_ColorRange" in props:
+        return int(props["_ColorRange"]) == 0
+    return not yuv
+
+
+# ----------------------------------------------------------------------------- frame serving
+def _frame_callback(worker):
+    def restore_frame(n: int, f):
+        with worker.slot() as s:
+            for p in range(3):
+                np.copyto(s.input[p], np.asarray(f[p]))
+            worker.run(s)
+            out = f.copy()  # keeps the input frame's properties
+            for p in range(3):
+                np.copyto(np.asarray(out[p]), s.output[p])
+        return out
+
+    return restore_frame
+
+
+def _parallel_modify(core, clip, callback, lanes: int):
+    """``std.ModifyFrame(clip, clip, callback)``, with up to ``lanes`` callbacks running at once.
+
+    One ModifyFrame instance runs its callbacks one at a time; ``lanes`` instances over
+    interleaved sub-clips run theirs concurrently, and interleaving them restores the order."""
+    lanes = max(1, min(lanes, clip.num_frames))
+    if lanes == 1:
+        return core.std.ModifyFrame(clip, clip, callback)
+    parts = []
+    for i in range(lanes):
+        part = core.std.SelectEvery(clip, cycle=lanes, offsets=i, modify_duration=False)
+        parts.append(core.std.ModifyFrame(part, part, callback))
+    out = core.std.Interleave(parts, modify_duration=False)
+    if out.num_frames != clip.num_frames:
+        out = core.std.Trim(out, 0, clip.num_frames - 1)
+    if (out.fps_num, out.fps_den) != (clip.fps_num, clip.fps_den):
+        out = core.std.AssumeFPS(out, fpsnum=clip.fps_num, fpsden=clip.fps_den)
+    return out
