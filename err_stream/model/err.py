@@ -143,16 +143,17 @@ class ERR(nn.Module):
         [0, 0] coefficient: the output is the constant map ``W[0, 0] / sqrt(h * w)``. The
         checkpoints were trained with that, so we keep it; and since the KAN works per
         coefficient, only the DC coefficient ``sum(dk) / sqrt(h * w)`` needs to go through it.
-        This runs in float32 whatever the policy: the DC term is the mean times sqrt(h * w)
-        (about 1,400x at 4K) and the rational's x^5 would overflow half precision.
+        This runs in float64 whatever the policy (it is B x C numbers, so it costs nothing):
+        the DC term is the mean times sqrt(h * w) (about 1,400x at 4K), the rational's x^5
+        overflows half precision, and while training even float32 overflowed (NaN losses).
         """
         scale = math.sqrt(n_pixels)
         with torch.autocast(device_type=dk_sum.device.type, enabled=False):
-            t = (dk_sum.float() / scale)[:, None, :]  # B x 1 x C: one "token", the DC coefficient
+            t = (dk_sum.double() / scale)[:, None, :]  # B x 1 x C: one "token", the DC coefficient
             t = self.FW_KAN1(t)
             t = self.FW_KAN2(t) + t
             t = self.FW_KAN3(t) + t
-        return t[:, 0] / scale
+        return (t[:, 0] / scale).float()
 
     def hfr_mix(self, dk: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
         """``(1 - beta) * convf([freq, dk]) + beta * dk`` with the constant frequency map ``freq`` (B x C)."""

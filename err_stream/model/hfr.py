@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..ops import GroupRational
@@ -20,4 +21,6 @@ class RationalKAN(nn.Module):
         self.fc2 = nn.Linear(channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act2(self.fc1(self.act1(x))))
+        # ERR runs this branch in float64 (see ERR.hfr_frequency): cast the weights to the input.
+        x = F.linear(self.act1(x), self.fc1.weight.to(x.dtype), self.fc1.bias.to(x.dtype))
+        return F.linear(self.act2(x), self.fc2.weight.to(x.dtype), self.fc2.bias.to(x.dtype))

@@ -1,0 +1,87 @@
+"""``err-stream train CONFIG.yaml``: train or fine-tune ERR (see err_stream.train)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError
+
+HELP = "train or fine-tune ERR on paired folders or synthetically degraded photos (YAML config)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="YAML training config (see configs/uhd-ll.yaml for the paper's recipe)")
+    p.add_argument("--out", metavar="DIR", help="run folder for checkpoints and logs (default: runs/<config name>)")
+    p.add_argument(
+        "--resume", nargs="?", const=True, default=False, metavar="STATE",
+        help="continue the run in --out from its newest checkpoints/state_*.pt (or from the state file given)",
+    )
+    p.add_argument("--init", metavar="WEIGHTS", help="fine-tune from this checkpoint file or preset (overrides the config's init)")
+    p.add_argument("--iterations", type=int, metavar="N", help="override schedule.iterations")
+    p.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
+    p.add_argument("--workers", type=int, metavar="N", help="override data.train.workers")
+    p.add_argument("--seed", type=int, help="override the seed")
+    p.add_argument("--stop-at", type=int, metavar="N", help="pause after iteration N with a checkpoint (continue with --resume)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in an --out folder that already holds checkpoints")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    # Before torch starts its CPU worker threads, so that they inherit it (see Trainer.run).
+    torch.set_flush_denormal(True)
+    from ..train import Trainer, load_config
+
+    overrides = {}
+    for key, value in (
+        ("schedule.iterations", args.iterations),
+        ("train.batch_size", args.batch_size),
+        ("data.train.workers", args.workers),
+        ("seed", args.seed),
+        ("init", args.init),
+    ):
+        if value is not None:
+            overrides[key] = value
+    cfg = load_config(args.config, overrides)
+    out = Path(args.out) if args.out else Path("runs") / cfg.name
+    has_state = any((out / "checkpoints").glob("state_*.pt")) if (out / "checkpoints").is_dir() else False
+    if has_state and not args.resume and not args.overwrite:
+        raise UserError(f"{out} already holds a run: pass --resume to continue it, --overwrite to start afresh, or another --out")
+    if args.overwrite and not args.resume and (out / "checkpoints").is_dir():
+        for f in (out / "checkpoints").glob("*"):
+            f.unlink()
+        (out / "log.csv").unlink(missing_ok=True)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trainer = Trainer(cfg, out, device=device, resume=args.resume, progress=not args.quiet)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "command.txt").write_text(_command_line(args, device) + "\n")
+    result = trainer.run(stop_at=args.stop_at)
+    final = out / "checkpoints" / f"net_{trainer.step:07d}.pth"
+    done = "done" if trainer.step >= cfg.schedule.iterations else "paused (continue with --resume)"
+    summary = f"{done}: {trainer.step} of {cfg.schedule.iterations} iterations, weights in {final}"
+    if "val_psnr" in result:
+        summary += f" (validation PSNR {result['val_psnr']:.2f} dB, SSIM {result['val_ssim']:.4f})"
+    print(summary, file=sys.stderr)
+    return 0
+
+
+def _command_line(args: argparse.Namespace, device: str) -> str:
+    """The train command as run (for the run folder: what reproduces it)."""
+    parts = ["err-stream", "train", args.config, "--device", device]
+    for flag, value in (("--out", args.out), ("--init", args.init), ("--iterations", args.iterations),
+                        ("--batch-size", args.batch_size), ("--workers", args.workers), ("--seed", args.seed)):
+        if value is not None:
+            parts += [flag, str(value)]
+    if args.resume:
+        parts += ["--resume"] if args.resume is True else ["--resume", str(args.resume)]
+    return " ".join(shlex.quote(p) for p in parts)

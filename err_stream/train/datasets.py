@@ -1,0 +1,299 @@
+"""Training and validation data: paired folders, or clean images plus a synthetic degradation.
+
+Sources of images:
+
+* a folder of image files (PNG, JPEG, TIFF; 8 or 16 bit);
+* ``skimage:NAMES``: photographs that ship inside scikit-image (no download), e.g.
+  ``skimage:astronaut,rocket`` or the named sets ``skimage:train`` / ``skimage:heldout``
+  that the demo model uses (:data:`SKIMAGE_SETS`).
+
+Reproducibility: training sample ``k`` (the k-th crop the run sees) is a pure function of
+``(seed, k)``: which image (a seeded permutation per pass over the data), where to crop,
+which flips, and the degradation's parameters and noise. So a resumed run sees exactly the
+batches the uninterrupted run would have seen, whatever the number of loader workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..image import IMAGE_SUFFIXES, read_image
+from .degradations import Degradation
+
+__all__ = [
+    "SKIMAGE_SETS",
+    "ImageSource",
+    "load_source",
+    "match_pairs",
+    "TrainDataset",
+    "ValidationSet",
+    "to_tensor",
+    "to_numpy",
+]
+
+# scikit-image's bundled photographs. "heldout" never enters training: the README's demo clip is
+# made from coffee (and chelsea), and the demo model's figures are measured on all three.
+SKIMAGE_SETS: dict[str, tuple[str, ...]] = {
+    "train": (
+        "astronaut", "hubble_deep_field", "immunohistochemistry", "retina", "motorcycle_left", "motorcycle_right",
+        # Greyscale photographs (used as grey RGB) add textures the few colour ones lack.
+        "camera", "coins", "clock", "grass", "gravel", "brick", "moon",
+    ),
+    "heldout": ("coffee", "chelsea", "rocket"),
+}
+
+
+class DataError(UserError):
+    """A data set that cannot be used as configured (raised before training starts)."""
+
+
+def _skimage_image(name: str) -> np.ndarray:
+    try:
+        from skimage import data
+    except ImportError:
+        raise DataError("skimage: sources need scikit-image: pip install 'err-stream[train]'") from None
+    if name in ("motorcycle_left", "motorcycle_right"):
+        left, right, _ = data.stereo_motorcycle()
+        a = left if name == "motorcycle_left" else right
+    else:
+        fn = getattr(data, name, None)
+        if fn is None or not callable(fn):
+            raise DataError(f"skimage:{name}: scikit-image has no such sample image")
+        a = np.asarray(fn())
+    if a.dtype == bool or a.ndim not in (2, 3):
+        raise DataError(f"skimage:{name}: not a photograph ({a.shape}, {a.dtype})")
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    a = a[..., :3]
+    if a.dtype != np.uint8:
+        a = np.clip(np.rint(a * 255 if a.max() <= 1 else a), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+@dataclass
+class ImageSource:
+    """Named images, each either loaded (array) or a file read on demand."""
+
+    names: list[str]
+    arrays: list[np.ndarray] | None = None
+    paths: list[Path] | None = None
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def get(self, i: int) -> np.ndarray:
+        if self.arrays is not None:
+            return self.arrays[i]
+        assert self.paths is not None
+        return read_image(self.paths[i])
+
+    def size(self, i: int) -> tuple[int, int]:
+        """(height, width) without decoding the whole image where possible."""
+        if self.arrays is not None:
+            return self.arrays[i].shape[:2]
+        return _image_size(self.paths[i])  # type: ignore[index]
+
+    def cache(self) -> None:
+        if self.arrays is None:
+            self.arrays = [self.get(i) for i in range(len(self))]
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return im.height, im.width
+    except Exception:
+        try:
+            return read_image(path).shape[:2]
+        except Exception as e:
+            raise DataError(f"{path}: cannot read this image ({e})") from None
+
+
+def _image_files(folder: Path, what: str) -> list[Path]:
+    if not folder.exists():
+        raise DataError(f"{what}: folder {folder} does not exist")
+    if not folder.is_dir():
+        raise DataError(f"{what}: {folder} is not a folder")
+    files = sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"{what}: no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def load_source(spec: str, what: str, base: Path | None = None) -> ImageSource:
+    """A folder path or ``skimage:NAMES`` -> :class:`ImageSource` (skimage images are loaded)."""
+    if spec.startswith("skimage:"):
+        names: list[str] = []
+        for part in spec[len("skimage:") :].split(","):
+            part = part.strip()
+            names.extend(SKIMAGE_SETS.get(part, (part,)) if part else ())
+        if not names:
+            raise DataError(f"{what}: {spec!r} names no images")
+        return ImageSource(names=names, arrays=[_skimage_image(n) for n in names])
+    folder = Path(spec)
+    if base is not None and not folder.is_absolute():
+        folder = base / folder
+    files = _image_files(folder, what)
+    return ImageSource(names=[f.stem for f in files], paths=files)
+
+
+def match_pairs(input_dir: Path, target_dir: Path, what: str) -> tuple[ImageSource, ImageSource]:
+    """Pair degraded and ground-truth images by file name (without extension).
+
+    Every image must have its partner, with the same size; otherwise :class:`DataError`
+    lists the offenders.
+    """
+    inputs = _image_files(input_dir, f"{what}.input")
+    targets = _image_files(target_dir, f"{what}.target")
+    by_stem_in = {f.stem: f for f in inputs}
+    by_stem_gt = {f.stem: f for f in targets}
+    only_in = sorted(set(by_stem_in) - set(by_stem_gt))
+    only_gt = sorted(set(by_stem_gt) - set(by_stem_in))
+    if only_in or only_gt:
+        parts = []
+        if only_in:
+            parts.append(f"{len(only_in)} in {input_dir} without a target ({', '.join(only_in[:5])}{' ...' if len(only_in) > 5 else ''})")
+        if only_gt:
+            parts.append(f"{len(only_gt)} in {target_dir} without an input ({', '.join(only_gt[:5])}{' ...' if len(only_gt) > 5 else ''})")
+        raise DataError(f"{what}: images are paired by file name (without extension), and " + "; ".join(parts))
+    stems = sorted(by_stem_in)
+    src_in = ImageSource(names=stems, paths=[by_stem_in[s] for s in stems])
+    src_gt = ImageSource(names=stems, paths=[by_stem_gt[s] for s in stems])
+    wrong = [f"{s} ({a[1]}x{a[0]} vs {b[1]}x{b[0]})" for i, s in enumerate(stems) if (a := src_in.size(i)) != (b := src_gt.size(i))]
+    if wrong:
+        raise DataError(f"{what}: input and target sizes differ for {len(wrong)} pair(s): {', '.join(wrong[:5])}")
+    return src_in, src_gt
+
+
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    """H x W x 3 uint8/uint16 -> float32 3 x H x W in [0, 1]."""
+    scale = 65535.0 if a.dtype == np.uint16 else 255.0
+    return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(scale)
+
+
+def to_numpy(x: torch.Tensor) -> np.ndarray:
+    """3 x H x W float in [0, 1] -> H x W x 3 uint8 (rounded, clamped: what would be saved)."""
+    return x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+class TrainDataset(torch.utils.data.Dataset):
+    """Random crops (and flips) of paired or synthetically degraded images.
+
+    ``dataset[k]`` is training sample ``k`` (``k`` runs over the whole run, not an epoch):
+    a ``(degraded, target)`` pair of float 3 x S x S tensors. The crop size ``S`` is drawn per
+    batch of ``batch_size`` consecutive samples from ``crop_sizes``, so a batch stacks.
+    """
+
+    def __init__(
+        self,
+        target: ImageSource,
+        crop_sizes: Sequence[int],
+        batch_size: int,
+        seed: int,
+        degraded: ImageSource | None = None,
+        degradation: Degradation | None = None,
+        flips: bool = True,
+        transpose: bool = True,
+    ) -> None:
+        if (degraded is None) == (degradation is None):
+            raise ValueError("TrainDataset: give either degraded images or a degradation")
+        self.target, self.degraded, self.degradation = target, degraded, degradation
+        self.crop_sizes = list(crop_sizes)
+        self.batch_size, self.seed = batch_size, seed
+        self.flips, self.transpose = flips, transpose
+
+    def __len__(self) -> int:  # samples are indexed by their number in the run
+        return 2**62
+
+    def _image_index(self, k: int) -> int:
+        n = len(self.target)
+        order = np.random.default_rng([self.seed, 1, k // n]).permutation(n)
+        return int(order[k % n])
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = self._image_index(k)
+        size = self.crop_sizes[int(np.random.default_rng([self.seed, 2, k // self.batch_size]).integers(len(self.crop_sizes)))]
+        rng = np.random.default_rng([self.seed, 3, k])
+        gt = self.target.get(i)
+        lq = self.degraded.get(i) if self.degraded is not None else None
+        h, w = gt.shape[:2]
+        if h < size or w < size:  # checked before training for folders; guard for the rest
+            raise DataError(f"image {self.target.names[i]} ({w}x{h}) is smaller than the crop size {size}")
+        top, left = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+        crop = (slice(top, top + size), slice(left, left + size))
+        gt_t = to_tensor(gt[crop])
+        lq_t = to_tensor(lq[crop]) if lq is not None else None
+        ops = rng.uniform(size=3) < 0.5
+        def augment(t: torch.Tensor) -> torch.Tensor:  # noqa: E306
+            if self.flips and ops[0]:
+                t = t.flip(-1)
+            if self.flips and ops[1]:
+                t = t.flip(-2)
+            if self.transpose and ops[2]:
+                t = t.transpose(-1, -2)
+            return t.contiguous()
+
+        gt_t = augment(gt_t)
+        if lq_t is None:
+            assert self.degradation is not None
+            lq_t = self.degradation(gt_t, rng)
+        else:
+            lq_t = augment(lq_t)
+        return lq_t, gt_t
+
+
+class ValidationSet:
+    """Whole images for validation: ``(name, degraded, target)`` float 3 x H x W tensors.
+
+    Synthetic validation pairs use a fixed seed per image, so every validation (and every
+    run with the same seed) sees the same degraded images.
+    """
+
+    def __init__(
+        self,
+        target: ImageSource,
+        degraded: ImageSource | None = None,
+        degradation: Degradation | None = None,
+        seed: int = 0,
+        max_images: int | None = None,
+    ) -> None:
+        self.target, self.degraded, self.degradation, self.seed = target, degraded, degradation, seed
+        self.count = min(len(target), max_images) if max_images else len(target)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        for i in range(self.count):
+            gt = to_tensor(self.target.get(i))
+            if self.degraded is not None:
+                lq = to_tensor(self.degraded.get(i))
+            else:
+                assert self.degradation is not None
+                lq = self.degradation(gt, np.random.default_rng([self.seed, 4, i]))
+            yield self.target.names[i], lq, gt
+
+
+def build_sources(cfg) -> tuple[tuple[ImageSource | None, ImageSource], tuple[ImageSource | None, ImageSource] | None]:
+    """``((train degraded or None, train target), (val degraded or None, val target) or None)``
+    for a :class:`~err_stream.train.config.TrainConfig`; raises :class:`DataError`."""
+    t, v = cfg.data.train, cfg.data.val
+
+    def pair(input_spec: str | None, target_spec: str, what: str) -> tuple[ImageSource | None, ImageSource]:
+        if input_spec is None:
+            return None, load_source(target_spec, f"{what}.target")
+        if input_spec.startswith("skimage:") or target_spec.startswith("skimage:"):
+            raise DataError(f"{what}: skimage: sources are clean photographs; use them with a degradation, not as pairs")
+        return match_pairs(Path(input_spec), Path(target_spec), what)
+
+    train = pair(t.input, t.target, "data.train")
+    val = pair(v.input, v.target, "data.val") if v.target is not None else None
+    return train, val

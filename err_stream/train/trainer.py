@@ -1,0 +1,377 @@
+"""The training loop: ERR on random crops with the paper's losses, resumable exactly.
+
+A run folder holds::
+
+    config.yaml                      the resolved configuration
+    log.csv                          losses per ``log.every`` iterations, validation PSNR/SSIM
+    tb/                              TensorBoard events (if tensorboard is installed)
+    checkpoints/net_0005000.pth      weights in the published layout ({"params": state_dict})
+    checkpoints/state_0005000.pt     optimizer, scheduler, scaler, step and RNG states
+
+The weights files load with every ERR tool (``err-stream --weights``, ``load_model``, the
+authors' basicsr code). ``Trainer(..., resume=True)`` continues from the newest state file:
+the batches are a pure function of (seed, sample number), so a resumed run computes the
+same losses as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import yaml
+
+from ..engine import Restorer
+from ..errors import ProcessingError, UserError
+from ..model import ERR, ERRConfig
+from ..weights import check_state_dict, read_state_dict, resolve_weights, save_checkpoint
+from .config import TrainConfig
+from .datasets import TrainDataset, ValidationSet, build_sources, to_numpy
+from .losses import ERRLoss
+from .metrics import psnr, ssim
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Trainer", "cosine_factor", "latest_state"]
+
+LOSS_TERMS = ("l1", "ssim", "dct_global", "dct_low", "dct_high")
+CSV_COLUMNS = ("step", "lr", "loss", *LOSS_TERMS, "grad_norm", "skipped", "sec_per_step", "val_psnr", "val_ssim")
+_MAX_BAD_STEPS = 20  # consecutive non-finite losses before giving up
+
+
+def cosine_factor(step: int, iterations: int, warmup: int, lr: float, eta_min: float) -> float:
+    """Learning-rate multiplier at ``step`` (0-based): linear warm-up, then cosine to ``eta_min``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, iterations - warmup))
+    return (eta_min + (lr - eta_min) * 0.5 * (1 + math.cos(math.pi * t))) / lr
+
+
+def latest_state(folder: Path) -> Path | None:
+    states = sorted((folder / "checkpoints").glob("state_*.pt"))
+    return states[-1] if states else None
+
+
+class Trainer:
+    """Train (or fine-tune) ERR as a :class:`TrainConfig` says, writing into ``out_dir``.
+
+    Args:
+        config: the checked configuration.
+        out_dir: the run folder (created).
+        device: ``"cpu"``, ``"cuda"``... (default: CUDA if available).
+        resume: False, True (newest state in ``out_dir``) or a state file.
+        progress: show a progress bar.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out_dir: str | Path,
+        device: str | torch.device | None = None,
+        resume: bool | str | Path = False,
+        progress: bool = True,
+    ) -> None:
+        self.cfg = cfg = config
+        self.out = Path(out_dir)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.progress = progress
+        _seed_everything(cfg.seed)
+
+        (train_lq, train_gt), val = build_sources(cfg)
+        if cfg.data.train.cache:
+            train_gt.cache()
+            if train_lq is not None:
+                train_lq.cache()
+        self.dataset = TrainDataset(
+            train_gt, cfg.crop_sizes, cfg.train.batch_size, cfg.seed,
+            degraded=train_lq, degradation=cfg.train_degradation(),
+            flips=cfg.data.train.flips, transpose=cfg.data.train.transpose,
+        )
+        self.valset = None
+        if val is not None:
+            self.valset = ValidationSet(val[1], val[0], cfg.val_degradation(), seed=cfg.seed, max_images=cfg.data.val.max_images)
+
+        self.model = ERR(ERRConfig())
+        if cfg.init is not None:
+            path = resolve_weights(cfg.init)
+            sd = read_state_dict(path)
+            check_state_dict(self.model, sd, str(path))
+            self.model.load_state_dict({k: v.float() for k, v in sd.items()})
+            log.info("fine-tuning from %s", path)
+        self.model.to(self.device).train()
+
+        o = cfg.optim
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        s = cfg.schedule
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: cosine_factor(step, s.iterations, s.warmup, o.lr, s.eta_min)
+        )
+        amp = cfg.train.amp
+        if amp == "auto":
+            amp = "bf16" if self.device.type == "cuda" else "off"
+        self.amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.criterion = ERRLoss(cfg.loss)
+        self.step = 0
+        self.bad_steps = 0
+        self._tb = None
+
+        if resume:
+            state = latest_state(self.out) if resume is True else Path(resume)
+            if state is None:
+                raise UserError(f"--resume: no training state (checkpoints/state_*.pt) in {self.out}")
+            self.load_state(state)
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+
+    def train_step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
+        """One optimisation step on a batch; returns the loss terms, lr and gradient norm."""
+        lq = lq.to(self.device, non_blocking=True)
+        gt = gt.to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            out, out1, out2 = self.model.forward_stages(lq)
+        loss, terms = self.criterion(out, out1, out2, gt)
+        lr = self.optimizer.param_groups[0]["lr"]
+        if not torch.isfinite(loss):
+            # A non-finite loss would poison AdamW's moments: skip the update (the schedule
+            # still advances, so step numbers keep their meaning).
+            self.bad_steps += 1
+            if self.bad_steps >= _MAX_BAD_STEPS:
+                raise ProcessingError(
+                    f"training diverged: {self.bad_steps} non-finite losses in a row at step {self.step}; "
+                    "lower optim.lr, keep train.grad_clip on, or use train.amp: off"
+                )
+            log.warning("step %d: non-finite loss, update skipped", self.step)
+            grad_norm = float("nan")
+        else:
+            self.bad_steps = 0
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+            clip = self.cfg.train.grad_clip
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf")))
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.scheduler.step()
+        self.step += 1
+        row = {"loss": float(loss.detach()), "lr": lr, "grad_norm": grad_norm}
+        row.update({k: float(v.detach()) for k, v in terms.items()})
+        return row
+
+    # ------------------------------------------------------------------ data
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The run's batches from the current step on (deterministic, see TrainDataset)."""
+        b = self.cfg.train.batch_size
+        workers = self.cfg.data.train.workers
+        loader = torch.utils.data.DataLoader(
+            self.dataset,
+            batch_size=b,
+            sampler=range(self.step * b, self.cfg.schedule.iterations * b),
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+        )
+        return iter(loader)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, stop_at: int | None = None) -> dict[str, Any]:
+        """Train to ``schedule.iterations`` (or pause after iteration ``stop_at``, with a
+        checkpoint to resume from); returns the last logged losses and validation metrics."""
+        from tqdm import tqdm
+
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "checkpoints").mkdir(exist_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        csv_path = self.out / "log.csv"
+        _truncate_log(csv_path, self.step)
+        new_file = not csv_path.exists()
+        bar = tqdm(total=cfg.schedule.iterations, initial=self.step, desc=cfg.name, unit="it", disable=not self.progress, dynamic_ncols=True)
+        # On CPU, denormal floats (tiny decay products in the scan, tiny gradients) make steps
+        # up to ten times slower; flushing them to zero changes nothing measurable. The flag is
+        # per thread: it reaches torch's worker threads only if they start after it is set
+        # (the train command sets it first thing); switched back off after the run.
+        flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        try:
+            return self._loop(csv_path, new_file, bar, stop_at)
+        finally:
+            if flush:
+                torch.set_flush_denormal(False)
+            bar.close()
+            if self._tb is not None:
+                self._tb.close()
+                self._tb = None
+
+    def _loop(self, csv_path: Path, new_file: bool, bar, stop_at: int | None) -> dict[str, Any]:
+        cfg = self.cfg
+        last: dict[str, Any] = {}
+        sums: dict[str, float] = {}
+        count = skipped = 0
+        t0 = time.perf_counter()
+        with csv_path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+            if new_file:
+                writer.writeheader()
+            for lq, gt in self.batches():
+                row = self.train_step(lq, gt)
+                if math.isfinite(row["loss"]):
+                    for k, v in row.items():
+                        sums[k] = sums.get(k, 0.0) + v
+                    count += 1
+                else:
+                    skipped += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                step = self.step
+                done = step >= cfg.schedule.iterations
+                pause = stop_at is not None and step >= stop_at and not done
+                if step % cfg.log.every == 0 or done or pause:
+                    # Means over the window's steps with a finite loss; "skipped" counts the others.
+                    mean = {k: v / count for k, v in sums.items()} if count else {}
+                    mean["lr"] = row["lr"]
+                    mean["skipped"] = skipped
+                    mean["sec_per_step"] = (time.perf_counter() - t0) / (count + skipped)
+                    writer.writerow({"step": step, **{k: _fmt(mean.get(k)) for k in CSV_COLUMNS[1:-2]}})
+                    fh.flush()
+                    self._tb_scalars(step, {f"train/{k}": v for k, v in mean.items()})
+                    last = mean
+                    sums, count, skipped, t0 = {}, 0, 0, time.perf_counter()
+                if self.valset is not None and (step % cfg.data.val.every == 0 or done):
+                    metrics = self.validate()
+                    writer.writerow({"step": step, "val_psnr": _fmt(metrics["psnr"]), "val_ssim": _fmt(metrics["ssim"])})
+                    fh.flush()
+                    self._tb_scalars(step, {"val/psnr": metrics["psnr"], "val/ssim": metrics["ssim"]})
+                    bar.write(f"step {step}: validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
+                    last.update({"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"]})
+                if step % cfg.log.checkpoint_every == 0 or done or pause:
+                    self.save()
+                if pause:
+                    break
+        return last
+
+    # ------------------------------------------------------------------ validation
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean PSNR / SSIM (Y channel, crop border 4) of the model's output on the validation set."""
+        assert self.valset is not None
+        precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+        restorer = Restorer(self.model, device=self.device, precision=precision, tiling="auto")
+        scores = []
+        try:
+            for _, lq, gt in self.valset:
+                out = restorer.restore(lq[None])[0]
+                a, b = to_numpy(out), to_numpy(gt)
+                scores.append((psnr(a, b), ssim(a, b)))
+        finally:
+            self.model.train()
+        return {"psnr": float(np.mean([s[0] for s in scores])), "ssim": float(np.mean([s[1] for s in scores]))}
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self) -> Path:
+        """Write ``net_<step>.pth`` (published layout) and ``state_<step>.pt``; prune old ones."""
+        folder = self.out / "checkpoints"
+        folder.mkdir(parents=True, exist_ok=True)
+        net = save_checkpoint(self.model, folder / f"net_{self.step:07d}.pth")
+        state = {
+            "step": self.step,
+            "net": net.name,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "bad_steps": self.bad_steps,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+            "config": self.cfg.to_dict(),
+        }
+        path = folder / f"state_{self.step:07d}.pt"
+        tmp = path.with_name(path.name + ".part")
+        torch.save(state, tmp)
+        tmp.replace(path)
+        self._prune(folder)
+        return net
+
+    def _prune(self, folder: Path) -> None:
+        keep = self.cfg.log.keep
+        if keep <= 0:
+            return
+        states = sorted(folder.glob("state_*.pt"))
+        for old in states[:-keep]:
+            step = old.stem.split("_")[1]
+            old.unlink(missing_ok=True)
+            (folder / f"net_{step}.pth").unlink(missing_ok=True)
+
+    def load_state(self, path: str | Path) -> None:
+        """Restore weights, optimizer, scheduler, scaler, step and RNG from a state file."""
+        path = Path(path)
+        if not path.is_file():
+            raise UserError(f"--resume {path}: no such training state file")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:
+            raise UserError(f"--resume {path}: not a readable training state ({type(e).__name__})") from None
+        net = path.parent / state["net"]
+        sd = read_state_dict(net)
+        check_state_dict(self.model, sd, str(net))
+        self.model.load_state_dict(sd)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = int(state["step"])
+        self.bad_steps = int(state.get("bad_steps", 0))
+        torch.set_rng_state(state["rng"]["torch"])
+        if state["rng"]["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    # ------------------------------------------------------------------ logging
+    def _tb_scalars(self, step: int, values: dict[str, float]) -> None:
+        want = self.cfg.log.tensorboard
+        if want is False:
+            return
+        if self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                if want is True:
+                    raise UserError("log.tensorboard: true needs the tensorboard package: pip install 'err-stream[train]'") from None
+                self.cfg.log.tensorboard = False
+                return
+            self._tb = SummaryWriter(str(self.out / "tb"))
+        for k, v in values.items():
+            if v is not None and math.isfinite(v):
+                self._tb.add_scalar(k, v, step)
+        self._tb.flush()
+
+
+def _fmt(v: float | None) -> str:
+    return "" if v is None else f"{v:.9g}"
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log rows after ``step`` (a resumed run writes them again)."""
+    if not path.exists():
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        w.writeheader()
+        w.writerows(r for r in rows if r.get("step") and int(r["step"]) <= step)
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
