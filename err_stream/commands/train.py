@@ -34,8 +34,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Before torch starts its CPU worker threads, so that they inherit it (see Trainer.run).
-    torch.set_flush_denormal(True)
     from ..train import Trainer, load_config
 
     overrides = {}

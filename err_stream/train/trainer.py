@@ -200,7 +200,7 @@ class Trainer:
         # On CPU, denormal floats (tiny decay products in the scan, tiny gradients) make steps
         # up to ten times slower; flushing them to zero changes nothing measurable. The flag is
         # per thread: it reaches torch's worker threads only if they start after it is set
-        # (the train command sets it first thing); switched back off after the run.
+        # (err_stream.cli.main sets it first thing); switched back off after the run.
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
         try:
             return self._loop(csv_path, new_file, bar, stop_at)
