@@ -1,13 +1,16 @@
 """Backend choice for the ops: decided once per (op, device kind) and cached.
 
 Override with the environment variable ``ERR_STREAM_<OP>_BACKEND`` (for example
-``ERR_STREAM_SELECTIVE_SCAN_BACKEND=torch``), e.g. to compare backends or to work around one.
+``ERR_STREAM_SELECTIVE_SCAN_BACKEND=torch``), e.g. to work around one, or in-process with
+:func:`forced_backend` (benchmarks and comparisons).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
@@ -21,7 +24,10 @@ _PREFERENCE: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 # Backends that support autograd (used whenever a gradient is needed).
-_DIFFERENTIABLE = {"torch", "kat_rational", "mamba_ssm"}
+_DIFFERENTIABLE = {"reference", "torch", "kat_rational", "mamba_ssm"}
+
+# Backends forced in-process by forced_backend(), per op (innermost wins).
+_forced: dict[str, str] = {}
 
 _REQUIRES = {
     "mamba_ssm": "mamba_ssm",
@@ -66,7 +72,7 @@ def pick_backend(op: str, x: torch.Tensor) -> str:
     """The backend ``op`` uses for tensor ``x``: fast kernels for inference, a differentiable
     one when autograd is recording."""
     kind = "cuda" if x.is_cuda else "cpu"
-    name = _chosen(op, kind)
+    name = _forced.get(op) or _chosen(op, kind)
     if torch.is_grad_enabled() and x.requires_grad and name not in _DIFFERENTIABLE:
         return "torch"
     return name
@@ -75,4 +81,20 @@ def pick_backend(op: str, x: torch.Tensor) -> str:
 def describe_backends(device: torch.device | str = "cpu") -> dict[str, str]:
     """Which backend each op uses on ``device`` (for ``--json`` summaries and bug reports)."""
     kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
-    return {op: _chosen(op, kind) for op in ("selective_scan", "group_rational")}
+    return {op: _forced.get(op) or _chosen(op, kind) for op in ("selective_scan", "group_rational")}
+
+
+@contextmanager
+def forced_backend(op: str, name: str) -> Iterator[None]:
+    """Use backend ``name`` for ``op`` (``"selective_scan"`` or ``"group_rational"``) on every
+    device inside the ``with`` block, e.g. ``forced_backend("selective_scan", "reference")``.
+    Autograd still falls back to a differentiable backend."""
+    previous = _forced.get(op)
+    _forced[op] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            _forced.pop(op, None)
+        else:
+            _forced[op] = previous

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._backend import cuda_backend_available, pick_backend
+from ._backend import pick_backend
 
 __all__ = ["group_rational", "group_rational_reference", "GroupRational", "RATIONAL_INIT"]
 
@@ -43,13 +43,14 @@ def group_rational_reference(x: torch.Tensor, numerator: torch.Tensor, denominat
 
 
 def _group_rational_torch(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
-    # Horner form in float32: the rational is evaluated in float32 whatever the input dtype
-    # (kat_rational casts its inputs to float32 too).
+    # Horner form in float32 whatever the input dtype (kat_rational casts its inputs to float32
+    # too), or float64 for float64 input (ERR's frequency branch, where x^5 can pass 3.4e38).
     groups = denominator.shape[0]
     c = x.shape[-1]
-    xf = x.float()
-    a = numerator.reshape(-1).float()
-    b = denominator.float().abs().repeat_interleave(c // groups, dim=0)  # (C, 4)
+    dt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    xf = x.to(dt)
+    a = numerator.reshape(-1).to(dt)
+    b = denominator.to(dt).abs().repeat_interleave(c // groups, dim=0)  # (C, 4)
     p = a[-1]
     for i in range(a.numel() - 2, -1, -1):
         p = p * xf + a[i]
@@ -78,6 +79,7 @@ def _group_rational_triton(x: torch.Tensor, numerator: torch.Tensor, denominator
 
 
 _BACKENDS = {
+    "reference": group_rational_reference,
     "torch": _group_rational_torch,
     "triton": _group_rational_triton,
     "kat_rational": _group_rational_kat,
@@ -90,14 +92,19 @@ def group_rational(
     """Apply the group rational to ``x`` of shape ``(..., C)``.
 
     ``numerator``: ``(1, 6)``; ``denominator``: ``(groups, 4)``. ``backend`` is one of
-    ``"torch"``, ``"triton"``, ``"kat_rational"`` or None (the best available for the device).
+    ``"reference"``, ``"torch"``, ``"triton"``, ``"kat_rational"`` or None (the best available for
+    the device).
     """
     if x.shape[-1] % denominator.shape[0]:
         raise ValueError(
             f"group_rational: {x.shape[-1]} channels do not split into {denominator.shape[0]} groups"
         )
-    name = backend or pick_backend("group_rational", x)
-    return _BACKENDS[name](x, numerator, denominator)
+    # float64 (a handful of values in ERR's frequency branch) always takes the torch backend.
+    name = backend or ("torch" if x.dtype == torch.float64 else pick_backend("group_rational", x))
+    fn = _BACKENDS.get(name)
+    if fn is None:
+        raise ValueError(f"group_rational: unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
+    return fn(x, numerator, denominator)
 
 
 class GroupRational(nn.Module):

@@ -59,34 +59,39 @@ def selective_scan_reference(
     return y
 
 
-def _selective_scan_torch(u, delta, A, B, C, D, delta_bias, delta_softplus, chunk: int = 128, d_block: int = 128):
-    """Chunked parallel scan in pure torch: within a chunk of ``chunk`` tokens the linear
-    recurrence ``h_t = a_t h_{t-1} + b_t`` is solved by log2(chunk) doubling steps, and chunks
-    are chained by their last state. Channels are processed ``d_block`` at a time to bound the
-    (B, d_block, chunk, N) temporaries. Differentiable."""
+def _selective_scan_torch(
+    u, delta, A, B, C, D, delta_bias, delta_softplus, chunk: int = 128, max_elements: int = 1 << 22
+):
+    """Chunked parallel scan in pure torch (differentiable: the training backend).
+
+    Within a chunk of ``chunk`` tokens the linear recurrence ``h_t = a_t h_{t-1} + b_t`` is solved
+    by log2(chunk) doubling steps (Hillis-Steele scan of the affine maps, stable: only products of
+    decays <= 1 for the usual A < 0), and chunks are chained by their last state. Channels go
+    ``d_block`` at a time so that each (B, d_block, chunk, N) temporary holds at most
+    ``max_elements`` values, whatever the sequence length."""
     u, delta, A, B, C, D = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
     bsz, d, length = u.shape
-    g = B.shape[1]
-    per_group = d // g
+    n_state = A.shape[1]
+    per_group = d // B.shape[1]
+    d_block = max(1, min(d, max_elements // max(1, bsz * chunk * n_state)))
     out = []
     for d0 in range(0, d, d_block):
         d1 = min(d, d0 + d_block)
-        # Index of the B/C group of each channel of this block.
-        grp = torch.arange(d0, d1, device=u.device) // per_group
-        A_blk = A[d0:d1]  # (db, N)
-        h = u.new_zeros(bsz, d1 - d0, A.shape[1])
+        grp = torch.arange(d0, d1, device=u.device) // per_group  # B/C group of each channel
+        A_blk = A[d0:d1, None, :]  # (db, 1, N)
+        h = u.new_zeros(bsz, d1 - d0, n_state)
         ys = []
         for t0 in range(0, length, chunk):
             t1 = min(length, t0 + chunk)
             dt = delta[:, d0:d1, t0:t1].unsqueeze(-1)  # (b, db, T, 1)
             uu = u[:, d0:d1, t0:t1].unsqueeze(-1)
-            Bc = B[:, :, :, t0:t1][:, grp].transpose(2, 3)  # (b, db, T, N)
-            Cc = C[:, :, :, t0:t1][:, grp].transpose(2, 3)
-            a = torch.exp(dt * A_blk[None, :, None, :])  # (b, db, T, N)
-            x = dt * Bc * uu
+            Bc = B[:, :, :, t0:t1].transpose(2, 3)[:, grp]  # (b, db, T, N)
+            Cc = C[:, :, :, t0:t1].transpose(2, 3)[:, grp]
+            a = torch.exp(dt * A_blk)  # (b, db, T, N)
+            x = dt * uu * Bc
             step = 1
             n = t1 - t0
-            while step < n:  # Hillis-Steele inclusive scan of the affine maps
+            while step < n:  # after this step, (a, x)[t] composes the maps of tokens t-2*step+1 .. t
                 x = torch.cat([x[:, :, :step], a[:, :, step:] * x[:, :, :-step] + x[:, :, step:]], dim=2)
                 a = torch.cat([a[:, :, :step], a[:, :, step:] * a[:, :, :-step]], dim=2)
                 step *= 2
@@ -147,4 +152,7 @@ def selective_scan(
     if u.shape[1] % B.shape[1]:
         raise ValueError(f"selective_scan: {u.shape[1]} channels do not split into {B.shape[1]} groups")
     name = backend or pick_backend("selective_scan", u)
-    return _BACKENDS[name](u, delta, A, B, C, D, delta_bias, delta_softplus)
+    fn = _BACKENDS.get(name)
+    if fn is None:
+        raise ValueError(f"selective_scan: unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
+    return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
