@@ -58,7 +58,15 @@ def main(argv: list[str] | None = None) -> int:
     # before torch starts its worker threads so they inherit it.
     import torch
 
-    torch.set_flush_denormal(True)
+    flushing = torch.set_flush_denormal(True)
+    try:
+        return _main(argv)
+    finally:
+        if flushing:  # leave the calling thread as we found it (main() can be called in-process)
+            torch.set_flush_denormal(False)
+
+
+def _main(argv: list[str]) -> int:
     first = next((a for a in argv if not a.startswith("-")), None)
     if first is not None and first not in COMMANDS and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
         argv.insert(argv.index(first), DEFAULT_COMMAND)
