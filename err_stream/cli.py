@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    first = next((a for a in argv if not a.startswith("-")), None)
+    first = next((a for a in argv if a == "-" or not a.startswith("-")), None)  # "-": standard input
     if first is not None and first not in COMMANDS and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
         argv.insert(argv.index(first), DEFAULT_COMMAND)
     parser = build_parser(only=next((a for a in argv if a in COMMANDS), None))

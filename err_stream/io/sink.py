@@ -3,6 +3,7 @@ other stream copied packet for packet), and the atomic output file."""
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -13,6 +14,7 @@ import numpy as np
 
 from ..errors import ProcessingError, UserError
 from .colour import PlaneFormat
+from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
 from .source import VideoInfo, _attached_pic_flag
 
@@ -43,7 +45,7 @@ DEFAULT_ENCODERS = {
     "ffv1": "ffv1",
 }
 # Tried in order when the family's encoder cannot store the format or the container.
-FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
+FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "wrapped_avframe")  # the last: y4m
 
 ENCODER_DEFAULTS: dict[str, dict[str, str]] = {
     "libx264": {"crf": "16", "preset": "medium"},
@@ -62,9 +64,6 @@ PRESET_OPTION = {
     "libvpx-vp9": "deadline",
 }
 
-PARTIAL_MARK = ".err-stream-partial"
-
-
 def container_format(out: Path) -> str:
     fmt = CONTAINERS.get(out.suffix.lower())
     if fmt is None:
@@ -72,12 +71,24 @@ def container_format(out: Path) -> str:
     return fmt
 
 
+# Muxers that cannot be asked what they take (FFmpeg reports only their defaults): what
+# their writers accept (libavformat/mpegtsenc.c, rtpenc.c).
+_TS_CODECS = {"h264", "hevc", "mpeg2video", "mpeg1video", "mpeg4", "av1", "vvc", "dirac", "aac", "mp2", "mp3", "ac3",
+              "eac3", "opus", "s302m", "dvb_subtitle", "dvb_teletext"}
+STREAM_CONTAINER_CODECS = {
+    "mpegts": _TS_CODECS,
+    "rtp_mpegts": _TS_CODECS,
+    "rtsp": {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1", "aac", "opus", "mp3", "ac3"},
+    "rtp": {"h264", "hevc", "mpeg4", "vp8", "vp9", "av1"},
+}
+
+
 def container_codecs(fmt: str) -> set[str]:
     """Codec names the muxer accepts."""
     import av
 
     with av.open(io.BytesIO(), "w", format=fmt) as c:
-        return set(c.supported_codecs)
+        return set(c.supported_codecs) | STREAM_CONTAINER_CODECS.get(fmt, set())
 
 
 def _encoder(name: str):
@@ -136,18 +147,26 @@ def choose_encoder(
     preset: str | None = None,
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
+    *,
+    container: str | None = None,
+    low_delay: bool = False,
 ) -> EncoderSettings:
     """Turn the user's encoder options (or the defaults: the input's codec family at high
-    quality, its pixel format) into settings this FFmpeg and OUT's container accept."""
-    fmt = container_format(out)
+    quality, its pixel format) into settings this FFmpeg and OUT's container accept.
+    ``container``: the muxer (default: from OUT's extension). ``low_delay``: a live run's
+    encoder settings (no lookahead, no B-frames) under the user's ``encoder_opts``."""
+    from .endpoints import low_delay_encoder_options
+
+    fmt = container or container_format(out)
+    where = f"{out.suffix} files" if container is None else f"{fmt} output"
     allowed = container_codecs(fmt)
     want = PlaneFormat.parse(pix_fmt) if pix_fmt else info.pix_fmt
     if codec is not None:
         enc = _encoder(codec)
         if enc.canonical_name not in allowed:
-            raise UserError(f"--codec {codec}: {enc.canonical_name} cannot be stored in {out.suffix} files")
+            raise UserError(f"--codec {codec}: {enc.canonical_name} cannot be stored in {where}")
         formats = [f.name for f in (enc.video_formats or [])]
-        chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+        chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
         if chosen is None:
             raise UserError(f"--codec {codec} cannot encode {want.name}; it takes {', '.join(formats)} (use --pix-fmt)")
     else:
@@ -162,16 +181,18 @@ def choose_encoder(
             if enc.canonical_name not in allowed:
                 continue
             formats = [f.name for f in (enc.video_formats or [])]
-            chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+            chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
             if chosen is not None:
                 codec = name
                 break
         if chosen is None or codec is None:
-            raise UserError(f"no encoder here can write {want.name} video into {out.suffix} files; choose --codec/--pix-fmt")
+            raise UserError(f"no encoder here can write {want.name} video into {where}; choose --codec/--pix-fmt")
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
 
     options = dict(ENCODER_DEFAULTS.get(codec, {}))
+    if low_delay:
+        options.update(low_delay_encoder_options(codec))
     if codec == "prores_ks":
         options["profile"] = "4444" if chosen.log2_chroma_w == 0 else "hq"
     if crf is not None:
@@ -213,47 +234,63 @@ def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: 
 
 # ----------------------------------------------------------------------------- output file
 class PartialOutput:
-    """OUT is written as ``.OUT.err-stream-partial.EXT`` in OUT's folder and renamed into
-    place by :meth:`commit`; anything else (error, Ctrl-C) removes the partial file and
-    leaves OUT (new or pre-existing) untouched. A partial file left by a killed run is
-    removed on the next run for the same OUT."""
+    """OUT is written into this run's own partial file in OUT's folder
+    (``.OUT.err-stream-partial.<pid>-<random>.EXT``) and renamed into place by :meth:`commit`;
+    anything else (error, Ctrl-C) removes the partial file and leaves OUT (new or pre-existing)
+    untouched. While the run writes, OUT is locked (:class:`~.output_lock.OutputLock`): a second
+    run for the same OUT stops at once. Partial files left by killed runs are removed by the
+    next run for the same OUT."""
 
     def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
         out = Path(out)
         self.out = out
         if out.is_dir():
             raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
-        if out.exists() and not overwrite:
-            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
         if not out.parent.is_dir():
             what = "is not a folder" if out.parent.exists() else "no such folder"
             raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
+        holder = lock_holder(out)
+        if holder is not None and holder != os.getpid():
+            raise UserError(f"{out} is being written by another err-stream (pid {holder}); wait for it to finish, stop it, or write to another file")
+        if out.exists() and not overwrite:
+            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
         if source is not None and out.exists() and out.resolve() == Path(source).resolve():
             raise UserError(f"{out}: is the input file; write to another file")
-        self.tmp = out.with_name(f".{out.name}{PARTIAL_MARK}{out.suffix}")
+        self.tmp = partial_path(out)
+        self.lock = OutputLock(out)
         self.committed = False
 
     def __enter__(self) -> PartialOutput:
-        if self.tmp.exists():
-            log.info("removing %s left by an interrupted run", self.tmp)
-            self.tmp.unlink()
+        self.lock.acquire()
         try:
-            with open(self.tmp, "wb"):
-                pass
-        except OSError as e:
-            raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+            self.lock.remove_stale_partials()
+            try:
+                with open(self.tmp, "xb"):
+                    pass
+            except OSError as e:
+                raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+        except BaseException:
+            self.lock.release()
+            raise
         return self
 
     def commit(self) -> None:
-        os.replace(self.tmp, self.out)
+        try:
+            os.replace(self.tmp, self.out)
+        except OSError as e:
+            raise ProcessingError(f"{self.out}: could not put the finished output in place ({e.strerror or e}); "
+                                  f"nothing was written there") from None
         self.committed = True
 
     def __exit__(self, *exc) -> None:
-        if not self.committed:
-            try:
-                self.tmp.unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            if not self.committed:
+                try:
+                    self.tmp.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            self.lock.release()
 
 
 # ----------------------------------------------------------------------------- the sink
@@ -319,15 +356,28 @@ class VideoSink:
     # How far ahead of the video the copied streams are muxed (seconds).
     LEAD = 1.0
 
-    def __init__(self, path: Path, out: Path, info: VideoInfo, settings: EncoderSettings) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        out: str | Path,
+        info: VideoInfo,
+        settings: EncoderSettings,
+        *,
+        container: str | None = None,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        """``path``: where the bytes go (the partial file, a URL, ``pipe:N``); ``out``: what
+        the user named (for messages); ``container``: the muxer (default: from OUT's
+        extension); ``options``: muxer/protocol options."""
         import av
 
         self.info = info
         self.settings = settings
         self.fmt = settings.pix_fmt
-        fmt_name = container_format(out)
+        self.out = out
+        fmt_name = container or container_format(Path(out))
         try:
-            self.container = av.open(str(path), "w", format=fmt_name)
+            self.container = av.open(str(path), "w", format=fmt_name, options=dict(options or {}))
         except av.error.FFmpegError as e:
             raise UserError(f"{out}: cannot create the output ({e})") from None
         self.copier = None
@@ -338,6 +388,8 @@ class VideoSink:
             vs.pix_fmt = self.fmt.name
             # The input's own clock: every frame keeps its timestamp (VFR stays VFR).
             vs.time_base = info.time_base
+            if fmt_name == "yuv4mpegpipe" and rate:
+                vs.time_base = 1 / rate  # y4m writes its time base as the frame rate
             cc = vs.codec_context
             cc.time_base = info.time_base
             if info.sample_aspect_ratio:
@@ -347,13 +399,16 @@ class VideoSink:
             if settings.codec in ("libx265", "hevc_nvenc") and fmt_name in ("mp4", "mov"):
                 cc.codec_tag = "hvc1"  # the tag Apple players require
             self.stream = vs
-            for k, v in self.container_metadata().items():
-                self.container.metadata[k] = v
-            self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name))
+            if info.live is None:  # a stream is read once: its other streams are not copied (see LiveSource)
+                for k, v in self.container_metadata().items():
+                    self.container.metadata[k] = v
+                self.copier = StreamCopier(info, self.container, Path(out), container_codecs(fmt_name))
             try:
                 # Opened from a lower-priority thread: the encoder's worker threads inherit it.
                 call_at_lower_priority(self.container.start_encoding)
             except (av.error.FFmpegError, ValueError) as e:
+                if _is_url(out) and getattr(e, "errno", None) is not None and isinstance(e, OSError):
+                    raise UserError(f"{out}: cannot open the output: {e.strerror or e}") from None
                 raise UserError(f"{out}: cannot start writing: {settings.codec} with {settings.describe()} refused ({e})") from None
         except BaseException:
             self.abort()
@@ -380,9 +435,14 @@ class VideoSink:
         try:
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
-            self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
-        except av.error.FFmpegError as e:
-            raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+            if self.copier is not None:
+                self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
+        except (OSError, av.error.FFmpegError) as e:
+            if getattr(e, "errno", None) in RECEIVER_GONE:
+                raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
+            if isinstance(e, av.error.FFmpegError):
+                raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+            raise ProcessingError(f"writing frame {self.frames} failed: {e.strerror or e}") from None
         self.frames += 1
 
     def finish(self) -> None:
@@ -391,12 +451,16 @@ class VideoSink:
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
-            self.copier.pump(None)
+            if self.copier is not None:
+                self.copier.pump(None)
             self.container.close()
-        except av.error.FFmpegError as e:
-            raise ProcessingError(f"finishing the output failed: {e}") from None
+        except (OSError, av.error.FFmpegError) as e:
+            if getattr(e, "errno", None) in RECEIVER_GONE:
+                raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
+            raise ProcessingError(f"finishing the output failed: {e.strerror or e}") from None
         finally:
-            self.copier.close()
+            if self.copier is not None:
+                self.copier.close()
 
     def abort(self) -> None:
         for close in (getattr(self.copier, "close", None), self.container.close):
@@ -406,6 +470,21 @@ class VideoSink:
                 close()
             except Exception:  # already failing: the partial file is removed anyway
                 pass
+
+
+class ReceiverGone(ProcessingError):
+    """A pipe's reader or a network receiver stopped taking the output."""
+
+
+RECEIVER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ENOTCONN)
+
+
+def _is_url(out) -> bool:
+    return "://" in str(out)
+
+
+def _label(out) -> str:
+    return "standard output" if str(out) == "-" else str(out)
 
 
 def fill_planes(frame, planes, fmt: PlaneFormat) -> None:
