@@ -158,30 +158,31 @@ def transcode(
     if timeout is None and in_ep.is_network:
         timeout = DEFAULT_TIMEOUT
     container = output_format(out_ep, format)
-    live_source = None
-    if in_ep.is_file:
-        input = in_ep.path
-        info = probe(input)
-    else:
-        if decoder == "dali":
-            raise UserError("--decoder dali reads files only; a stream is decoded by PyAV")
-        live_source = LiveSource(in_ep, input_format, timeout, low_delay=live)
-        info = live_source.info
-    try:
-        return _transcode(info, live_source, in_ep, out_ep, container, restorer, device, decoder, codec, crf,
-                          encoder_preset, pix_fmt, encoder_opts, overwrite, progress, batch, queue_frames, max_delay if live else None, drop_late)
-    finally:
-        if live_source is not None:
-            live_source.close()
+    if decoder == "dali" and not in_ep.is_file:
+        raise UserError("--decoder dali reads files only; a stream is decoded by PyAV")
+    with contextlib.ExitStack() as stack:
+        partial = None
+        if out_ep.is_file:
+            # OUT is locked from here on, also while a stream is awaited: a second run stops at once.
+            partial = PartialOutput(out_ep.path, overwrite=overwrite, source=in_ep.path if in_ep.is_file else None)
+            stack.enter_context(partial)
+        live_source = None
+        if in_ep.is_file:
+            info = probe(in_ep.path)
+        else:
+            live_source = LiveSource(in_ep, input_format, timeout, low_delay=live)
+            stack.callback(live_source.close)
+            info = live_source.info
+        return _transcode(info, live_source, partial, stack, in_ep, out_ep, container, restorer, device, decoder, codec, crf,
+                          encoder_preset, pix_fmt, encoder_opts, progress, batch, queue_frames, max_delay if live else None, drop_late)
 
 
-def _transcode(info, live_source, in_ep, out_ep, container, restorer, device, decoder, codec, crf, encoder_preset, pix_fmt,
-               encoder_opts, overwrite, progress, batch, queue_frames, max_delay, drop_late) -> TranscodeResult:
+def _transcode(info, live_source, partial, stack, in_ep, out_ep, container, restorer, device, decoder, codec, crf, encoder_preset,
+               pix_fmt, encoder_opts, progress, batch, queue_frames, max_delay, drop_late) -> TranscodeResult:
     out_name = Path(out_ep.text) if out_ep.is_file else Path(f"stream.{container}")
     settings = choose_encoder(info, out_name, codec, crf, encoder_preset, pix_fmt, encoder_opts,
                               container=None if out_ep.is_file and format_is_extension(out_ep, container) else container,
                               low_delay=max_delay is not None)
-    partial = PartialOutput(out_ep.path, overwrite=overwrite, source=info.path if in_ep.is_file else None) if out_ep.is_file else None
     if restorer is not None:
         dev = restorer.device
     else:
@@ -212,26 +213,24 @@ def _transcode(info, live_source, in_ep, out_ep, container, restorer, device, de
         log.info(line)
 
     muxer_options = output_options(out_ep, container, low_delay=max_delay is not None)
-    with contextlib.ExitStack() as stack:
-        if partial is not None:
-            stack.enter_context(partial)
-            target = partial.tmp
-        elif out_ep.kind == "pipe":
-            target = stack.enter_context(StdoutClaim()).target
-        else:
-            target = out_ep.text
-        sink = VideoSink(target, out_ep.text, info, settings, container=container, options=muxer_options)
-        run = None
-        try:
-            run = _Run(info, settings, source, sink, restorer, dev, batch, queue_frames, progress, max_delay, drop_late)
-            frames, seconds = run.execute()
-        except BaseException:
-            if run is not None:
-                run.cancel()
-            sink.abort()
-            raise
-        if partial is not None:
-            partial.commit()
+    if partial is not None:
+        target = partial.tmp
+    elif out_ep.kind == "pipe":
+        target = stack.enter_context(StdoutClaim()).target
+    else:
+        target = out_ep.text
+    sink = VideoSink(target, out_ep.text, info, settings, container=container, options=muxer_options)
+    run = None
+    try:
+        run = _Run(info, settings, source, sink, restorer, dev, batch, queue_frames, progress, max_delay, drop_late)
+        frames, seconds = run.execute()
+    except BaseException:
+        if run is not None:
+            run.cancel()
+        sink.abort()
+        raise
+    if partial is not None:
+        partial.commit()
     result = TranscodeResult(
         input=in_ep.text,
         output=out_ep.text,

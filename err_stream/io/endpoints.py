@@ -135,16 +135,16 @@ def _check_muxer(name: str) -> None:
 
 
 def input_options(ep: Endpoint, low_delay: bool) -> dict[str, str]:
-    """Demuxer/protocol options: small probing and no demuxer buffering for a live run (they
-    would add their length to every frame's delay), a large UDP buffer (the kernel drops
-    datagrams while we restore)."""
+    """Demuxer/protocol options: a short probe for a live run (the frames read while
+    probing wait for it to end, and every later frame inherits that delay), a large UDP
+    buffer (the kernel drops datagrams that arrive while we are busy restoring)."""
     opts: dict[str, str] = {}
     if ep.scheme == "udp":
-        opts.update({"buffer_size": str(8 << 20), "fifo_size": str(1 << 20), "overrun_nonfatal": "1"})
+        opts.update({"buffer_size": str(8 << 20), "overrun_nonfatal": "1"})
     if ep.scheme in ("rtsp", "rtsps"):
         opts["rtsp_transport"] = "tcp"  # no silent losses on a lossy network
     if low_delay:
-        opts.update({"fflags": "nobuffer", "probesize": "500000", "analyzeduration": "500000"})
+        opts.update({"probesize": "500000", "analyzeduration": "500000"})
     return opts
 
 
@@ -153,8 +153,6 @@ def output_options(ep: Endpoint, fmt: str, low_delay: bool) -> dict[str, str]:
     opts: dict[str, str] = {}
     if ep.kind != "file" and low_delay:
         opts["flush_packets"] = "1"
-        if fmt == "mpegts":
-            opts["muxdelay"] = "0"
     if ep.scheme == "udp":
         opts["pkt_size"] = "1316"  # 7 TS packets: one datagram under a typical MTU
     return opts
