@@ -144,7 +144,7 @@ def input_options(ep: Endpoint, low_delay: bool) -> dict[str, str]:
     if ep.scheme in ("rtsp", "rtsps"):
         opts["rtsp_transport"] = "tcp"  # no silent losses on a lossy network
     if low_delay:
-        opts.update({"probesize": "500000", "analyzeduration": "500000"})
+        opts.update({"probesize": "32768", "analyzeduration": "0"})
     return opts
 
 
