@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from .errors import ProcessingError, UserError
-from .io.endpoints import DEFAULT_TIMEOUT, StdoutClaim, endpoint, output_format, output_options
+from .io.endpoints import StdoutClaim, endpoint, output_format, output_options
 from .io.live_source import LiveSource
 from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.priority import lower_thread_priority
@@ -76,6 +76,7 @@ class TranscodeResult:
     stream_seconds: float = 0.0  # stream time from the first to the last frame written
     ended: str = "end"  # end (input finished), stalled (past --timeout) or failed (read error)
     max_delay: int | None = None  # live runs: the bound on frames in flight
+    peak_in_flight: int | None = None  # live runs: the most frames that were between decoder and encoder at once
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,7 +139,8 @@ def transcode(
     A live run (a network endpoint, or ``max_delay`` given) holds at most ``max_delay``
     frames between decoder and encoder, encodes for low delay, and with ``drop_late``
     drops frames that fall further behind than that. ``timeout``: seconds a stream may
-    send nothing before the run ends (default 10 for network inputs).
+    send nothing before the run ends (default: 10 for network inputs once they have
+    started; a listener or UDP port waits for its sender without limit).
 
     Raises :class:`UserError` for bad paths, unreadable/corrupt input, unsupported streams
     and bad options, :class:`ProcessingError` for failures while processing. A file
@@ -155,8 +157,6 @@ def transcode(
         raise UserError("--drop-late applies to live runs (a network input or output, or --max-delay)")
     if timeout is not None and timeout <= 0:
         raise UserError("--timeout must be more than 0 seconds")
-    if timeout is None and in_ep.is_network:
-        timeout = DEFAULT_TIMEOUT
     container = output_format(out_ep, format)
     if decoder == "dali" and not in_ep.is_file:
         raise UserError("--decoder dali reads files only; a stream is decoded by PyAV")
@@ -249,6 +249,7 @@ def _transcode(info, live_source, partial, stack, in_ep, out_ep, container, rest
         stream_seconds=round(run.clock.stream_seconds, 3),
         ended=getattr(source, "ended", None) or "end",
         max_delay=max_delay,
+        peak_in_flight=run.peak_in_flight if max_delay is not None else None,
     )
     if result.ended in ("stalled", "failed"):
         raise InputStopped(
@@ -372,6 +373,9 @@ class _Run:
         frame_s = float(1 / info.average_rate) if info.average_rate else 0.04
         self.clock = StreamClock(info.time_base, max_lag=max_delay * frame_s if drop_late and max_delay else None)
         self.dropped_late = 0
+        self._in_flight = 0
+        self.peak_in_flight = 0
+        self._count_lock = threading.Lock()
         self.errors: list[BaseException] = []
         self.q_in = _Channel(max(queue_frames, 2 * batch), self.stop)
         self.q_out = _Channel(3, self.stop)
@@ -414,6 +418,9 @@ class _Run:
         while not self.in_flight.acquire(timeout=0.1):
             if self.stop.is_set():
                 raise _Cancelled
+        with self._count_lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
 
     def _encode(self) -> None:
         from tqdm import tqdm
@@ -439,6 +446,8 @@ class _Run:
                     self.written += 1
                     self.clock.written(frame.pts)
                     if self.in_flight is not None:
+                        with self._count_lock:
+                            self._in_flight -= 1
                         self.in_flight.release()
                     if live:  # no length, so no ETA: how far into the stream, and how far behind it
                         extra = f", {self.dropped_late} dropped late" if self.dropped_late else ""

@@ -144,7 +144,8 @@ def test_udp_in_restored_into_a_tcp_listener_and_a_stall_is_exit_2(tmp_path, cap
     assert f"nothing arrived for 1.5 s (--timeout); the {n} frames received" in captured.err
     assert "were restored and written to tcp://127.0.0.1" in captured.err
     summary = json.loads(captured.out)
-    assert summary["ended"] == "stalled" and summary["frames"] == n and summary["max_delay"] == 3
+    assert summary["ended"] == "stalled" and summary["frames"] == n
+    assert summary["max_delay"] == 3 and 1 <= summary["peak_in_flight"] <= 3
     got, times = decode(tmp_path / "received.ts")
     assert len(got) == n
     for i, (a, b) in enumerate(zip(got, want)):
@@ -204,6 +205,7 @@ def test_drop_late_keeps_a_slow_model_within_reach_of_a_live_feed(tmp_path, caps
     assert code == 0, captured.err
     summary = json.loads(captured.out)
     assert summary["dropped_late"] > 0 and summary["damaged"] == 0
+    assert summary["max_delay"] == 2 and summary["peak_in_flight"] == 2  # the slow model keeps the bound full
     assert summary["frames"] + summary["dropped_late"] == 30  # TCP loses nothing: every frame is written or dropped
     assert f"{summary['dropped_late']} dropped late (--drop-late)" in captured.err
     assert len(decode(out)[0]) == summary["frames"]

@@ -34,7 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output container (FFmpeg muxer name: nut, matroska, mpegts, yuv4mpegpipe, flv, ...); needed for '-'")
     s.add_argument("--input-format", metavar="NAME", help="input container when FFmpeg cannot tell from the data (e.g. for '-')")
     s.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="a stream that sends nothing for this long ends the run with exit 2 (default: 10 for network inputs)")
+                   help="a stream that sends nothing for this long ends the run with exit 2 (default: 10 for network inputs "
+                        "once started; a listener or UDP input waits for its sender without limit)")
     s.add_argument("--max-delay", type=int, metavar="FRAMES",
                    help="live run: at most this many frames between decoder and encoder, low-delay encoding "
                         "(default 8 when an input or output is a network URL)")

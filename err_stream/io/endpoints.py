@@ -32,7 +32,9 @@ INPUT_SCHEMES = {
 # Protocols FFmpeg writes live streams to, and the container written when --format is not given.
 OUTPUT_SCHEMES = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtp": "rtp_mpegts", "rtmp": "flv", "rtmps": "flv", "rtsp": "rtsp"}
 PIPE_FORMATS = ("nut", "matroska", "mpegts", "yuv4mpegpipe", "flv")
-# How long a live input may send nothing before the run ends with exit 2 (seconds).
+# How long a network input may send nothing, once it has started, before the run ends with
+# exit 2 (seconds). A listener and a UDP input wait for their sender without limit unless
+# --timeout is given.
 DEFAULT_TIMEOUT = 10.0
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -87,19 +89,8 @@ def endpoint(text: str | os.PathLike, output: bool = False) -> Endpoint:
     scheme = m.group(1).lower()
     if scheme == "file":
         return Endpoint(text[len("file://"):], "file")
-    known = OUTPUT_SCHEMES if output else INPUT_SCHEMES
-    if scheme not in known:
-        _require_protocol(scheme, output, text)
+    # Any other scheme goes to FFmpeg as it is: it says if it has no such protocol.
     return Endpoint(text, "url")
-
-
-def _require_protocol(scheme: str, output: bool, text: str) -> None:
-    import av
-
-    have = av.protocols_available if hasattr(av, "protocols_available") else None
-    if have is not None and scheme not in have:
-        raise UserError(f"{text}: this FFmpeg has no {scheme}:// protocol; use a file, '-' or one of "
-                        f"{', '.join(sorted(OUTPUT_SCHEMES if output else INPUT_SCHEMES))}")
 
 
 def output_format(ep: Endpoint, requested: str | None) -> str:
@@ -174,9 +165,22 @@ def low_delay_encoder_options(codec: str) -> dict[str, str]:
     return dict(LOW_DELAY_ENCODER_OPTIONS.get(codec, {}))
 
 
+def waits_for_sender(ep: Endpoint) -> bool:
+    """A listener or a UDP port: the stream starts whenever its sender does."""
+    return ep.scheme == "udp" or (ep.kind == "url" and "listen" in ep.text.partition("?")[2])
+
+
+def input_timeouts(ep: Endpoint, timeout: float | None) -> tuple[float | None, float | None]:
+    """(wait for the stream to start, wait for each read) in seconds; None: no limit."""
+    if timeout is not None or ep.kind != "url":
+        return timeout, timeout
+    return (None if waits_for_sender(ep) else DEFAULT_TIMEOUT), DEFAULT_TIMEOUT
+
+
 def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False):
     """Open a pipe or URL for reading (files are opened by :mod:`.source`); ``timeout``
-    bounds both the wait for the stream to start and each read."""
+    (``--timeout``) bounds the wait for the stream to start and each read (see
+    :func:`input_timeouts` for the defaults)."""
     import av
 
     from .source import _reason
@@ -184,11 +188,12 @@ def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | N
     target = "pipe:0" if ep.kind == "pipe" else ep.text
     if input_format is not None and input_format not in av.formats_available:
         raise UserError(f"--input-format {input_format}: FFmpeg has no such container")
+    opening, reading = input_timeouts(ep, timeout)
     try:
         return av.open(target, "r", format=input_format, options=input_options(ep, low_delay),
-                       timeout=(timeout, timeout) if timeout else None)
+                       timeout=(opening, reading) if opening or reading else None)
     except av.error.ExitError:
-        raise UserError(f"{ep.label()}: no stream arrived within --timeout {timeout:g} s") from None
+        raise UserError(f"{ep.label()}: no stream arrived within --timeout {opening:g} s") from None
     except av.error.FFmpegError as e:
         what = f"cannot open {ep.label()}" if ep.kind == "url" else "cannot read a video container from standard input"
         hint = " (name it with --input-format)" if input_format is None and ep.kind == "pipe" else ""

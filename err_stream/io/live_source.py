@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import UserError
-from .endpoints import Endpoint, open_input
+from .endpoints import Endpoint, input_timeouts, open_input
 from .source import SourceFrame, VideoInfo, _attached_pic_flag, _reason, plane_views, video_info
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class LiveSource:
         import av
 
         self.ep = ep
-        self.timeout = timeout
+        self.timeout = input_timeouts(ep, timeout)[1]
         self.ended: str | None = None
         self.reason = ""
         self.damaged = 0
@@ -70,7 +70,7 @@ class LiveSource:
             try:
                 packet = next(self._packets, None)
             except av.error.ExitError:
-                raise UserError(f"{self.ep.label()}: no picture arrived within --timeout {self.timeout:g} s") from None
+                raise UserError(f"{self.ep.label()}: no picture arrived within {self.timeout:g} s (--timeout)") from None
             except av.error.FFmpegError as e:
                 raise UserError(f"{self.ep.label()}: reading the stream failed before its first picture ({_reason(e)})") from None
             if packet is None:
