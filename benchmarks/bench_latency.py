@@ -5,9 +5,11 @@ sends its output as MPEG-TS to a receiver over TCP; the receiver decodes as byte
 Each frame's latency is the time from the moment its last byte left the sender to the
 moment the receiver decoded it. For each frame size, in one run on one machine:
 
-* ``passthrough``: err-stream without the model (demuxing, decoding, colour, encoding and
-  muxing both ways): the baseline;
-* ``model``: the same with the model.
+* ``direct``: the sender straight into the receiver: what MPEG-TS itself costs (a demuxer
+  hands a video frame on only when the next one starts, about two frames at 5 fps);
+* ``passthrough``: through err-stream without the model (demuxing, decoding, colour,
+  encoding and muxing): minus ``direct``, the delay err-stream's plumbing adds;
+* ``model``: the same with the model: minus ``passthrough``, the delay the model adds.
 
 Two phases per mode: throughput (the sender as fast as TCP backpressure lets it), then
 latency with the sender paced at half that throughput (so frames do not queue up). The
@@ -47,8 +49,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def encode_chunks(width: int, height: int, frames: int, fps: int) -> list[bytes]:
-    """The stream as MPEG-TS, cut after each frame: chunk i completes frame i."""
+def encode_chunks(width: int, height: int, frames: int, fps: float) -> list[bytes]:
+    """The stream as MPEG-TS at ``fps`` frames per second (timestamps in ms), cut after each
+    frame: chunk i completes frame i."""
     import av
 
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
@@ -57,16 +60,17 @@ def encode_chunks(width: int, height: int, frames: int, fps: int) -> list[bytes]
     buf = io.BytesIO()
     chunks, at = [], 0
     with av.open(buf, "w", format="mpegts", options={"flush_packets": "1"}) as c:
-        s = c.add_stream("libx264", rate=fps)
+        s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        s.time_base = Fraction(1, fps)
-        s.codec_context.options = {"preset": "ultrafast", "crf": "20", "tune": "zerolatency", "g": str(fps)}
+        s.time_base = Fraction(1, 1000)
+        s.codec_context.time_base = Fraction(1, 1000)
+        s.codec_context.options = {"preset": "ultrafast", "crf": "20", "tune": "zerolatency", "g": str(max(1, round(fps)))}
         for i in range(frames):
             f = av.VideoFrame(width, height, "yuv420p")
             y = np.clip(16 + 219 * 0.3 * np.roll(base, 4 * i, axis=1), 16, 235).astype(np.uint8)
             for plane, a in zip(f.planes, (y, np.full((ch, cw), 128, np.uint8), np.full((ch, cw), 128, np.uint8))):
                 np.frombuffer(plane, np.uint8).reshape(a.shape[0], -1)[:, : a.shape[1]] = a
-            f.pts, f.time_base = i, Fraction(1, fps)
+            f.pts, f.time_base = round(i * 1000 / fps), Fraction(1, 1000)
             for p in s.encode(f):
                 c.mux(p)
             chunks.append(buf.getvalue()[at:])
@@ -127,7 +131,22 @@ class Receiver(threading.Thread):
             self.server.close()
 
 
+def run_direct(chunks, rate, size, timeout) -> dict:
+    rx = Receiver(timeout)
+    rx.start()
+    stamps: list[float] = []
+    send(rx.port, chunks, rate, stamps, deadline=time.monotonic() + timeout)
+    rx.join(timeout)
+    if len(rx.arrivals) != len(chunks):
+        raise SystemExit(f"{size}: sent {len(chunks)} frames, received {len(rx.arrivals)} ({rx.error})")
+    arrivals = [t for t, _ in rx.arrivals]
+    span = arrivals[-1] - arrivals[0]
+    return {"latency": np.array(arrivals) - np.array(stamps), "fps": (len(arrivals) - 1) / span if span > 0 else float("inf")}
+
+
 def run_once(chunks, rate, model_args, size, max_delay, timeout) -> dict:
+    if model_args is None:
+        return run_direct(chunks, rate, size, timeout)
     rx = Receiver(timeout)
     rx.start()
     port = free_port()
@@ -157,8 +176,10 @@ def run_once(chunks, rate, model_args, size, max_delay, timeout) -> dict:
 
 def measure(size: str, mode: str, args) -> dict:
     w, h = (int(v) for v in size.split("x"))
-    model_args = ["--device", args.device]
-    if mode == "passthrough":
+    model_args: list[str] | None = ["--device", args.device]
+    if mode == "direct":
+        model_args = None
+    elif mode == "passthrough":
         model_args.append("--passthrough")
     else:
         model_args += ["--weights", str(args.weights)]
@@ -167,8 +188,9 @@ def measure(size: str, mode: str, args) -> dict:
     # Throughput: as fast as backpressure allows.
     burst = run_once(encode_chunks(w, h, args.frames, 25), None, model_args, size, args.max_delay, args.timeout)
     # Latency: paced at half that, with matching timestamps (so the stream runs in real time).
-    rate = max(0.2, min(60.0, burst["fps"] / 2))
-    fps = max(1, round(rate))
+    fps = args.rate or round(max(0.1, min(60.0, burst["fps"] / 2)), 2)
+    if mode == "direct":
+        fps = args.rate or 25
     paced = run_once(encode_chunks(w, h, args.frames, fps), fps, model_args, size, args.max_delay, args.timeout)
     # The first frames also wait for the stream to be probed (at both ends); at half the
     # throughput that backlog is gone after as many frames again: keep the second half.
@@ -189,6 +211,7 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, help="an ERR checkpoint (default: seeded random weights)")
     ap.add_argument("--frames", type=int, default=16, help="frames per phase (latency statistics use the second half)")
     ap.add_argument("--max-delay", type=int, default=4)
+    ap.add_argument("--rate", type=float, help="pace the latency phase at this many frames/s (default: half the throughput)")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--json", type=Path, help="also write the rows here")
     args = ap.parse_args()
@@ -205,19 +228,22 @@ def main() -> None:
         torch.save(ERR().state_dict(), args.weights)
     rows = []
     for size in sizes:
+        direct = measure(size, "direct", args)
         base = measure(size, "passthrough", args)
         model = measure(size, "model", args)
+        base["added_median_ms"] = base["median_ms"] - direct["median_ms"]
+        base["added_p99_ms"] = base["p99_ms"] - direct["p99_ms"]
         model["added_median_ms"] = model["median_ms"] - base["median_ms"]
         model["added_p99_ms"] = model["p99_ms"] - base["p99_ms"]
         model["throughput_vs_passthrough"] = model["throughput_fps"] / base["throughput_fps"]
-        rows += [base, model]
+        rows += [direct, base, model]
     print(f"device {args.device}, --max-delay {args.max_delay}, {args.frames} frames per phase; latency = sender -> receiver, "
           "both on 127.0.0.1")
-    print("| size | mode | throughput fps | paced at fps | latency median ms | p99 ms | median frames | p99 frames | added by the model (median / p99 ms) |")
+    print("| size | mode | throughput fps | paced at fps | latency median ms | p99 ms | median frames | p99 frames | added over the row above (median / p99 ms) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         added = f"{r['added_median_ms']:.0f} / {r['added_p99_ms']:.0f}" if "added_median_ms" in r else "baseline"
-        print(f"| {r['size']} | {r['mode']} | {r['throughput_fps']:.2f} | {r['paced_fps']} | {r['median_ms']:.0f} | {r['p99_ms']:.0f} | "
+        print(f"| {r['size']} | {r['mode']} | {r['throughput_fps']:.2f} | {r['paced_fps']:g} | {r['median_ms']:.0f} | {r['p99_ms']:.0f} | "
               f"{r['median_frames']:.2f} | {r['p99_frames']:.2f} | {added} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
