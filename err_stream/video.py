@@ -375,6 +375,9 @@ class _Run:
                     self.stop.set()
         self.executor.close()
         self._raise_errors()
+        if self.executor.clamped_frames:
+            log.warning("%d of %d frames failed the output check (non-finite, or over 0.1%% of pixels outside "
+                        "[-0.1, 1.1]) and were clamped to [0, 1] as asked", self.executor.clamped_frames, self.written)
         return self.written, time.perf_counter() - t0
 
     def _raise_errors(self) -> None:

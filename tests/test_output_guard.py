@@ -9,6 +9,7 @@ scaled up (finite garbage) or given a NaN bias.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 
 import numpy as np
@@ -136,8 +137,12 @@ def test_executor_guard_names_the_frame_and_accepting_clamps(golden_model):
                 with t as out:
                     assert out.shape == (1, 3, 32, 48) and 0.1 < float(out.min()) and float(out.max()) < 0.9
     with StreamingExecutor(Squeezed(golden_model, bad={3}), accept_out_of_range=True) as ex:
-        with ex.submit([frames[3]]) as out:
-            assert float(out.min()) >= 0 and float(out.max()) == 1
+        peaks = []
+        for f in frames[2:4]:
+            with ex.submit([f]) as out:
+                assert float(out.min()) >= 0
+                peaks.append(float(out.max()))
+        assert peaks[0] < 0.9 and peaks[1] == 1 and ex.clamped_frames == 1
 
 
 def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work():
@@ -196,7 +201,7 @@ def test_restore_image_raises_and_accept_clamps(nan_weights):
     assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1 and (out[..., 1] == 0).all()
 
 
-def test_transcoder_stops_with_exit_2_and_writes_nothing(blown_up, tmp_path, capsys):
+def test_transcoder_stops_with_exit_2_and_writes_nothing(blown_up, tmp_path, capsys, caplog):
     src = clips.make_h264_aac(tmp_path / "in.mp4", w=64, h=48, frames=3, audio=False)
     out = tmp_path / "out.mkv"
     common = [str(src), str(out), "--weights", blown_up, "--codec", "ffv1", "--quiet", "--device", "cpu"]
@@ -204,7 +209,9 @@ def test_transcoder_stops_with_exit_2_and_writes_nothing(blown_up, tmp_path, cap
     err = capsys.readouterr().err
     assert "frame 0: the model's output cannot be trusted" in err and "--accept-out-of-range" in err
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["in.mp4"]
-    assert main([*common, "--accept-out-of-range", "--json"]) == 0
+    with caplog.at_level(logging.WARNING, logger="err_stream"):
+        assert main([*common, "--accept-out-of-range", "--json"]) == 0
+    assert "3 of 3 frames failed the output check" in caplog.text
     assert json.loads(capsys.readouterr().out)["frames"] == 3
     frames = clips.decode_all(out)[0]
     assert len(frames) == 3 and max(int(p.max()) for f in frames for p in f) <= 255

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import ProcessingError
-from .output_check import STATS_PER_FRAME, clamp_output, judge, output_stats
+from .output_check import STATS_PER_FRAME, clamp_output, failing, judge, output_stats
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -128,12 +128,15 @@ class Ticket:
         if self._ready is not None:
             self._ready.synchronize()  # a blocking event: the thread sleeps, without the GIL
         if not self._checked and self._stats is not None:
-            try:
-                judge(self._stats[: self.size], self._pixels, self.index)
-            except BaseException as e:
-                self.release()
-                self._error = e
-                raise
+            if self._launcher.accept:  # already clamped on the device: count them for the client
+                self._launcher.count_clamped(len(failing(self._stats[: self.size], self._pixels)))
+            else:
+                try:
+                    judge(self._stats[: self.size], self._pixels, self.index)
+                except BaseException as e:
+                    self.release()
+                    self._error = e
+                    raise
         self._checked = True
         return self._out  # type: ignore[return-value]
 
@@ -258,6 +261,12 @@ class StreamingExecutor:
         self._finalizer()
 
     @property
+    def clamped_frames(self) -> int:
+        """With ``accept_out_of_range``: how many collected frames failed the output guard
+        (and were clamped)."""
+        return self._state.clamped
+
+    @property
     def closed(self) -> bool:
         return self._state.closed.is_set()
 
@@ -291,8 +300,14 @@ class _Launcher:
             for _ in range(depth):
                 self.outputs.put(_OutputSlot())
         self.lock = threading.Lock()
+        self.clamped = 0
         self.thread = threading.Thread(target=self.serve, name=name, daemon=True)
         self.thread.start()
+
+    def count_clamped(self, frames: int) -> None:
+        if frames:
+            with self.lock:
+                self.clamped += frames
 
     def check_open(self) -> None:
         if self.closed.is_set():
@@ -353,11 +368,9 @@ class _Launcher:
             y, stats = x, None
         else:
             y = self.restorer.restore(x)
+            stats = output_stats(y)  # queued on the device; judged on the host copy
             if self.accept:
-                stats = None
                 clamp_output(y)
-            else:
-                stats = output_stats(y)
         pixels = y.shape[-2] * y.shape[-1]
         out = self.post(y) if self.post is not None else y
         return out, stats, pixels

@@ -98,15 +98,24 @@ def output_stats(y: torch.Tensor) -> torch.Tensor:
     return torch.stack([nonfinite.double(), outside.double(), lo.double(), hi.double()], dim=1)
 
 
+def failing(stats: torch.Tensor | np.ndarray, pixels: int) -> list[int]:
+    """Positions of the frames whose host-side ``stats`` (from :func:`output_stats`) fail the
+    rule; ``pixels`` = height x width of one frame."""
+    s = (stats.numpy() if isinstance(stats, torch.Tensor) else np.asarray(stats)).reshape(-1, STATS_PER_FRAME)
+    bad = (s[:, 0] > 0) | (s[:, 1] > MAX_OUTSIDE_FRACTION * pixels)
+    return [int(i) for i in np.flatnonzero(bad)]
+
+
 def judge(stats: torch.Tensor | np.ndarray, pixels: int, first_frame: int = 0) -> None:
     """Raise :class:`OutputRangeError` for the first frame whose host-side ``stats`` (from
     :func:`output_stats`) fail the rule; ``pixels`` = height x width of one frame."""
-    s = stats.numpy() if isinstance(stats, torch.Tensor) else np.asarray(stats)
-    limit = MAX_OUTSIDE_FRACTION * pixels
-    for i, (nonfinite, outside, lo, hi) in enumerate(s.reshape(-1, STATS_PER_FRAME)):
-        if nonfinite > 0 or outside > limit:
-            lo, hi = (float(lo), float(hi)) if math.isfinite(lo) and math.isfinite(hi) else (math.nan, math.nan)
-            raise OutputRangeError(first_frame + i, int(nonfinite), float(outside) / max(pixels, 1), lo, hi)
+    bad = failing(stats, pixels)
+    if not bad:
+        return
+    s = (stats.numpy() if isinstance(stats, torch.Tensor) else np.asarray(stats)).reshape(-1, STATS_PER_FRAME)
+    nonfinite, outside, lo, hi = (float(v) for v in s[bad[0]])
+    lo, hi = (lo, hi) if math.isfinite(lo) and math.isfinite(hi) else (math.nan, math.nan)
+    raise OutputRangeError(first_frame + bad[0], int(nonfinite), outside / max(pixels, 1), lo, hi)
 
 
 def check_output(y: torch.Tensor, first_frame: int = 0) -> None:
