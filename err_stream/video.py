@@ -32,7 +32,8 @@ import torch
 from .errors import ProcessingError, UserError
 from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.priority import lower_thread_priority
-from .io.sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
+from .io.preflight import plan_output
+from .io.sink import EncoderSettings, PartialOutput, VideoSink
 from .io.source import (
     DaliSource,
     PyAVSource,
@@ -110,6 +111,8 @@ def transcode(
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
     overwrite: bool = False,
+    copy_data: bool = True,
+    planned: EncoderSettings | None = None,
     progress: bool = True,
     batch: int | None = None,
     queue_frames: int = 8,
@@ -121,7 +124,8 @@ def transcode(
     only created (atomically) when everything succeeded."""
     input, output = Path(input), Path(output)
     info = probe(input)
-    settings = choose_encoder(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts)
+    # ``planned``: the caller has already run plan_output with these options.
+    settings = planned or plan_output(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts, copy_data)
     partial = PartialOutput(output, overwrite=overwrite, source=input)
     if restorer is not None:
         dev = restorer.device
@@ -146,7 +150,9 @@ def transcode(
         log.info(line)
 
     with partial:
-        sink = VideoSink(partial.tmp, output, info, settings)
+        sink = VideoSink(partial.tmp, output, info, settings, copy_data=copy_data)
+        for what in sink.lost:
+            log.warning("%s cannot be kept in %s: %s", info.path.name, output.suffix, what)
         run = None
         try:
             run = _Run(info, settings, source, sink, restorer, dev, batch, queue_frames, progress)

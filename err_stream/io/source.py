@@ -126,13 +126,14 @@ def probe(path: str | Path) -> VideoInfo:
             raise UserError(f"{path}: corrupt or truncated video: decoding failed at frame 0 ({_reason(e)})") from None
         if first is None:
             raise UserError(f"{path}: the video stream has no decodable frames (empty or corrupt file)")
-        fmt = PlaneFormat.parse(first.format.name)
+        name, jpeg_range = plain_pix_fmt(first.format.name)
+        fmt = PlaneFormat.parse(name)
         tags = ColourTags.of(first)
         cc_tags = ColourTags.of(vs.codec_context)
         # Some decoders leave frame tags unspecified when the container has them.
         tags = ColourTags(
             tags.matrix if tags.matrix != 2 else cc_tags.matrix,
-            tags.range if tags.range != 0 else cc_tags.range,
+            jpeg_range or (tags.range if tags.range != 0 else cc_tags.range),
             tags.primaries if tags.primaries != 2 else cc_tags.primaries,
             tags.transfer if tags.transfer != 2 else cc_tags.transfer,
         )
@@ -185,6 +186,18 @@ def _hdr_of(frame, codec_context) -> HdrMetadata | None:
     return HdrMetadata.from_side_data(found.get(Type.MASTERING_DISPLAY_METADATA), found.get(Type.CONTENT_LIGHT_LEVEL))
 
 
+# FFmpeg's deprecated full-range ("JPEG") formats: the same planes as yuv*, with the range
+# in the name instead of the tag. Encoders other than MJPEG refuse them.
+_JPEG_FORMATS = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p", "yuvj440p": "yuv440p", "yuvj411p": "yuv411p"}
+
+
+def plain_pix_fmt(name: str) -> tuple[str, int]:
+    """``(yuv* name, 2)`` for a ``yuvj*`` format (2: FFmpeg's full-range tag), else ``(name, 0)``."""
+    if name in _JPEG_FORMATS:
+        return _JPEG_FORMATS[name], 2
+    return name, 0
+
+
 def plane_views(frame, fmt: PlaneFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Y, Cb, Cr of a decoded PyAV frame as numpy views of its buffers (no copy)."""
     out = []
@@ -226,7 +239,7 @@ class PyAVSource:
                     if packet.stream.index != vs.index:
                         continue
                     for frame in packet.decode():
-                        if frame.width != info.width or frame.height != info.height or frame.format.name != info.pix_fmt.name:
+                        if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
                             raise UserError(
                                 f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
                                 f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"

@@ -1,0 +1,254 @@
+"""Broadcast input and output: the command line users know, the pre-flight check of the
+output, timecode, TS/M2TS/MXF/AVI, and the metadata of a master (rotation, field order,
+chapters, languages, titles, dispositions, creation time). Clips are made like the real
+ones with PyAV (tests/broadcast_clips.py); everything runs with --passthrough."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from err_stream import cli
+
+try:
+    import broadcast_clips as bc
+    import clips
+except ImportError:  # tests/ imported as a package
+    from tests import broadcast_clips as bc
+    from tests import clips
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, capsys) -> tuple[int, str]:
+    code = cli.main([str(a) for a in args])
+    return code, capsys.readouterr().err
+
+
+def error_lines(err: str) -> list[str]:
+    return [line for line in err.splitlines() if line.startswith("err-stream:")]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    d = tmp_path_factory.mktemp("broadcast")
+    return {
+        "h264": clips.make_h264_aac(d / "h264.mp4", frames=8, fps=24),
+        "h264_hd": clips.make_h264_aac(d / "h264_hd.mp4", w=256, h=144, frames=8, fps=24, audio=False),  # DNxHR: >= 256x120
+        "timecode": bc.make_prores_with_timecode(d / "camera.mov"),
+        "klv": bc.make_h264_with_klv(d / "feed.ts"),
+        "master": bc.make_described_master(d / "master.mkv"),
+    }
+
+
+# ----------------------------------------------------------------------------- command line
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--passthrough", "in.mp4", "out.mkv"],
+        ["--codec", "ffv1", "--passthrough", "in.mp4", "out.mkv"],
+        ["in.mp4", "--codec", "ffv1", "out.mkv", "--passthrough"],
+        ["in.mp4", "out.mkv", "--passthrough", "--codec", "ffv1"],
+        ["-v", "--passthrough", "in.mp4", "out.mkv", "--codec=ffv1"],
+    ],
+)
+def test_options_go_before_between_or_after_in_out(argv):
+    args = cli.parse_arguments(argv)
+    assert args.command == "transcode"
+    assert (args.input, args.output, args.passthrough) == ("in.mp4", "out.mkv", True)
+    assert args.codec == ("ffv1" if "ffv1" in " ".join(argv) else None)
+
+
+def test_options_first_transcodes_for_real(media, tmp_path, capsys):
+    out = tmp_path / "o.mkv"
+    code, err = run_cli("--codec", "ffv1", "--passthrough", "--quiet", media["h264"], out, capsys=capsys)
+    assert code == 0, err
+    assert len(clips.decode_all(out)[0]) == 8
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["in.mp4"], "the following arguments are required: output"),
+        (["in.mp4", "out.mp4", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+        (["in.mp4", "out.mp4", "--decoder", "gpu"], "invalid choice: 'gpu'"),
+        (["image"], "required"),
+    ],
+)
+def test_usage_errors_are_one_line_and_exit_1(argv, says, capsys):
+    code, err = run_cli(*argv, capsys=capsys)
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and says in err and "-h" in err
+
+
+def test_unknown_encoder_option_is_reported_like_ffmpeg(media, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    code, err = run_cli(media["h264"], out, "--passthrough", "--codec", "libx264", "--encoder-opt", "tune=film",
+                        "--encoder-opt", "bogus-key=1", capsys=capsys)
+    assert code == 1 and "'bogus-key'" in err and "Unrecognized option" in err and "tune" not in err.split("option")[1]
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_full_range_yuvj_input_becomes_yuv_with_the_range_tag(tmp_path, capsys):
+    src = tmp_path / "camera.avi"
+    planes = [clips.yuv_planes(i, 64, 48, full=True) for i in range(4)]
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("mjpeg", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuvj420p"
+        v.codec_context.options = {"q:v": "1"}
+        for i, p in enumerate(planes):
+            f = clips.fill(av.VideoFrame(64, 48, "yuvj420p"), p)
+            f.pts = i
+            for pk in v.encode(f):
+                c.mux(pk)
+        for pk in v.encode(None):
+            c.mux(pk)
+    out = tmp_path / "o.mkv"
+    code, err = run_cli(src, out, "--codec", "ffv1", "--passthrough", "--quiet", capsys=capsys)
+    assert code == 0, err
+    got, _, _, first = clips.decode_all(out)
+    want = clips.decode_all(src)[0]
+    assert first.format.name == "yuv420p" and int(first.color_range) == 2
+    assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for fa, fb in zip(got, want) for a, b in zip(fa, fb)) == 0
+
+
+def _start(args, tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "err_stream.cli", *map(str, args)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("after", [0.5, 1.5])
+def test_ctrl_c_during_start_up_exits_130_with_one_line(media, tmp_path, after):
+    # Mid-import of torch (0.5 s) or while probing, planning and loading (1.5 s).
+    proc = _start([media["h264"], tmp_path / "o.mp4", "--quiet"], tmp_path)
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["err-stream: interrupted"]
+    assert not (tmp_path / "o.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- pre-flight, timecode
+def timecodes(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        found = {"container": c.metadata.get("timecode") or c.metadata.get("TIMECODE")}
+        for s in c.streams:
+            found[f"{s.type}{s.index}"] = s.metadata.get("timecode") or s.metadata.get("TIMECODE")
+        return found
+
+
+@pytest.mark.parametrize("ext", [".mov", ".mp4", ".mkv", ".mxf"])
+def test_timecode_is_carried(media, tmp_path, capsys, ext):
+    out = tmp_path / f"o{ext}"
+    code, err = run_cli(media["timecode"], out, "--passthrough", "--quiet", capsys=capsys)
+    assert code == 0, err
+    tc = timecodes(out)
+    assert "01:00:00:00" in tc.values(), tc
+    with av.open(str(out)) as c:
+        if ext in (".mov", ".mp4"):  # a new tmcd track, as the input had
+            assert [s.type for s in c.streams] == ["video", "data"]
+        assert sum(1 for _ in c.decode(video=0)) == 6
+
+
+def test_a_stream_the_output_refuses_fails_before_the_model_loads(media, tmp_path, capsys):
+    out = tmp_path / "o.mp4"
+    # The weights do not exist: the output's problem must be found first.
+    code, err = run_cli(media["klv"], out, "--weights", tmp_path / "missing.pth", capsys=capsys)
+    assert code == 1
+    (line,) = error_lines(err)
+    assert "stream #1 (data" in line and ".mp4" in line and "--no-data" in line and "klv" in line
+    assert list(tmp_path.iterdir()) == []
+    code, err = run_cli(media["klv"], out, "--passthrough", "--no-data", "--quiet", capsys=capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        assert [s.type for s in c.streams] == ["video"]
+
+
+def test_data_streams_are_copied_where_the_container_takes_them(media, tmp_path, capsys):
+    out = tmp_path / "o.ts"
+    code, err = run_cli(media["klv"], out, "--passthrough", "--quiet", capsys=capsys)
+    assert code == 0, err
+    assert [b for b, _ in clips.packets(out, "data")] == [b for b, _ in clips.packets(media["klv"], "data")]
+
+
+# ----------------------------------------------------------------------------- broadcast containers
+@pytest.mark.parametrize(
+    "ext, options, codec",
+    [
+        (".ts", [], "h264"),
+        (".m2ts", [], "h264"),
+        (".ts", ["--codec", "libx265"], "hevc"),
+        # MXF carries PCM audio only: these inputs have none.
+        (".mxf", ["--codec", "mpeg2video", "--pix-fmt", "yuv422p", "--encoder-opt", "b=50M"], "mpeg2video"),  # XDCAM HD422-style
+        (".mxf", ["--codec", "prores_ks"], "prores"),
+        (".mxf", ["--codec", "dnxhd", "--encoder-opt", "profile=dnxhr_hq", "--pix-fmt", "yuv422p"], "dnxhd"),
+    ],
+)
+def test_broadcast_containers(media, tmp_path, capsys, ext, options, codec):
+    out = tmp_path / f"o{ext}"
+    code, err = run_cli(media["h264" if ext != ".mxf" else "h264_hd"], out, "--passthrough", "--quiet", *options, capsys=capsys)
+    assert code == 0, err
+    _, pts, tb, first = clips.decode_all(out)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == codec
+    assert len(pts) == 8
+    times = [float((p - pts[0]) * tb) for p in pts]
+    assert np.allclose(times, np.arange(8) / 24, atol=1e-3)
+    if ext == ".m2ts":
+        assert out.stat().st_size % 192 == 0  # Blu-ray's 192-byte packets, not 188
+
+
+def test_prores_in_ts_is_refused_and_the_default_moves_to_h264(media, tmp_path, capsys, caplog):
+    out = tmp_path / "o.ts"
+    code, err = run_cli(media["timecode"], out, "--passthrough", "--quiet", "--codec", "prores_ks", capsys=capsys)
+    assert code == 1 and "cannot take prores_ks" in err and not out.exists()
+    code, err = run_cli(media["timecode"], out, "--passthrough", "--quiet", capsys=capsys)
+    said = caplog.text
+    assert code == 0 and "using libx264" in said and "timecode 01:00:00:00" in said  # no place for it in TS: said
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+
+
+def test_avi_declares_the_input_rate_and_keeps_frame_times(tmp_path, capsys):
+    src = bc._write(tmp_path / "ntsc.mov", "libx264", "yuv420p", frames=12, options={"crf": "0", "preset": "ultrafast"})
+    out = tmp_path / "o.avi"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == Fraction(24000, 1001)
+    _, pts, tb, _ = clips.decode_all(out)
+    _, pin, tbin, _ = clips.decode_all(src)
+    assert np.allclose([float(p * tb) for p in pts], [float((p - pin[0]) * tbin) for p in pin], atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- metadata
+@pytest.mark.parametrize("ext", [".mkv", ".mov"])
+def test_master_metadata_is_kept(media, tmp_path, capsys, ext):
+    src, out = media["master"], tmp_path / f"o{ext}"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", capsys=capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert c.metadata["title"] == "Harbour, take 3"
+        assert c.metadata.get("creation_time", c.metadata.get("CREATION_TIME")).startswith("2024-05-06T07:08:09")
+        assert "graded" in (c.metadata.get("comment"), c.metadata.get("COMMENT"))
+        assert [ch["metadata"]["title"] for ch in c.chapters()] == ["Opening", "Close"]
+        assert abs(float(c.chapters()[1]["start"] * c.chapters()[1]["time_base"]) - 3 * 1001 / 24000) < 1e-3
+        assert next(c.decode(v)).rotation == 90
+        assert v.codec_context.field_order == 2  # top field first
+        assert v.metadata["language"] == "fra" and "picture" in (v.metadata.get("title"), v.metadata.get("name"))
+        assert a.metadata["language"] == "spa" and "commentary" in (a.metadata.get("title"), a.metadata.get("name"))
+        if ext == ".mkv":  # MOV has no flag for it
+            assert a.disposition & av.stream.Disposition.comment
