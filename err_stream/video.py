@@ -66,6 +66,7 @@ class TranscodeResult:
     codec: str
     pix_fmt: str
     batch: int
+    decode_errors: int = 0  # concealed decoder errors let through by ignore_errors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +114,7 @@ def transcode(
     overwrite: bool = False,
     copy_data: bool = True,
     planned: EncoderSettings | None = None,
+    ignore_errors: bool = False,
     progress: bool = True,
     batch: int | None = None,
     queue_frames: int = 8,
@@ -141,7 +143,7 @@ def transcode(
         gpu = dev.type == "cuda"
         source = DaliSource(info, device="gpu" if gpu else "cpu", device_id=(dev.index or 0) if gpu else 0)
     else:
-        source = PyAVSource(info)
+        source = PyAVSource(info, ignore_errors=ignore_errors)
     what = "passthrough (no model)" if restorer is None else f"model {restorer.precision}"
     line = f"{info.describe()} -> {settings.describe()}; decoder {decoder_name}, {dev}, {what}, batch {batch}"
     if progress:
@@ -176,6 +178,7 @@ def transcode(
         codec=settings.codec,
         pix_fmt=settings.pix_fmt.name,
         batch=batch,
+        decode_errors=len(getattr(source, "damage", ())),
     )
 
 

@@ -91,3 +91,18 @@ def make_described_master(path: Path) -> Path:
     # Interlaced coding, so that the bitstream says top field first as well as the container.
     path = _write(path, "libx264", "yuv420p", options={"crf": "18", "preset": "ultrafast", "flags": "+ildct+ilme"}, setup=setup)
     return path
+
+
+def make_ffv1_with_bad_slice(path: Path, damaged_frame: int = 3, frames: int = 6) -> Path:
+    """FFV1 level 3 with slice CRCs, intra only, one byte flipped inside one frame's slice
+    data: the decoder notices the CRC mismatch, conceals it, and returns every frame."""
+    _write(path, "ffv1", "yuv420p", rate=25, frames=frames,
+           options={"level": "3", "slicecrc": "1", "slices": "4", "g": "1"})
+    with av.open(str(path)) as c:
+        packet = [bytes(p) for p in c.demux(video=0) if p.size][damaged_frame]
+    data = bytearray(path.read_bytes())
+    at = data.find(packet[len(packet) // 2 : len(packet) // 2 + 32])
+    assert at > 0 and data.find(packet[len(packet) // 2 : len(packet) // 2 + 32], at + 1) < 0
+    data[at + 8] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return path

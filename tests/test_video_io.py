@@ -5,6 +5,7 @@ ones with PyAV (tests/broadcast_clips.py); everything runs with --passthrough.""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -252,3 +253,25 @@ def test_master_metadata_is_kept(media, tmp_path, capsys, ext):
         assert a.metadata["language"] == "spa" and "commentary" in (a.metadata.get("title"), a.metadata.get("name"))
         if ext == ".mkv":  # MOV has no flag for it
             assert a.disposition & av.stream.Disposition.comment
+
+
+# ----------------------------------------------------------------------------- concealed damage
+def test_concealed_decoder_errors_fail_the_run_unless_ignored(tmp_path, capsys):
+    src = bc.make_ffv1_with_bad_slice(tmp_path / "bad.mkv", damaged_frame=3)
+    assert len(clips.decode_all(src)[0]) == 6  # FFmpeg alone returns every frame, no error
+    out = tmp_path / "o.mkv"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    (line,) = error_lines(err)
+    assert code == 1 and "damaged video" in line and "frame 3 (t=0.120 s)" in line and "slice CRC mismatch" in line
+    assert "--ignore-errors" in line and not out.exists()
+    code = cli.main([str(src), str(out), "--passthrough", "--quiet", "--codec", "ffv1", "--ignore-errors", "--json"])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["frames"] == 6 and summary["decode_errors"] == 1
+
+
+def test_clean_input_counts_no_decode_errors(media, tmp_path, capsys):
+    code = cli.main([str(media["h264"]), str(tmp_path / "o.mkv"), "--passthrough", "--quiet", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out)["decode_errors"] == 0

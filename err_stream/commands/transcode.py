@@ -21,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only once the new file is complete)")
     p.add_argument("--no-data", action="store_true",
                    help="leave the input's data streams out (FFmpeg's -dn); the timecode is kept either way")
+    p.add_argument("--ignore-errors", action="store_true",
+                   help="restore input the decoder reports damaged (errors it concealed) instead of failing; "
+                        "the summary counts them")
     p.add_argument("--passthrough", action="store_true", help="skip the model: decode, convert colour and encode only (a check)")
     p.add_argument("--decoder", choices=["auto", "pyav", "dali"], default="auto",
                    help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU), or auto (DALI on a GPU for 8-bit 4:2:0, else PyAV)")
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             copy_data=not args.no_data,
             planned=settings,
+            ignore_errors=args.ignore_errors,
             progress=not args.quiet,
             batch=args.batch,
         )

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ProcessingError, UserError
 from .colour import ColourTags, HdrMetadata, PlaneFormat
+from .damage import Damage, DamageWatch
 
 log = logging.getLogger(__name__)
 
@@ -215,9 +216,22 @@ class PyAVSource:
 
     name = "pyav"
 
-    def __init__(self, info: VideoInfo, threads: int = 0) -> None:
+    def __init__(self, info: VideoInfo, threads: int = 0, ignore_errors: bool = False) -> None:
         self.info = info
         self.threads = threads
+        # Concealed decoder errors (io/damage.py) fail the run unless ignored; then counted here.
+        self.ignore_errors = ignore_errors
+        self.damage: list = []
+
+    def _damaged(self, found: list) -> None:
+        for d in found:
+            if not self.ignore_errors:
+                raise UserError(
+                    f"{self.info.path}: damaged video: the decoder concealed an error at {d.describe()} "
+                    f"(restore it anyway with --ignore-errors)"
+                )
+            log.warning("%s: damaged video, concealed by the decoder: %s", self.info.path.name, d.describe())
+            self.damage.append(d)
 
     def frames(self) -> Iterator[SourceFrame]:
         import av
@@ -230,37 +244,44 @@ class PyAVSource:
         index = 0
         last_pts: int | None = None
         stream_end: dict[int, float] = {}
+        packet_times: list[float] = []
+        watch = DamageWatch()
         try:
-            try:
-                for packet in container.demux():
-                    if packet.pts is not None and packet.time_base is not None:
-                        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                        stream_end[packet.stream.index] = max(stream_end.get(packet.stream.index, -math.inf), end)
-                    if packet.stream.index != vs.index:
-                        continue
-                    for frame in packet.decode():
-                        if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
-                            raise UserError(
-                                f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
-                                f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
+            with watch:
+                try:
+                    for packet in container.demux():
+                        if packet.pts is not None and packet.time_base is not None:
+                            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                            stream_end[packet.stream.index] = max(stream_end.get(packet.stream.index, -math.inf), end)
+                        if packet.stream.index != vs.index:
+                            continue
+                        if packet.pts is not None:
+                            packet_times.append(float(packet.pts * packet.time_base))
+                        for frame in packet.decode():
+                            if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
+                                raise UserError(
+                                    f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
+                                    f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
+                                )
+                            if frame.is_corrupt:
+                                self._damaged([Damage(index, _time(frame.pts, info), "the decoder marked the frame corrupt")])
+                            pts = frame.pts
+                            if pts is None:
+                                pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
+                            last_pts = pts
+                            yield SourceFrame(
+                                index=index,
+                                pts=pts,
+                                duration=int(frame.duration or 0),
+                                planes=plane_views(frame, info.pix_fmt),
+                                keepalive=frame,
                             )
-                        if frame.is_corrupt:
-                            raise UserError(f"{info.path}: corrupt video: frame {index} (t={_time(frame.pts, info):.3f} s) is damaged")
-                        pts = frame.pts
-                        if pts is None:
-                            pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
-                        last_pts = pts
-                        yield SourceFrame(
-                            index=index,
-                            pts=pts,
-                            duration=int(frame.duration or 0),
-                            planes=plane_views(frame, info.pix_fmt),
-                            keepalive=frame,
-                        )
-                        index += 1
-            except av.error.FFmpegError as e:
-                at = f"frame {index}" + (f" (after t={_time(last_pts, info):.3f} s)" if last_pts is not None else "")
-                raise UserError(f"{info.path}: corrupt or truncated video: decoding failed at {at}: {_reason(e)}") from None
+                            index += 1
+                        self._damaged(watch.check(index, packet_times))
+                except av.error.FFmpegError as e:
+                    at = f"frame {index}" + (f" (after t={_time(last_pts, info):.3f} s)" if last_pts is not None else "")
+                    raise UserError(f"{info.path}: corrupt or truncated video: decoding failed at {at}: {_reason(e)}") from None
+            self._damaged(watch.check(index, packet_times))  # errors logged by the last decoder threads
             _check_complete(info, container, stream_end, index, last_pts)
         finally:
             container.close()
