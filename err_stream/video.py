@@ -39,15 +39,12 @@ from .io.source import (
     PyAVSource,
     SourceFrame,
     VideoInfo,
-    dali_available,
     probe,
 )
 
 log = logging.getLogger(__name__)
 
 DECODERS = ("auto", "pyav", "dali")
-# NVDEC codecs for which --decoder auto picks DALI on a GPU.
-DALI_AUTO_CODECS = ("h264", "hevc", "av1", "vp9")
 
 
 @dataclass
@@ -73,23 +70,15 @@ class TranscodeResult:
 
 
 def choose_decoder(requested: str, info: VideoInfo, device: torch.device) -> str:
-    """``auto``: DALI (NVDEC, frames stay on the GPU) on CUDA for 8-bit 4:2:0 limited-range
-    H.264/HEVC/AV1/VP9 when DALI is installed; PyAV otherwise (CPU, 10-bit, 4:2:2, ProRes...)."""
+    """``auto`` is PyAV, always. DALI hands over RGB it converted itself (BT.601 matrix, its
+    own chroma upsampling, rounded to 8 bits): undoing its matrix leaves errors of several
+    code values (7/8/8 on a lossless VP9, 25/14/21 on full-range MJPEG), so it is used only
+    when asked for (``--decoder dali``), as a fast but inexact path."""
     if requested not in DECODERS:
         raise UserError(f"--decoder {requested}: choose one of {', '.join(DECODERS)}")
-    if requested != "auto":
-        return requested
-    if (
-        device.type == "cuda"
-        and info.codec in DALI_AUTO_CODECS
-        and info.pix_fmt.bits == 8
-        and info.pix_fmt.subsampling() == "4:2:0"
-        # DALI's RGB is clipped to the limited-range gamut: full-range input would lose its extremes.
-        and not resolve_full_range(info.tags, info.pix_fmt.name)
-        and dali_available()
-    ):
-        return "dali"
-    return "pyav"
+    if requested == "dali":
+        log.warning("--decoder dali: colours are approximate (DALI converts to RGB itself); --decoder pyav is exact")
+    return "pyav" if requested == "auto" else requested
 
 
 def default_batch(info: VideoInfo, device: torch.device) -> int:

@@ -275,3 +275,16 @@ def test_clean_input_counts_no_decode_errors(media, tmp_path, capsys):
     code = cli.main([str(media["h264"]), str(tmp_path / "o.mkv"), "--passthrough", "--quiet", "--json"])
     out = capsys.readouterr().out
     assert code == 0 and json.loads(out)["decode_errors"] == 0
+
+
+# ----------------------------------------------------------------------------- decoders
+def test_auto_never_picks_the_inexact_dali_decoder(media):
+    import torch
+
+    from err_stream.io.source import probe
+    from err_stream.video import choose_decoder
+
+    info = probe(media["h264"])  # 8-bit 4:2:0 H.264: what auto used to hand to DALI on a GPU
+    assert choose_decoder("auto", info, torch.device("cuda")) == "pyav"
+    assert choose_decoder("auto", info, torch.device("cpu")) == "pyav"
+    assert choose_decoder("dali", info, torch.device("cuda")) == "dali"
