@@ -39,6 +39,7 @@ from .io.source import (
     PyAVSource,
     SourceFrame,
     VideoInfo,
+    check_alpha,
     probe,
 )
 
@@ -104,6 +105,7 @@ def transcode(
     copy_data: bool = True,
     planned: EncoderSettings | None = None,
     ignore_errors: bool = False,
+    drop_alpha: bool = False,
     progress: bool = True,
     batch: int | None = None,
     queue_frames: int = 8,
@@ -115,6 +117,7 @@ def transcode(
     only created (atomically) when everything succeeded."""
     input, output = Path(input), Path(output)
     info = probe(input)
+    check_alpha(info, drop_alpha)
     # ``planned``: the caller has already run plan_output with these options.
     settings = planned or plan_output(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts, copy_data)
     partial = PartialOutput(output, overwrite=overwrite, source=input)

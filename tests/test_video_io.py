@@ -288,3 +288,37 @@ def test_auto_never_picks_the_inexact_dali_decoder(media):
     assert choose_decoder("auto", info, torch.device("cuda")) == "pyav"
     assert choose_decoder("auto", info, torch.device("cpu")) == "pyav"
     assert choose_decoder("dali", info, torch.device("cuda")) == "dali"
+
+
+# ----------------------------------------------------------------------------- alpha
+def _alpha_clip(path: Path, codec: str, options: dict) -> Path:
+    with av.open(str(path), "w") as c:
+        v = c.add_stream(codec, rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuva420p"
+        v.codec_context.options = options
+        for i in range(4):
+            y, cb, cr = clips.yuv_planes(i, 64, 48)
+            f = clips.fill(av.VideoFrame(64, 48, "yuva420p"), (y, cb, cr, np.full_like(y, 200)))
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    return path
+
+
+@pytest.mark.parametrize("codec, ext, options", [
+    ("ffv1", ".mkv", {"level": "3"}),
+    ("libvpx-vp9", ".webm", {"deadline": "realtime", "cpu-used": "8", "crf": "10", "b": "0"}),
+])
+def test_alpha_is_refused_alike_unless_dropped(tmp_path, capsys, caplog, codec, ext, options):
+    src = _alpha_clip(tmp_path / f"alpha{ext}", codec, options)
+    out = tmp_path / f"o{ext}"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", capsys=capsys)
+    (line,) = error_lines(err)
+    assert code == 1 and "alpha channel" in line and "--drop-alpha" in line and not out.exists()
+    code, err = run_cli(src, out, "--passthrough", "--quiet", "--drop-alpha", capsys=capsys)
+    assert code == 0, err
+    assert "dropping the alpha channel" in caplog.text
+    got, _, _, first = clips.decode_all(out)
+    assert len(got) == 4 and not first.format.name.startswith("yuva")

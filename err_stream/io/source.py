@@ -55,6 +55,9 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     rotation: int = 0
     hdr: HdrMetadata | None = None
+    # The picture has an alpha channel (a yuva* format, or VP9's alpha in WebM, which
+    # FFmpeg's decoder drops). The model restores colour, not alpha: see check_alpha.
+    alpha: bool = False
     other_streams: list[StreamSummary] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -169,6 +172,7 @@ def probe(path: str | Path) -> VideoInfo:
             duration=duration,
             sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else None,
             rotation=int(getattr(first, "rotation", 0) or 0),
+            alpha=first.format.name.startswith("yuva") or vs.metadata.get("alpha_mode", vs.metadata.get("ALPHA_MODE")) == "1",
             hdr=hdr,
             other_streams=others,
         )
@@ -193,9 +197,13 @@ _JPEG_FORMATS = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv4
 
 
 def plain_pix_fmt(name: str) -> tuple[str, int]:
-    """``(yuv* name, 2)`` for a ``yuvj*`` format (2: FFmpeg's full-range tag), else ``(name, 0)``."""
+    """``(yuv* name, 2)`` for a ``yuvj*`` format (2: FFmpeg's full-range tag), else
+    ``(name, 0)``; a ``yuva*`` format gives its colour planes' format (the alpha rule is
+    applied by the caller: see :attr:`VideoInfo.alpha`)."""
     if name in _JPEG_FORMATS:
         return _JPEG_FORMATS[name], 2
+    if name.startswith("yuva"):
+        return "yuv" + name[4:], 0
     return name, 0
 
 
@@ -285,6 +293,19 @@ class PyAVSource:
             _check_complete(info, container, stream_end, index, last_pts)
         finally:
             container.close()
+
+
+def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
+    """The one alpha rule: a picture with alpha is refused, whatever the codec (FFV1, VP9 in
+    WebM, ProRes 4444...), unless ``--drop-alpha`` says to restore the colour and leave the
+    alpha out. It is never dropped silently."""
+    if info.alpha and not drop_alpha:
+        raise UserError(
+            f"{info.path}: the video has an alpha channel, which is not restored or carried; "
+            f"add --drop-alpha to restore the colour only"
+        )
+    if info.alpha:
+        log.warning("%s: dropping the alpha channel (--drop-alpha)", info.path.name)
 
 
 def _tick(info: VideoInfo) -> int:
