@@ -131,7 +131,11 @@ def transcode(
         raise UserError("--batch must be at least 1")
     batch = batch or default_batch(info, dev)
     decoder_name = choose_decoder(decoder, info, dev)
-    if decoder_name == "dali":
+    if info.format_name == "vapoursynth":
+        from .io.vpy import VpySource
+
+        decoder_name, source = "vapoursynth", VpySource(info)
+    elif decoder_name == "dali":
         gpu = dev.type == "cuda"
         source = DaliSource(info, device="gpu" if gpu else "cpu", device_id=(dev.index or 0) if gpu else 0)
     else:

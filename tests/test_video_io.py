@@ -322,3 +322,58 @@ def test_alpha_is_refused_alike_unless_dropped(tmp_path, capsys, caplog, codec, 
     assert "dropping the alpha channel" in caplog.text
     got, _, _, first = clips.decode_all(out)
     assert len(got) == 4 and not first.format.name.startswith("yuva")
+
+
+# ----------------------------------------------------------------------------- .vpy input
+VPY = """
+import vapoursynth as vs
+import numpy as np
+core = vs.core
+clip = core.std.BlankClip(format=vs.YUV422P10, width=64, height=48, length=7, fpsnum=24000, fpsden=1001)
+
+def paint(n, f):
+    out = f.copy()
+    for p in range(3):
+        a = np.asarray(out[p])
+        a[...] = (np.arange(a.size).reshape(a.shape) * (n + 3 + p)) % 876 + 64
+    return out
+
+clip = core.std.ModifyFrame(clip, clip, paint)
+limited = {"_Range": 0} if vs.__api_version__.api_major >= 4 and hasattr(vs, "RANGE_LIMITED") else {"_ColorRange": 1}  # R81 renamed it
+clip = core.std.SetFrameProps(clip, _Matrix=9, _Primaries=9, _Transfer=14, **limited)
+clip.set_output(0)
+core.std.BlankAudio(channels=[0, 1], samplerate=48000, length=14014, sampletype=vs.FLOAT, bits=32).set_output(1)
+"""
+
+
+def test_vpy_script_as_input(tmp_path, capsys):
+    pytest.importorskip("vapoursynth")
+    script = tmp_path / "grade.vpy"
+    script.write_text(VPY)
+    out = tmp_path / "o.mkv"
+    code, err = run_cli(script, out, "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    assert code == 0, err
+    got, pts, tb, first = clips.decode_all(out)
+    assert len(got) == 7 and first.format.name == "yuv422p10le"
+    assert (int(first.colorspace), int(first.color_range), int(first.color_primaries), int(first.color_trc)) == (9, 1, 9, 14)
+    for n, planes in enumerate(got):  # every code value, as the script made it
+        for p, a in enumerate(planes):
+            want = (np.arange(a.size).reshape(a.shape) * (n + 3 + p)) % 876 + 64
+            assert np.array_equal(a, want)
+    assert np.allclose([float(p * tb) for p in pts], np.arange(7) * 1001 / 24000, atol=6e-4)
+    with av.open(str(out)) as c:
+        assert sum(f.samples for f in c.decode(audio=0)) == 14014
+
+
+@pytest.mark.parametrize("body, says", [
+    ("raise ValueError('no source given')", "the script failed: ValueError: no source given"),
+    ("import vapoursynth as vs\nvs.core.std.BlankClip(format=vs.RGB24).set_output(0)", "give err-stream integer YUV"),
+    ("x = 1", "sets no video output 0"),
+])
+def test_vpy_script_errors_are_one_line(tmp_path, capsys, body, says):
+    pytest.importorskip("vapoursynth")
+    script = tmp_path / "bad.vpy"
+    script.write_text(body + "\n")
+    code, err = run_cli(script, tmp_path / "o.mkv", "--passthrough", capsys=capsys)
+    (line,) = error_lines(err)
+    assert code == 1 and says in line

@@ -211,7 +211,8 @@ def choose_encoder(
         if key == "x265-params" and "x265-params" in options:
             value = options["x265-params"] + ":" + value
         options[key] = value
-    for st in info.other_streams:
+    copied = info.other_streams if info.format_name != "vapoursynth" else []  # a script's audio is encoded
+    for st in copied:
         if st.type in ("audio", "subtitle", "video") and not storable(st.codec, allowed):
             raise UserError(_uncopyable(info, st.index, st.type, st.codec, out))
     if info.hdr is not None:
@@ -351,7 +352,7 @@ class VideoSink:
                  copy_data: bool = True, only: set[int] | None = None, metadata=None) -> None:
         import av
 
-        from .metadata import apply_metadata, read_metadata
+        from .metadata import Metadata, apply_metadata, read_metadata
 
         self.info = info
         self.settings = settings
@@ -379,9 +380,17 @@ class VideoSink:
             if settings.codec in ("libx265", "hevc_nvenc") and fmt_name in ("mp4", "mov"):
                 cc.codec_tag = "hvc1"  # the tag Apple players require
             self.stream = vs
-            self.metadata = metadata if metadata is not None else read_metadata(info.path, info.video_index)
+            script = info.format_name == "vapoursynth"
+            if metadata is None:
+                metadata = Metadata() if script else read_metadata(info.path, info.video_index)
+            self.metadata = metadata
             self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
-            self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name), copy_data, only)
+            if script:
+                from .vpy import ScriptAudio
+
+                self.copier = ScriptAudio(info, self.container, fmt_name, only)
+            else:
+                self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name), copy_data, only)
             try:
                 # Opened from a lower-priority thread: the encoder's worker threads inherit it.
                 call_at_lower_priority(self.container.start_encoding)

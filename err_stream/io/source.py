@@ -58,6 +58,7 @@ class VideoInfo:
     # The picture has an alpha channel (a yuva* format, or VP9's alpha in WebM, which
     # FFmpeg's decoder drops). The model restores colour, not alpha: see check_alpha.
     alpha: bool = False
+    script_args: dict | None = None  # a .vpy input: the arguments its globals get (io/vpy.py)
     other_streams: list[StreamSummary] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -118,6 +119,10 @@ def probe(path: str | Path) -> VideoInfo:
     import av
 
     path = Path(path)
+    if path.suffix.lower() == ".vpy":
+        from .vpy import probe_vpy
+
+        return probe_vpy(path)
     container = _open(path)
     try:
         vs = _pick_video_stream(container, path)
