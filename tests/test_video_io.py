@@ -377,3 +377,27 @@ def test_vpy_script_errors_are_one_line(tmp_path, capsys, body, says):
     code, err = run_cli(script, tmp_path / "o.mkv", "--passthrough", capsys=capsys)
     (line,) = error_lines(err)
     assert code == 1 and says in line
+
+
+def test_avi_from_variable_rate_input_says_frames_moved(tmp_path, capsys, caplog):
+    src = tmp_path / "vfr.mkv"
+    with av.open(str(src), "w") as c:  # the irregular frame times of clips.VFR_PTS_MS (average 15 fps)
+        v = c.add_stream("libx264", rate=15)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        v.time_base = v.codec_context.time_base = Fraction(1, 1000)
+        v.codec_context.options = {"crf": "18", "preset": "ultrafast"}
+        for i, t in enumerate(clips.VFR_PTS_MS):
+            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), clips.yuv_planes(i, 64, 48))
+            f.pts, f.time_base = t, Fraction(1, 1000)
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    out = tmp_path / "o.avi"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    assert code == 0, err
+    assert "frame rate varies" in caplog.text and "moved onto the constant" in caplog.text
+    _, pts, tb, _ = clips.decode_all(out)
+    assert len(pts) == len(clips.VFR_PTS_MS) and pts == sorted(set(pts))  # every frame, none sharing a slot
+    want = np.array(clips.VFR_PTS_MS) / 1000
+    assert np.abs(np.array([float(p * tb) for p in pts]) - want).max() <= float(tb)  # within one frame period

@@ -435,6 +435,12 @@ class VideoSink:
             if copy_rest:
                 self.copier.pump(None)
             self.container.close()
+            if self.clock.moved:
+                log.warning(
+                    "the input's frame rate varies; %d of %d frames were moved onto the constant %s fps grid this "
+                    "container needs (write .mkv or .mp4 to keep every frame's time)",
+                    self.clock.moved, self.frames, f"{float(1 / self.clock.time_base):.3f}",
+                )
         except av.error.FFmpegError as e:
             raise ProcessingError(f"finishing the output failed: {e}") from None
         finally:
@@ -468,6 +474,7 @@ class OutputClock:
         self.info = info
         self.constant = container_format in self.CONSTANT_RATE_CONTAINERS or encoder in self.CONSTANT_RATE_ENCODERS
         self.last = -1
+        self.moved = 0  # frames placed more than a quarter period from their own time
         if self.constant:
             rate = info.average_rate or Fraction(25)
             self.time_base = Fraction(rate.denominator, rate.numerator)
@@ -478,7 +485,10 @@ class OutputClock:
     def place(self, pts: int, duration: int) -> tuple[int, int]:
         if not self.constant:
             return pts, duration
-        slot = max(self.last + 1, round(pts * self.step))
+        exact = pts * self.step
+        slot = max(self.last + 1, round(exact))
+        if abs(slot - exact) > 0.25:
+            self.moved += 1
         self.last = slot
         return slot, 1
 
