@@ -128,11 +128,17 @@ def _normal(key: str) -> str:
 class _Checker:
     def __init__(self, source: Path) -> None:
         self.source = source
-        self.errors: list[str] = []
+        self._errors: list[tuple[tuple[int, int], str]] = []
 
     def error(self, node: yaml.Node | None, where: str, message: str) -> None:
         at = f"{self.source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else str(self.source)
-        self.errors.append(f"{at}: {where}: {message}" if where else f"{at}: {message}")
+        self._errors.append(((node.start_mark.line, node.start_mark.column) if node is not None else (-1, 0),
+                             f"{at}: {where}: {message}" if where else f"{at}: {message}"))
+
+    @property
+    def errors(self) -> list[str]:
+        """In the order of the file."""
+        return [text for _, text in sorted(self._errors, key=lambda e: e[0])]
 
     # -- structure
     def mapping(self, node: yaml.Node, where: str, allowed: tuple[str, ...]) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -217,7 +223,7 @@ class _Checker:
             explicit_output = None
             if overrides is not None:
                 base = where.rsplit(".", 1)[0]
-                own_settings.update(self.settings(overrides, base, inherited=settings))
+                own_settings = self.settings(overrides, base, inherited=settings)
                 own_outputs.update(self.output_settings(overrides, base))
                 if "output" in overrides:
                     explicit_output = self.text(overrides["output"][1], f"{base}.output")
@@ -252,7 +258,7 @@ class _Checker:
                     self.error(node, where, f"{pattern} line {n}: {line}: no such file")
                     continue
                 paths.append(p)
-            if not paths and not self.errors:
+            if not paths and not self._errors:
                 self.error(node, where, f"{pattern}: lists no files")
             return paths
         if globlib.has_magic(pattern):
