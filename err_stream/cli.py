@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "train",
     "eval": "evaluate",
     "weights": "weights",
+    "batch": "batch",
 }
 DEFAULT_COMMAND = "transcode"
 
