@@ -182,7 +182,7 @@ def measure(size: str, mode: str, args) -> dict:
     elif mode == "passthrough":
         model_args.append("--passthrough")
     else:
-        model_args += ["--weights", str(args.weights)]
+        model_args += ["--weights", str(args.weights), "--accept-out-of-range"]  # seeded weights leave [0, 1]
         if args.precision:
             model_args += ["--precision", args.precision]
     # Throughput: as fast as backpressure allows.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .endpoints import Endpoint, input_timeouts, open_input
-from .source import SourceFrame, VideoInfo, _attached_pic_flag, _reason, plane_views, video_info
+from .source import SourceFrame, VideoInfo, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ class LiveSource:
             while True:
                 while self._ready:
                     frame = self._ready.popleft()
-                    if frame.width != info.width or frame.height != info.height or frame.format.name != info.pix_fmt.name:
+                    if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
                         raise UserError(
                             f"{info.label}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
                             f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
