@@ -81,13 +81,15 @@ def encode_chunks(width: int, height: int, frames: int, fps: float) -> list[byte
     return chunks
 
 
-def send(port: int, chunks: list[bytes], rate: float | None, stamps: list[float], deadline: float) -> None:
+def send(port: int, chunks: list[bytes], rate: float | None, stamps: list[float], deadline: float, proc=None) -> None:
     """Connect (retrying until err-stream listens), then send chunk i at i / rate (or at once)."""
     while True:
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
             break
         except OSError:
+            if proc is not None and proc.poll() is not None:
+                raise SystemExit(f"err-stream ended before it listened ({proc.returncode}): {proc.stderr.read().strip()}")
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -156,7 +158,7 @@ def run_once(chunks, rate, model_args, size, max_delay, timeout) -> dict:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stamps: list[float] = []
     try:
-        send(port, chunks, rate, stamps, deadline=time.monotonic() + timeout)
+        send(port, chunks, rate, stamps, deadline=time.monotonic() + timeout, proc=proc)
         out, err = proc.communicate(timeout=timeout + 60 + 10 * len(chunks))
     finally:
         if proc.poll() is None:
