@@ -75,7 +75,7 @@ class TranscodeResult:
     dropped_late: int = 0  # live runs with --drop-late: frames dropped for falling behind
     damaged: int = 0  # streams: damaged pictures (lost packets) dropped
     stream_seconds: float = 0.0  # stream time from the first to the last frame written
-    ended: str = "end"  # end (input finished), stalled (past --timeout) or failed (read error)
+    ended: str = "end"  # end (input finished), stopped (Ctrl-C on a stream), stalled (past --timeout) or failed (read error)
     max_delay: int | None = None  # live runs: the bound on frames in flight
     peak_in_flight: int | None = None  # live runs: the most frames that were between decoder and encoder at once
 
@@ -128,6 +128,7 @@ def transcode(
     timeout: float | None = None,
     max_delay: int | None = None,
     drop_late: bool = False,
+    stop_input: threading.Event | None = None,
 ) -> TranscodeResult:
     """Restore every frame of ``input`` into ``output`` (``restorer=None``: passthrough).
 
@@ -138,7 +139,8 @@ def transcode(
     between decoder and encoder, encodes for low delay and, with ``drop_late``, drops
     frames that fall further behind than that. ``timeout``: seconds a stream may send
     nothing before the run ends (default: 10 for network inputs once they have started; a
-    listener or UDP port waits for its sender without limit).
+    listener or UDP port waits for its sender without limit). ``stop_input``: set it to end
+    a stream input early; what arrived is restored and the output finished (a success).
 
     Raises :class:`UserError` for bad paths, unreadable/corrupt input, unsupported streams
     and bad options, :class:`ProcessingError` for failures while processing, among them
@@ -170,7 +172,7 @@ def transcode(
         if in_ep.is_file:
             info = probe(in_ep.path)
         else:
-            live_source = LiveSource(in_ep, input_format, timeout, low_delay=live)
+            live_source = LiveSource(in_ep, input_format, timeout, low_delay=live, stop=stop_input)
             stack.callback(live_source.close)
             info = live_source.info
         check_alpha(info, drop_alpha)

@@ -302,3 +302,46 @@ def test_a_second_writer_stops_while_the_first_reads_a_pipe(tmp_path):
     assert len(frames) == 8
     assert_sent_frames(frames, times)
     assert {p.name for p in tmp_path.iterdir()} == {"in.nut", "out.mkv"}
+
+
+def test_ctrl_c_ends_a_recording_and_keeps_what_arrived(tmp_path, capsys):
+    """Reading a live stream, Ctrl-C stops the input like a sender that hangs up: the file is
+    finished and kept (exit 0); it holds the frames received, exactly. (In this process: the
+    SIGINT is sent only once frames flow, so err-stream's handler is in place.)"""
+    import os
+    import signal
+
+    port = streams.free_port()
+    out = tmp_path / "rec.mkv"
+    stamps = tmp_path / "sent.txt"
+    sender = subprocess.Popen(streams.sender_command(f"tcp://127.0.0.1:{port}", frames=500, fps=FPS, stamps=stamps, connect_timeout=60),
+                              env=streams.child_env(), stderr=subprocess.DEVNULL)
+    finished = threading.Event()
+
+    def press_ctrl_c():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 90 and not finished.is_set():
+            if stamps.exists() and len(stamps.read_text().splitlines()) >= 10:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    try:
+        code = cli.main([f"tcp://127.0.0.1:{port}?listen", str(out), "--passthrough", "--codec", "ffv1", "--json"])
+    finally:
+        finished.set()
+        presser.join(10)
+        if sender.poll() is None:
+            sender.kill()
+        sender.wait(30)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "stopping the input and finishing the output" in captured.err and "the input was stopped with Ctrl-C" in captured.err
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["ended"] == "stopped" and summary["frames"] >= 1  # what it had read when stopped (it may lag the sender)
+    frames, times = decode(out)
+    assert len(frames) == summary["frames"]
+    assert_sent_frames(frames, times)
+    assert {p.name for p in tmp_path.iterdir()} == {"rec.mkv", "sent.txt"}
