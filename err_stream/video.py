@@ -172,6 +172,8 @@ def transcode(
         if in_ep.is_file:
             info = probe(in_ep.path)
         else:
+            if restorer is not None:
+                warm_up(restorer)
             live_source = LiveSource(in_ep, input_format, timeout, low_delay=live, stop=stop_input)
             stack.callback(live_source.close)
             info = live_source.info
@@ -188,6 +190,16 @@ def transcode(
         return _transcode(info, live_source, partial, stack, in_ep, out_ep, container, settings, restorer, device, decoder,
                           copy_data, ignore_errors, progress, batch, queue_frames, accept_out_of_range,
                           max_delay if live else None, drop_late)
+
+
+def warm_up(restorer) -> None:
+    """Run the model once on a small frame before a stream starts: the first call compiles
+    kernels (numba, Triton) and initialises the device, which would otherwise put a live
+    stream seconds behind from its first frame on (and never let it catch up)."""
+    with torch.inference_mode():
+        restorer.restore(torch.zeros(1, 3, 64, 64, device=restorer.device))
+    if restorer.device.type == "cuda":
+        torch.cuda.synchronize(restorer.device)
 
 
 def _low_delay(settings: EncoderSettings, encoder_opts) -> EncoderSettings:
