@@ -352,7 +352,7 @@ class VideoSink:
                  copy_data: bool = True, only: set[int] | None = None, metadata=None) -> None:
         import av
 
-        from .metadata import Metadata, apply_metadata, read_metadata
+        from .metadata import FieldFlags, Metadata, apply_metadata, read_metadata
 
         self.info = info
         self.settings = settings
@@ -385,6 +385,7 @@ class VideoSink:
                 metadata = Metadata() if script else read_metadata(info.path, info.video_index)
             self.metadata = metadata
             self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
+            self.fields = FieldFlags(metadata.field_order) if metadata.field_order > 1 else None
             if script:
                 from .vpy import ScriptAudio
 
@@ -417,6 +418,8 @@ class VideoSink:
         frame.time_base = self.clock.time_base
         self.info.tags.apply_to(frame)
         try:
+            if self.fields is not None:
+                frame = self.fields(frame)
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
             self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
