@@ -415,3 +415,21 @@ def test_field_order_reaches_the_bitstream_and_the_container(tmp_path, capsys, o
     assert code == 0, err
     with av.open(str(out)) as c:  # TS and MP4 report the bitstream's order
         assert c.streams.video[0].codec_context.field_order == order
+
+
+def test_concealed_h264_damage_is_caught_too(tmp_path, capsys):
+    import re
+
+    src = clips.make_h264_aac(tmp_path / "h.mkv", w=128, h=96, frames=24, audio=False)
+    with av.open(str(src)) as c:
+        packet = [bytes(p) for p in c.demux(video=0) if p.size][10]
+    data = bytearray(src.read_bytes())
+    at = data.find(packet[len(packet) // 2 : len(packet) // 2 + 16])
+    for j in range(8):  # garble the middle of frame 10's slice
+        data[at + j] ^= 0x5A
+    src.write_bytes(bytes(data))
+    code, err = run_cli(src, tmp_path / "o.mkv", "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    (line,) = error_lines(err)
+    assert code == 1 and "damaged video" in line and "error while decoding MB" in line
+    # No time in H.264's message: the frame is the one being decoded (frame threads may lag a little).
+    assert abs(int(re.search(r"at frame (\d+)", line).group(1)) - 10) <= 2
