@@ -10,7 +10,7 @@ import threading
 import torch
 
 from ..errors import UserError
-from .common import add_model_arguments, make_restorer
+from .common import ACCEPT_OPTION, add_model_arguments, make_restorer
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
     restorer = None if args.passthrough else make_restorer(args)
-    with _terminate_as_interrupt():
+    with _terminate_as_interrupt(), _worded_for_cli():
         result = transcode(
             args.input,
             args.output,
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             drop_alpha=args.drop_alpha,
             progress=not args.quiet,
             batch=args.batch,
+            accept_out_of_range=args.accept_out_of_range,
         )
     if args.json:
         print(json.dumps(result.as_dict()))
@@ -87,6 +88,20 @@ def _path(p: str):
     from pathlib import Path
 
     return Path(p)
+
+
+class _worded_for_cli:
+    """The output guard's error names the command-line option."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        from ..engine.output_check import OutputRangeError
+
+        if isinstance(e, OutputRangeError):
+            raise e.for_option(ACCEPT_OPTION, where=None) from None
+        return False
 
 
 class _terminate_as_interrupt:
