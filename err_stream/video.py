@@ -33,21 +33,20 @@ from .engine.executor import ExecutorClosed, StreamingExecutor
 from .errors import ProcessingError, UserError
 from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.priority import lower_thread_priority
-from .io.sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
+from .io.preflight import plan_output
+from .io.sink import EncoderSettings, PartialOutput, VideoSink
 from .io.source import (
     DaliSource,
     PyAVSource,
     SourceFrame,
     VideoInfo,
-    dali_available,
+    check_alpha,
     probe,
 )
 
 log = logging.getLogger(__name__)
 
 DECODERS = ("auto", "pyav", "dali")
-# NVDEC codecs for which --decoder auto picks DALI on a GPU.
-DALI_AUTO_CODECS = ("h264", "hevc", "av1", "vp9")
 
 
 @dataclass
@@ -66,29 +65,22 @@ class TranscodeResult:
     codec: str
     pix_fmt: str
     batch: int
+    decode_errors: int = 0  # concealed decoder errors let through by ignore_errors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def choose_decoder(requested: str, info: VideoInfo, device: torch.device) -> str:
-    """``auto``: DALI (NVDEC, frames stay on the GPU) on CUDA for 8-bit 4:2:0 limited-range
-    H.264/HEVC/AV1/VP9 when DALI is installed; PyAV otherwise (CPU, 10-bit, 4:2:2, ProRes...)."""
+    """``auto`` is PyAV, always. DALI hands over RGB it converted itself (BT.601 matrix, its
+    own chroma upsampling, rounded to 8 bits): undoing its matrix leaves errors of several
+    code values (7/8/8 on a lossless VP9, 25/14/21 on full-range MJPEG), so it is used only
+    when asked for (``--decoder dali``), as a fast but inexact path."""
     if requested not in DECODERS:
         raise UserError(f"--decoder {requested}: choose one of {', '.join(DECODERS)}")
-    if requested != "auto":
-        return requested
-    if (
-        device.type == "cuda"
-        and info.codec in DALI_AUTO_CODECS
-        and info.pix_fmt.bits == 8
-        and info.pix_fmt.subsampling() == "4:2:0"
-        # DALI's RGB is clipped to the limited-range gamut: full-range input would lose its extremes.
-        and not resolve_full_range(info.tags, info.pix_fmt.name)
-        and dali_available()
-    ):
-        return "dali"
-    return "pyav"
+    if requested == "dali":
+        log.warning("--decoder dali: colours are approximate (DALI converts to RGB itself); --decoder pyav is exact")
+    return "pyav" if requested == "auto" else requested
 
 
 def default_batch(info: VideoInfo, device: torch.device) -> int:
@@ -111,6 +103,10 @@ def transcode(
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
     overwrite: bool = False,
+    copy_data: bool = True,
+    planned: EncoderSettings | None = None,
+    ignore_errors: bool = False,
+    drop_alpha: bool = False,
     progress: bool = True,
     batch: int | None = None,
     queue_frames: int = 8,
@@ -125,7 +121,9 @@ def transcode(
     and goes on). ``output`` is only created (atomically) when everything succeeded."""
     input, output = Path(input), Path(output)
     info = probe(input)
-    settings = choose_encoder(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts)
+    check_alpha(info, drop_alpha)
+    # ``planned``: the caller has already run plan_output with these options.
+    settings = planned or plan_output(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts, copy_data)
     partial = PartialOutput(output, overwrite=overwrite, source=input)
     if restorer is not None:
         dev = restorer.device
@@ -137,11 +135,15 @@ def transcode(
         raise UserError("--batch must be at least 1")
     batch = batch or default_batch(info, dev)
     decoder_name = choose_decoder(decoder, info, dev)
-    if decoder_name == "dali":
+    if info.format_name == "vapoursynth":
+        from .io.vpy import VpySource
+
+        decoder_name, source = "vapoursynth", VpySource(info)
+    elif decoder_name == "dali":
         gpu = dev.type == "cuda"
         source = DaliSource(info, device="gpu" if gpu else "cpu", device_id=(dev.index or 0) if gpu else 0)
     else:
-        source = PyAVSource(info)
+        source = PyAVSource(info, ignore_errors=ignore_errors)
     what = "passthrough (no model)" if restorer is None else f"model {restorer.precision}"
     line = f"{info.describe()} -> {settings.describe()}; decoder {decoder_name}, {dev}, {what}, batch {batch}"
     if progress:
@@ -150,7 +152,9 @@ def transcode(
         log.info(line)
 
     with partial:
-        sink = VideoSink(partial.tmp, output, info, settings)
+        sink = VideoSink(partial.tmp, output, info, settings, copy_data=copy_data)
+        for what in sink.lost:
+            log.warning("%s cannot be kept in %s: %s", info.path.name, output.suffix, what)
         run = None
         try:
             run = _Run(info, settings, source, sink, restorer, dev, batch, queue_frames, progress, accept_out_of_range)
@@ -174,6 +178,7 @@ def transcode(
         codec=settings.codec,
         pix_fmt=settings.pix_fmt.name,
         batch=batch,
+        decode_errors=len(getattr(source, "damage", ())),
     )
 
 
