@@ -94,6 +94,7 @@ class SegmentWorker:
             encoder_opts=s.get("encoder_opt") or (),
             progress=False,
             batch=s.get("batch"),
+            accept_out_of_range=bool(s.get("accept_out_of_range")),
         )
         if task.whole:
             result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)

@@ -155,6 +155,8 @@ def test_the_smallest_job_is_three_lines_and_outputs_keep_their_names(tmp_path, 
     job = parse_job('inputs: ["masters/*.mov"]\noutput_dir: restored/\nweights: demo\n', Path("job.yaml"))
     assert [(str(i.path), str(i.output)) for i in job.inputs] == [("masters/a.mov", "restored/a.mov"), ("masters/b.mov", "restored/b.mov")]
     assert job.engine == "ray" and job.retries == 2 and job.inputs[0].settings == {"weights": "demo"}
+    accepting = parse_job('inputs: ["masters/*.mov"]\noutput_dir: restored/\nweights: demo\naccept-out-of-range: true\n', Path("job.yaml"))
+    assert accepting.inputs[0].settings == {"weights": "demo", "accept_out_of_range": True}
 
 
 def test_per_input_overrides_and_transcoder_option_names(tmp_path, monkeypatch):
