@@ -112,7 +112,7 @@ class RayPool:
         )
 
     def _start(self):
-        return self.actor_class.options(**self.options).remote(self.threads)
+        return self.actor_class.options(**self.options).remote(self.threads, self.options["num_gpus"] > 0)
 
     def free(self) -> int:
         return len(self.idle)

@@ -289,6 +289,59 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
         assert c.metadata.get("title") == "batch test clip"
 
 
+def _busy_worker_pids() -> list[int]:
+    """Ray names a worker process after the call it is running."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "cmdline").read_bytes().startswith(b"ray::SegmentWorker.run"):
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, ray_cluster):
+    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=20, audio=False)
+    out = tmp_path / "out"
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {out}
+        weights: demo
+        codec: ffv1
+        container: mkv
+        segment_seconds: 0.3
+        retries: 1
+        workers: 2
+        cpus_per_worker: 1
+    """)
+    killed: list[int] = []
+
+    def kill_one_busy_worker():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for pid in _busy_worker_pids():
+                os.kill(pid, signal.SIGKILL)  # a worker of this module's own Ray
+                killed.append(pid)
+                return
+            time.sleep(0.02)
+
+    import threading
+
+    killer = threading.Thread(target=kill_one_busy_worker)
+    killer.start()
+    code, report, err = batch(job, capsys=capsys)
+    killer.join()
+    assert killed, "no busy worker was seen"
+    assert code == 0, err
+    assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 20
+    segments = manifest_rows(out, "segments")
+    assert sorted(r["attempts"] for r in segments) == [1, 1, 1, 2]
+    assert all(r["state"] == "done" for r in segments)
+
+
 def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path):
     """The driver (on Ray) is killed with SIGKILL once two pieces are recorded as done; the
     resumed run (in-process: the manifest is the same whatever the engine) redoes only the

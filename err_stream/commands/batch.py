@@ -27,9 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.job import load_job
     from pipelines.runner import run_batch
 
+    from .transcode import _terminate_as_interrupt
+
     job = load_job(args.job)
-    report = run_batch(job, engine=args.engine, address=args.address, resume=args.resume, dry_run=args.dry_run,
-                       progress=not args.quiet)
+    with _terminate_as_interrupt():  # SIGTERM stops the batch like Ctrl-C; --resume continues it
+        report = run_batch(job, engine=args.engine, address=args.address, resume=args.resume, dry_run=args.dry_run,
+                           progress=not args.quiet)
     if args.json:
         print(report.table(), file=sys.stderr)
         print(json.dumps(report.as_dict(), indent=2))
