@@ -77,11 +77,20 @@ def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters:
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One small local Ray for the module; the batch driver uses it instead of starting one."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_memory_monitor_refresh_ms")}
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    # Ray's memory monitor kills workers when the machine (shared with other jobs) is short of
+    # memory; the lost-worker test must see only the loss it causes.
+    os.environ["RAY_memory_monitor_refresh_ms"] = "0"
     ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1",
              object_store_memory=80 * 1024**2, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def write_job(folder: Path, text: str) -> Path:
@@ -93,7 +102,10 @@ def write_job(folder: Path, text: str) -> Path:
 def batch(*args, capsys) -> tuple[int, dict | None, str]:
     code = cli.main(["batch", *[str(a) for a in args], "--json", "--quiet"])
     out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
+    try:
+        return code, (json.loads(out) if out.strip() else None), err
+    except json.JSONDecodeError:
+        raise AssertionError(f"stdout is not the JSON report: {out!r}\nstderr: {err}") from None
 
 
 def manifest_rows(folder: Path, table: str) -> list[dict]:
@@ -304,7 +316,7 @@ def _busy_worker_pids() -> list[int]:
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
 def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, ray_cluster):
-    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=20, audio=False)
+    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=10, audio=False)
     out = tmp_path / "out"
     job = write_job(tmp_path, f"""\
         inputs: [{src}]
@@ -336,13 +348,13 @@ def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, r
     killer.join()
     assert killed, "no busy worker was seen"
     assert code == 0, err
-    assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 20
+    assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 10
     segments = manifest_rows(out, "segments")
-    assert sorted(r["attempts"] for r in segments) == [1, 1, 1, 2]
+    assert sorted(r["attempts"] for r in segments) == [1, 2]
     assert all(r["state"] == "done" for r in segments)
 
 
-def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path):
+def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys):
     """The driver (on Ray) is killed with SIGKILL once two pieces are recorded as done; the
     resumed run (in-process: the manifest is the same whatever the engine) redoes only the
     others, and a third run leaves the finished output alone."""
@@ -396,9 +408,8 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
 
         # A finished output is never written again: a third run leaves it alone.
         mtime = (out / "clip.mkv").stat().st_mtime_ns
-        again = subprocess.run([*cmd, "--resume", "--json", "--engine", "local"], env=env, capture_output=True, timeout=120)
-        assert again.returncode == 0, again.stderr.decode()
-        assert json.loads(again.stdout)["inputs"][0]["status"] == "done earlier"
+        code, report, err = batch(job, "--resume", "--engine", "local", capsys=capsys)
+        assert code == 0 and report["inputs"][0]["status"] == "done earlier", err
         assert (out / "clip.mkv").stat().st_mtime_ns == mtime
     finally:
         # The killed driver's Ray processes (its own process group) end on their own within

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from .transcode import _terminate_as_interrupt
 
     job = load_job(args.job)
-    with _terminate_as_interrupt():  # SIGTERM stops the batch like Ctrl-C; --resume continues it
+    # Ray prints its workers' troubles (a worker lost, ...) on stdout: keep stdout for the report.
+    with _terminate_as_interrupt(), contextlib.redirect_stdout(sys.stderr):  # SIGTERM stops like Ctrl-C
         report = run_batch(job, engine=args.engine, address=args.address, resume=args.resume, dry_run=args.dry_run,
                            progress=not args.quiet)
     if args.json:
