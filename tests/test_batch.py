@@ -1,6 +1,6 @@
 """``err-stream batch``: job files, keyframe pieces on Ray (2 CPU workers), the manifest.
 
-Ray starts once for the module (2 CPUs, small object store, loopback only). Clips are tiny
+Ray starts once for the module (2 CPUs, small object store, no dashboard; this machine only). Clips are tiny
 H.264 files with B-frames, irregular timestamps and an AAC track; the model is the embedded
 demo model on CPU (fp32, one frame per call), so a piece's frames do not depend on which
 process restored them and FFV1 output can be compared frame for frame.
@@ -82,7 +82,7 @@ def ray_cluster():
     # Ray's memory monitor kills workers when the machine (shared with other jobs) is short of
     # memory; the lost-worker test must see only the loss it causes.
     os.environ["RAY_memory_monitor_refresh_ms"] = "0"
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1",
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False,
              object_store_memory=80 * 1024**2, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
