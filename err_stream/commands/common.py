@@ -18,6 +18,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     g.add_argument("--precision", choices=["fp32", "fp16", "bf16"], default=None, help="default: fp16 on CUDA, fp32 on CPU")
     g.add_argument("--tile", default="auto", metavar="WxH|auto|off", help="exact tiling: tile size, 'auto' (by memory) or 'off'")
+    g.add_argument("--accept-out-of-range", action="store_true",
+                   help="clamp the model's output to [0, 1] and go on, instead of failing (exit 2) on a frame "
+                        "that is non-finite or has over 0.1%% of pixels outside [-0.1, 1.1] (diverged weights)")
 
 
 def parse_tile(value: str):
@@ -30,6 +33,10 @@ def parse_tile(value: str):
     if min(w, h) < 128:
         raise UserError(f"--tile {value}: tiles must be at least 128x128")
     return (w, h)
+
+
+# How the command line spells the option in errors (see OutputRangeError.for_option).
+ACCEPT_OPTION = "--accept-out-of-range"
 
 
 def make_restorer(args: argparse.Namespace):
