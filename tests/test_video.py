@@ -334,7 +334,7 @@ def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=True)
     out = tmp_path / "out.mp4"
     proc = _start([src, out, "--weights", GOLDEN, "--quiet"], tmp_path)
-    partial = _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    partial = _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
     time.sleep(1.0)  # mid-run: the model is restoring frames
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
@@ -353,7 +353,7 @@ def test_interrupted_run_keeps_the_existing_output_and_leaves_no_temp(tmp_path, 
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the previous result")
     proc = _start([src, out, "--weights", GOLDEN, "--overwrite", "--quiet"], tmp_path)
-    _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
     time.sleep(1.0)
     proc.send_signal(sig)
     code = proc.wait(60)
