@@ -41,7 +41,7 @@ sys.path.insert(0, str(REPO))
 from err_stream import ERR, Restorer, load_model  # noqa: E402
 from err_stream.weights import save_checkpoint  # noqa: E402
 
-GOLDEN = REPO.parent / "shared" / "golden" / "err_seed0_official_format.pth"
+GOLDEN = REPO / "tests" / "data" / "err_seed0_official_format.pth"  # tests/data/README.md
 DISTINCT = 4  # distinct source frames, cycled
 
 

@@ -13,9 +13,26 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 
-from .engine import Restorer
-from .image import restore_image
-from .model import ERR, ERRConfig
-from .weights import CheckpointError, load_model
+# The public names load torch and the model on first use, not at import: ``err-stream``
+# answers Ctrl-C during start-up itself (exit 130), and ``--help`` is quick.
+_LAZY = {
+    "Restorer": ".engine",
+    "restore_image": ".image",
+    "ERR": ".model",
+    "ERRConfig": ".model",
+    "CheckpointError": ".weights",
+    "load_model": ".weights",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ERR", "ERRConfig", "Restorer", "restore_image", "load_model", "CheckpointError", "__version__"]

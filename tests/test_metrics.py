@@ -8,6 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+import scipy.ndimage as ndimage  # scipy and scikit-image are in the 'test' extra
+import skimage.color as skimage_color
+import skimage.metrics as skimage_metrics
 import torch
 from PIL import Image
 
@@ -18,9 +21,6 @@ from err_stream.train.losses import ssim_rgb
 from err_stream.train.metrics import psnr, rgb_to_y, ssim
 from err_stream.weights import save_checkpoint
 
-skimage_metrics = pytest.importorskip("skimage.metrics")
-skimage_color = pytest.importorskip("skimage.color")
-ndimage = pytest.importorskip("scipy.ndimage")
 
 
 def photo_pair(seed: int = 0, h: int = 96, w: int = 120) -> tuple[np.ndarray, np.ndarray]:

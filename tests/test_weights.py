@@ -74,8 +74,11 @@ def test_wrong_shape_is_named(golden_path, tmp_path):
 
 def test_dataparallel_prefix_is_accepted(golden_model, tmp_path):
     path = tmp_path / "dp.pth"
-    torch.save({"params": {"module." + k: v for k, v in golden_model.state_dict().items()}}, path)
-    load_model(path, device="cpu")
+    want = golden_model.state_dict()
+    torch.save({"params": {"module." + k: v for k, v in want.items()}}, path)
+    got = load_model(path, device="cpu").state_dict()
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
 
 
 REPO_FILES = [

@@ -23,6 +23,9 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="do not torch.compile the model (on CUDA it is compiled by default: the first frame of each size "
         "takes a while, later runs load the compiled code from the cache)",
     )
+    g.add_argument("--accept-out-of-range", action="store_true",
+                   help="clamp the model's output to [0, 1] and go on, instead of failing (exit 2) on a frame "
+                        "that is non-finite or has over 0.1%% of pixels outside [-0.1, 1.1] (diverged weights)")
 
 
 def parse_tile(value: str):
@@ -35,6 +38,10 @@ def parse_tile(value: str):
     if min(w, h) < 128:
         raise UserError(f"--tile {value}: tiles must be at least 128x128")
     return (w, h)
+
+
+# How the command line spells the option in errors (see OutputRangeError.for_option).
+ACCEPT_OPTION = "--accept-out-of-range"
 
 
 def make_restorer(args: argparse.Namespace):

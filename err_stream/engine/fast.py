@@ -209,7 +209,8 @@ class FastForward:
             # memory; graphs of different streams may run at the same time and must not.
             pool = self._pools[stream.cuda_stream] = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=pool):
+        # thread_local: the executor uploads the next frames from other threads while we capture.
+        with torch.cuda.graph(graph, pool=pool, capture_error_mode="thread_local"):
             static_out = self._fn(static_in)
         return static_in, static_out, graph
 
