@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model import ERR
+from .fast import FastForward
 from .padding import pad_to_multiple
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,12 @@ class Restorer:
             at least 128).
         memory_budget: bytes for one frame's working memory; default on CUDA a fraction (0.8)
             of the free memory when the Restorer is made, on CPU unlimited.
+        fast: run a prepared copy of the model (:class:`~err_stream.engine.fast.FastForward`):
+            channels_last, and for half policies half weights with float32 islands instead of
+            autocast. Default (None): on. ``False`` runs the model as given under autocast (the
+            reference path).
+        compile: with ``fast``, ``torch.compile`` whole frames and replay CUDA graphs (None: on
+            CUDA only; compiling ERR on a CPU takes minutes). ``False`` is the ``--no-compile`` switch.
     """
 
     def __init__(
@@ -68,6 +75,8 @@ class Restorer:
         precision: str = "fp32",
         tiling: str | tuple[int, int] = "auto",
         memory_budget: int | float | None = None,
+        fast: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Restorer: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -92,6 +101,9 @@ class Restorer:
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         # Tile sizes that hit an out-of-memory, per padded frame size: never tried again.
         self._tile_cap: dict[tuple[int, int], int] = {}
+        self.fast: FastForward | None = None
+        if fast is None or fast:
+            self.fast = FastForward(self.model, self.device, self.compute_dtype, compile=compile)
 
     # ------------------------------------------------------------------ planning
     def plan(self, height: int, width: int, batch: int = 1) -> TilePlan:
@@ -152,13 +164,17 @@ class Restorer:
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
     def _run(self, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
+        if self.fast is not None:
+            if plan.tile is None:
+                return self.fast(x)
+            xf = x.to(self.fast.dtype).contiguous(memory_format=self.fast.memory_format)
+            return self._run_tiled(self.fast.model, xf, plan.tile).float()
         with self._autocast():
             if plan.tile is None:
                 return self.model.forward_stages(x)[0].float()
-            return self._run_tiled(x, plan.tile).float()
+            return self._run_tiled(self.model, x, plan.tile).float()
 
-    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
-        m = self.model
+    def _run_tiled(self, m: ERR, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         b, _, hp, wp = x.shape
         tiles = list(_tiles(hp, wp, tile))
         halo = ERR.shell_halo

@@ -375,7 +375,7 @@ class VideoSink:
         ``options``: muxer/protocol options (live outputs)."""
         import av
 
-        from .metadata import Metadata, apply_metadata, read_metadata
+        from .metadata import FieldFlags, Metadata, apply_metadata, read_metadata
 
         self.info = info
         self.settings = settings
@@ -411,6 +411,7 @@ class VideoSink:
                 metadata = Metadata() if script or info.live is not None else read_metadata(info.path, info.video_index)
             self.metadata = metadata
             self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
+            self.fields = FieldFlags(metadata.field_order) if metadata.field_order > 1 else None
             if script:
                 from .vpy import ScriptAudio
 
@@ -445,6 +446,8 @@ class VideoSink:
         frame.time_base = self.clock.time_base
         self.info.tags.apply_to(frame)
         try:
+            if self.fields is not None:
+                frame = self.fields(frame)
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
             if self.copier is not None:
