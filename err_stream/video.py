@@ -149,7 +149,7 @@ def transcode(
     and goes on). A file ``output`` is only created (atomically) when everything
     succeeded; a stream that stalls or fails still has what arrived restored and the output
     finished, and then raises :class:`InputStopped` saying how much was written."""
-    in_ep, out_ep = endpoint(input), endpoint(output, output=True)
+    in_ep, out_ep = endpoint(input), endpoint(output)
     live = in_ep.is_network or out_ep.is_network or max_delay is not None
     if max_delay is not None and max_delay < 1:
         raise UserError("--max-delay must be at least 1 frame")

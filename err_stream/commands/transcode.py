@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Cheap checks first, so a bad path or option fails before the model loads. A stream
     # can be read only once: it is opened by transcode(), after the model has loaded.
-    in_ep, out_ep = endpoint(args.input), endpoint(args.output, output=True)
+    in_ep, out_ep = endpoint(args.input), endpoint(args.output)
     container = output_format(out_ep, args.format)
     if out_ep.is_file:
         PartialOutput(out_ep.path, overwrite=args.overwrite, source=in_ep.path if in_ep.is_file else None)

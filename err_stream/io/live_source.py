@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .endpoints import Endpoint, input_timeouts, open_input
-from .source import SourceFrame, VideoInfo, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
+from .source import SourceFrame, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
 
 log = logging.getLogger(__name__)
 
