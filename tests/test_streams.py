@@ -345,3 +345,24 @@ def test_ctrl_c_ends_a_recording_and_keeps_what_arrived(tmp_path, capsys):
     assert len(frames) == summary["frames"]
     assert_sent_frames(frames, times)
     assert {p.name for p in tmp_path.iterdir()} == {"rec.mkv", "sent.txt"}
+
+
+def test_endpoints_and_their_containers():
+    from err_stream.errors import UserError
+    from err_stream.io.endpoints import endpoint, input_timeouts, output_format
+
+    assert endpoint("-").kind == "pipe"
+    assert endpoint("clip.mp4").kind == "file" and endpoint(Path("-")).kind == "file"  # ./- is a file named '-'
+    assert endpoint("file:///tmp/a.mkv").path == Path("/tmp/a.mkv")
+    udp, listen, rtmp = endpoint("udp://127.0.0.1:5000"), endpoint("tcp://0.0.0.0:9000?listen"), endpoint("rtmp://host/app/key")
+    assert udp.kind == listen.kind == rtmp.kind == "url"
+    assert output_format(udp, None) == "mpegts" and output_format(rtmp, None) == "flv"
+    assert output_format(endpoint("o.mkv"), "nut") == "nut"
+    with pytest.raises(UserError, match="name its container with --format"):
+        output_format(endpoint("-"), None)
+    with pytest.raises(UserError, match="--format nosuch: FFmpeg has no such container"):
+        output_format(endpoint("-"), "nosuch")
+    # A listener or UDP port waits for its sender; reads time out after 10 s; --timeout sets both.
+    assert input_timeouts(listen, None) == (None, 10.0) and input_timeouts(udp, None) == (None, 10.0)
+    assert input_timeouts(rtmp, None) == (10.0, 10.0) and input_timeouts(udp, 2.0) == (2.0, 2.0)
+    assert input_timeouts(endpoint("-"), None) == (None, None)
