@@ -185,13 +185,15 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 # ----------------------------------------------------------------------------- joining
-def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: bool = False) -> int:
+def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: bool = False, copy_data: bool = True) -> int:
     """Mux the restored pieces' video packets, in order, with the input's other streams,
-    chapters and metadata into ``out`` (atomically). Checks that the pieces hold exactly the
-    planned frames with the planned timestamps. Returns the number of frames."""
+    chapters and metadata into ``out`` (atomically), the way the transcoder's sink does.
+    Checks that the pieces hold exactly the planned frames with the planned timestamps.
+    Returns the number of frames."""
     import av
 
-    from err_stream.io.sink import PartialOutput, StreamCopier, container_codecs, container_format
+    from err_stream.io.metadata import apply_metadata, read_metadata
+    from err_stream.io.sink import MUXER_OPTIONS, PartialOutput, StreamCopier, container_codecs, container_format
     from err_stream.io.source import probe
 
     info = probe(plan.path)
@@ -207,23 +209,18 @@ def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: b
                     f"{plan.path}: restored pieces 0 and {k} were encoded with different stream headers; "
                     "they cannot be joined (is the encoder deterministic in its settings?)"
                 )
+        metadata = read_metadata(plan.path, info.video_index)
         with partial:
             copier = None
-            with av.open(str(partial.tmp), "w", format=fmt) as oc:
+            with av.open(str(partial.tmp), "w", format=fmt, container_options=MUXER_OPTIONS.get(out.suffix.lower(), {})) as oc:
                 try:
                     vo = oc.add_stream_from_template(first)
                     vo.time_base = first.time_base
                     if first.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
-                        vo.codec_tag = "hvc1"
-                    with av.open(str(plan.path)) as src:
-                        skip = ("encoder", "major_brand", "minor_version", "compatible_brands")
-                        for k, v in src.metadata.items():
-                            if k.lower() not in skip:
-                                oc.metadata[k] = v
-                        chapters = src.chapters()
-                    if chapters:
-                        oc.set_chapters(chapters)
-                    copier = StreamCopier(info, oc, out, container_codecs(fmt))
+                        vo.codec_tag = "hvc1"  # as the transcoder writes it
+                    for what in apply_metadata(metadata, oc, vo, fmt):
+                        log.warning("%s: not kept in %s: %s", plan.path, out.name, what)
+                    copier = StreamCopier(info, oc, out, container_codecs(fmt), copy_data)
                     frames = _mux_pieces(plan, inputs, streams, oc, vo, copier)
                     copier.pump(None)
                 finally:
