@@ -452,3 +452,30 @@ def test_a_second_run_without_resume_is_refused(tmp_path, capsys):
     assert code == 0 and report["inputs"][0]["status"] == "done", err
     code, report, err = batch(job, capsys=capsys)
     assert code == 1 and "--resume" in err
+
+
+def test_a_vpy_script_is_restored_in_one_piece(tmp_path, capsys):
+    """VapourSynth scripts have frames, not packets: the transcoder renders them whole."""
+    script = tmp_path / "grade.vpy"
+    script.write_text(textwrap.dedent("""\
+        import vapoursynth as vs
+        core = vs.core
+        clip = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=6, fpsnum=25, fpsden=1, color=[40, 128, 128])
+        clip = core.std.SetFrameProps(clip, _Matrix=1, _Primaries=1, _Transfer=1)
+        clip.set_output(0)
+    """))
+    job = write_job(tmp_path, f"""\
+        inputs: [{script}]
+        output_dir: {tmp_path / "out"}
+        container: mkv
+        passthrough: true
+        codec: ffv1
+        segment_seconds: 0.1
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 0, err
+    (item,) = report["inputs"]
+    assert item["status"] == "done" and item["frames"] == 6 and item["segments"] == 1, item
+    frames, _, _, _ = clips.decode_all(tmp_path / "out" / "grade.mkv")
+    assert len(frames) == 6 and all(int(f[0].max()) == 40 for f in frames)
