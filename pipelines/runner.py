@@ -29,7 +29,16 @@ from err_stream.errors import ProcessingError, UserError
 
 from .job import InputJob, Job
 from .manifest import MANIFEST_NAME, Manifest
-from .segments import SegmentPlan, join_segments, plan_segments, segment_container, sha256
+from .segments import (
+    RATE_IN_HEADERS,
+    SegmentPlan,
+    constant_rate,
+    join_segments,
+    piece_suffix,
+    plan_segments,
+    segment_container,
+    sha256,
+)
 from .worker import PieceTask
 
 log = logging.getLogger(__name__)
@@ -227,7 +236,10 @@ def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> tuple[S
     seconds = item.segment_seconds
     if container_format(item.output) in OutputClock.CONSTANT_RATE_CONTAINERS or settings.codec in OutputClock.CONSTANT_RATE_ENCODERS:
         seconds = 0  # frames are placed on a constant-rate grid there: restored in one piece
-    return plan_segments(item.path, seconds), settings
+    plan = plan_segments(item.path, seconds)
+    if len(plan.segments) > 1 and settings.codec in RATE_IN_HEADERS and not constant_rate(plan):
+        plan = plan_segments(item.path, 0)  # see RATE_IN_HEADERS
+    return plan, settings
 
 
 class _Driver:
@@ -272,7 +284,7 @@ class _Driver:
             m.plan_segments(inp.id, [(s.index, s.frames, s.start, s.end) for s in plan.segments])
             m.set_input(inp.id, state="running", error=None, frames=plan.frames)
             folder = self.job.output_dir / PIECES_DIR / f"{inp.id:05d}"
-            ext = item.output.suffix
+            ext = piece_suffix(planned.codec, item.output.suffix)
             done_rows = {r["idx"]: r for r in m.segments(inp.id)}
             for seg in plan.segments:
                 if inp.whole:

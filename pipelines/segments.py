@@ -106,6 +106,18 @@ def plan_segments(path: str | Path, seconds: float) -> SegmentPlan:
     return SegmentPlan(path, info.video_index, info.codec, tb, n, float((end_pts - origin) * tb), segments, pts)
 
 
+def constant_rate(plan: SegmentPlan) -> bool:
+    """Every frame lasts the same (within a tick)."""
+    times = sorted(plan.pts)
+    steps = {b - a for a, b in zip(times, times[1:])}
+    return not steps or max(steps) - min(steps) <= 1
+
+
+# Encoders that write the stream's frame rate into their headers (HEVC's VUI timing): on a
+# variable-rate input each piece has its own average rate, so pieces would not share headers.
+RATE_IN_HEADERS = {"libx265", "hevc_nvenc"}
+
+
 def segment_container(codec: str, time_base: Fraction) -> str:
     """A container that keeps the piece's timestamps exactly: QuickTime keeps the stream's
     time base; Matroska counts milliseconds (exact when the input does too); NUT otherwise."""
@@ -116,6 +128,21 @@ def segment_container(codec: str, time_base: Fraction) -> str:
     if (1000 * time_base).denominator == 1 and codec in container_codecs("matroska"):
         return "mkv"
     return "nut"
+
+
+def piece_suffix(encoder: str, output_suffix: str) -> str:
+    """Where a restored piece is written: QuickTime when it takes the codec (it keeps every
+    packet's presentation and decode times exactly, where Matroska would drop decode times
+    and MPEG-TS shift both), else the output's own container."""
+    import av
+
+    from err_stream.io.sink import container_codecs
+
+    try:
+        codec = av.codec.Codec(encoder, "w").name
+    except Exception:
+        return output_suffix
+    return ".mov" if codec in (container_codecs("mov") or set()) else output_suffix
 
 
 def write_segment_input(plan: SegmentPlan, seg: Segment, dst: Path) -> None:
