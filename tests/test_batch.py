@@ -479,3 +479,31 @@ def test_a_vpy_script_is_restored_in_one_piece(tmp_path, capsys):
     assert item["status"] == "done" and item["frames"] == 6 and item["segments"] == 1, item
     frames, _, _, _ = clips.decode_all(tmp_path / "out" / "grade.mkv")
     assert len(frames) == 6 and all(int(f[0].max()) == 40 for f in frames)
+
+
+@pytest.mark.parametrize("container, codec", [("mkv", "libx264"), ("ts", "libx264"), ("mov", "prores_ks")])
+def test_joined_b_frame_and_intra_outputs_keep_every_timestamp(tmp_path, capsys, container, codec):
+    """Pieces with B-frames (decode times before presentation times) and intra-only pieces
+    join into Matroska, MPEG-TS and QuickTime with the frames and times of one transcoder run."""
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=20)
+    out = tmp_path / "out"
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {out}
+        passthrough: true
+        codec: {codec}
+        container: {container}
+        segment_seconds: 0.3
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 0, err
+    assert report["inputs"][0]["segments"] == 4
+    ref = tmp_path / f"ref.{container}"
+    assert cli.main([str(src), str(ref), "--passthrough", "--codec", codec, "--quiet"]) == 0
+    capsys.readouterr()
+    a_frames, a_pts, a_tb, _ = clips.decode_all(ref)
+    b_frames, b_pts, b_tb, _ = clips.decode_all(out / f"in.{container}")
+    assert len(b_frames) == len(a_frames) == 20
+    assert [float(p * b_tb) for p in b_pts] == [float(p * a_tb) for p in a_pts]
+    assert len(clips.packets(out / f"in.{container}", "audio")) == len(clips.packets(src, "audio"))
