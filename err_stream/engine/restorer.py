@@ -52,9 +52,9 @@ class Restorer:
     Args:
         model: an :class:`ERR` (e.g. from :func:`err_stream.load_model`).
         device: where to compute (default: the model's device).
-        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``. Half policies run convolutions and
-            matmuls in half precision via autocast; the scan state, the frequency branch and
-            the normalisations stay float32.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``. Half policies run half weights (or,
+            with ``fast=False``, autocast); the scan state, the frequency branch, the
+            normalisations and the attention's norms stay float32.
         tiling: ``"auto"`` (whole frame if it fits ``memory_budget``, else the largest tiles
             that do), ``"off"``, or a tile size ``(w, h)`` (rounded down to a multiple of 16,
             at least 128).
