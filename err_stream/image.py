@@ -115,8 +115,10 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write H x W x 3 uint8/uint16 atomically (temporary file in the same folder, then rename)."""
     import os
 
+    from .io.output_lock import partial_path
+
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    tmp = partial_path(path)  # this run's own name: concurrent runs never share a temporary file
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile

@@ -9,7 +9,8 @@ errors are reported at once. The smallest job is three lines::
 
 Transcoder options keep their command-line names (``codec``, ``crf``, ``encoder_preset``,
 ``pix_fmt``, ``encoder_opt``, ``decoder``, ``batch``, ``passthrough``, ``overwrite``,
-``weights``, ``preset``, ``device``, ``precision``, ``tile``; ``-`` or ``_`` alike) and may
+``accept_out_of_range``, ``weights``, ``preset``, ``device``, ``precision``, ``tile``; ``-``
+or ``_`` alike) and may
 be given for the whole job or per input. Relative paths are taken from the current folder,
 like paths on the command line.
 """
@@ -30,7 +31,7 @@ from err_stream.errors import UserError
 # Options of `err-stream IN OUT`, usable for the whole job and per input.
 TRANSCODE_KEYS = (
     "weights", "preset", "device", "precision", "tile",
-    "decoder", "batch", "passthrough", "overwrite",
+    "decoder", "batch", "passthrough", "overwrite", "accept_out_of_range",
     "codec", "crf", "encoder_preset", "pix_fmt", "encoder_opt",
 )
 # Where and how an input's output is written and cut; also per input.
@@ -322,7 +323,7 @@ class _Checker:
                 out[key] = self.tile(node, where)
             elif key == "batch":
                 out[key] = self.integer(node, where, minimum=1)
-            elif key in ("passthrough", "overwrite"):
+            elif key in ("passthrough", "overwrite", "accept_out_of_range"):
                 out[key] = self.boolean(node, where)
             elif key == "codec":
                 out[key] = self.codec(node, where)

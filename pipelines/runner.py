@@ -338,7 +338,10 @@ class _Driver:
         job = self.job
         if self.engine == "local":
             return InProcessPool(threads=int(job.cpus_per_worker) if job.cpus_per_worker else None)
-        return RayPool(self.address, job.workers, job.cpus_per_worker, job.gpus_per_worker)
+        gpus = job.gpus_per_worker
+        if gpus is None and all(str(i.settings.get("device") or "").startswith("cpu") for i in job.inputs):
+            gpus = 0.0  # a CPU-only job takes no GPUs from the cluster
+        return RayPool(self.address, job.workers, job.cpus_per_worker, gpus)
 
     def _open_bar(self) -> None:
         from tqdm import tqdm

@@ -56,6 +56,11 @@ def plan_segments(path: str | Path, seconds: float) -> SegmentPlan:
 
     path = Path(path)
     info = probe(path)  # the transcoder's own checks and messages for unreadable input
+    if path.suffix.lower() == ".vpy":
+        # A VapourSynth script has frames, not packets: the transcoder renders it in one piece.
+        frames = info.frames_estimate or 0
+        whole = [Segment(0, 0, frames, 0, 0.0, info.duration or 0.0)]
+        return SegmentPlan(path, info.video_index, info.codec, info.time_base, frames, info.duration or 0.0, whole, [])
     packets: list[tuple[int | None, bool, int]] = []
     try:
         with av.open(str(path)) as c:

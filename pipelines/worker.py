@@ -35,9 +35,11 @@ class PieceTask:
 
 
 class SegmentWorker:
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, own_gpu: bool = False) -> None:
         import torch
 
+        # A Ray worker sees only the GPU Ray gave it: "cuda:N" in a job means "a GPU" there.
+        self.own_gpu = own_gpu
         # Denormals make the scan 10-20x slower on CPUs; workers are their own processes.
         torch.set_flush_denormal(True)
         if threads:
@@ -51,6 +53,8 @@ class SegmentWorker:
     def restorer(self, settings: dict[str, Any]):
         if settings.get("passthrough"):
             return None
+        if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
+            settings = {**settings, "device": "cuda"}
         key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile"))
         if key not in self.restorers:
             from err_stream.commands.common import make_restorer
@@ -84,6 +88,8 @@ class SegmentWorker:
 
         s = task.settings
         restorer = self.restorer(s)
+        if self.own_gpu and str(s.get("device") or "").startswith("cuda"):
+            s = {**s, "device": "cuda"}
         options = dict(
             device=s.get("device"),
             decoder=s.get("decoder", "auto"),
@@ -94,6 +100,7 @@ class SegmentWorker:
             encoder_opts=s.get("encoder_opt") or (),
             progress=False,
             batch=s.get("batch"),
+            accept_out_of_range=bool(s.get("accept_out_of_range")),
         )
         if task.whole:
             result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)
