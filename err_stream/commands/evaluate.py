@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.restored:
         from .common import make_restorer
 
-        restorer = make_restorer(args)
+        restorer = make_restorer(args, same_size_frames=False)
     lpips = LPIPS(device=restorer.device if restorer is not None else "cpu") if args.lpips else None
 
     rows = []
