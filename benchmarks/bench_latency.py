@@ -193,7 +193,9 @@ def measure(size: str, mode: str, args) -> dict:
     fps = args.rate or round(max(0.1, min(60.0, burst["fps"] / 2)), 2)
     if mode == "direct":
         fps = args.rate or 25
-    paced = run_once(encode_chunks(w, h, args.frames, fps), fps, model_args, size, args.max_delay, args.timeout)
+    # At least --seconds of stream, so that fast modes are measured past their start.
+    frames = min(600, max(args.frames, round(fps * args.seconds)))
+    paced = run_once(encode_chunks(w, h, frames, fps), fps, model_args, size, args.max_delay, args.timeout)
     # The first frames also wait for the stream to be probed (at both ends); at half the
     # throughput that backlog is gone after as many frames again: keep the second half.
     lat = paced["latency"][len(paced["latency"]) // 2 :]
@@ -212,6 +214,7 @@ def main() -> None:
     ap.add_argument("--precision", choices=["fp32", "fp16", "bf16"])
     ap.add_argument("--weights", type=Path, help="an ERR checkpoint (default: seeded random weights)")
     ap.add_argument("--frames", type=int, default=16, help="frames per phase (latency statistics use the second half)")
+    ap.add_argument("--seconds", type=float, default=4.0, help="the latency phase streams at least this long (or --frames)")
     ap.add_argument("--max-delay", type=int, default=4)
     ap.add_argument("--rate", type=float, help="pace the latency phase at this many frames/s (default: half the throughput)")
     ap.add_argument("--timeout", type=float, default=60.0)

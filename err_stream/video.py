@@ -75,7 +75,7 @@ class TranscodeResult:
     dropped_late: int = 0  # live runs with --drop-late: frames dropped for falling behind
     damaged: int = 0  # streams: damaged pictures (lost packets) dropped
     stream_seconds: float = 0.0  # stream time from the first to the last frame written
-    ended: str = "end"  # end (input finished), stalled (past --timeout) or failed (read error)
+    ended: str = "end"  # end (input finished), stopped (Ctrl-C on a stream), stalled (past --timeout) or failed (read error)
     max_delay: int | None = None  # live runs: the bound on frames in flight
     peak_in_flight: int | None = None  # live runs: the most frames that were between decoder and encoder at once
 
@@ -128,6 +128,7 @@ def transcode(
     timeout: float | None = None,
     max_delay: int | None = None,
     drop_late: bool = False,
+    stop_input: threading.Event | None = None,
 ) -> TranscodeResult:
     """Restore every frame of ``input`` into ``output`` (``restorer=None``: passthrough).
 
@@ -138,7 +139,8 @@ def transcode(
     between decoder and encoder, encodes for low delay and, with ``drop_late``, drops
     frames that fall further behind than that. ``timeout``: seconds a stream may send
     nothing before the run ends (default: 10 for network inputs once they have started; a
-    listener or UDP port waits for its sender without limit).
+    listener or UDP port waits for its sender without limit). ``stop_input``: set it to end
+    a stream input early; what arrived is restored and the output finished (a success).
 
     Raises :class:`UserError` for bad paths, unreadable/corrupt input, unsupported streams
     and bad options, :class:`ProcessingError` for failures while processing, among them
@@ -147,7 +149,7 @@ def transcode(
     and goes on). A file ``output`` is only created (atomically) when everything
     succeeded; a stream that stalls or fails still has what arrived restored and the output
     finished, and then raises :class:`InputStopped` saying how much was written."""
-    in_ep, out_ep = endpoint(input), endpoint(output, output=True)
+    in_ep, out_ep = endpoint(input), endpoint(output)
     live = in_ep.is_network or out_ep.is_network or max_delay is not None
     if max_delay is not None and max_delay < 1:
         raise UserError("--max-delay must be at least 1 frame")
@@ -170,7 +172,9 @@ def transcode(
         if in_ep.is_file:
             info = probe(in_ep.path)
         else:
-            live_source = LiveSource(in_ep, input_format, timeout, low_delay=live)
+            if restorer is not None:
+                warm_up(restorer)
+            live_source = LiveSource(in_ep, input_format, timeout, low_delay=live, stop=stop_input)
             stack.callback(live_source.close)
             info = live_source.info
         check_alpha(info, drop_alpha)
@@ -186,6 +190,16 @@ def transcode(
         return _transcode(info, live_source, partial, stack, in_ep, out_ep, container, settings, restorer, device, decoder,
                           copy_data, ignore_errors, progress, batch, queue_frames, accept_out_of_range,
                           max_delay if live else None, drop_late)
+
+
+def warm_up(restorer) -> None:
+    """Run the model once on a small frame before a stream starts: the first call compiles
+    kernels (numba, Triton) and initialises the device, which would otherwise put a live
+    stream seconds behind from its first frame on (and never let it catch up)."""
+    with torch.inference_mode():
+        restorer.restore(torch.zeros(1, 3, 64, 64, device=restorer.device))
+    if restorer.device.type == "cuda":
+        torch.cuda.synchronize(restorer.device)
 
 
 def _low_delay(settings: EncoderSettings, encoder_opts) -> EncoderSettings:

@@ -206,7 +206,7 @@ def test_drop_late_keeps_a_slow_model_within_reach_of_a_live_feed(tmp_path, caps
     assert code == 0, captured.err
     summary = json.loads(captured.out)
     assert summary["dropped_late"] > 0 and summary["damaged"] == 0
-    assert summary["max_delay"] == 2 and summary["peak_in_flight"] == 2  # the slow model keeps the bound full
+    assert summary["max_delay"] == 2 and 1 <= summary["peak_in_flight"] <= 2
     assert summary["frames"] + summary["dropped_late"] == 30  # TCP loses nothing: every frame is written or dropped
     assert f"{summary['dropped_late']} dropped late (--drop-late)" in captured.err
     assert len(decode(out)[0]) == summary["frames"]
@@ -302,3 +302,67 @@ def test_a_second_writer_stops_while_the_first_reads_a_pipe(tmp_path):
     assert len(frames) == 8
     assert_sent_frames(frames, times)
     assert {p.name for p in tmp_path.iterdir()} == {"in.nut", "out.mkv"}
+
+
+def test_ctrl_c_ends_a_recording_and_keeps_what_arrived(tmp_path, capsys):
+    """Reading a live stream, Ctrl-C stops the input like a sender that hangs up: the file is
+    finished and kept (exit 0); it holds the frames received, exactly. (In this process: the
+    SIGINT is sent only once frames flow, so err-stream's handler is in place.)"""
+    import os
+    import signal
+
+    port = streams.free_port()
+    out = tmp_path / "rec.mkv"
+    stamps = tmp_path / "sent.txt"
+    sender = subprocess.Popen(streams.sender_command(f"tcp://127.0.0.1:{port}", frames=500, fps=FPS, stamps=stamps, connect_timeout=60),
+                              env=streams.child_env(), stderr=subprocess.DEVNULL)
+    finished = threading.Event()
+
+    def press_ctrl_c():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 90 and not finished.is_set():
+            if stamps.exists() and len(stamps.read_text().splitlines()) >= 10:
+                os.kill(os.getpid(), signal.SIGINT)
+                return
+            time.sleep(0.05)
+
+    presser = threading.Thread(target=press_ctrl_c, daemon=True)
+    presser.start()
+    try:
+        code = cli.main([f"tcp://127.0.0.1:{port}?listen", str(out), "--passthrough", "--codec", "ffv1", "--json"])
+    finally:
+        finished.set()
+        presser.join(10)
+        if sender.poll() is None:
+            sender.kill()
+        sender.wait(30)
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "stopping the input and finishing the output" in captured.err and "the input was stopped with Ctrl-C" in captured.err
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["ended"] == "stopped" and summary["frames"] >= 1  # what it had read when stopped (it may lag the sender)
+    frames, times = decode(out)
+    assert len(frames) == summary["frames"]
+    assert_sent_frames(frames, times)
+    assert {p.name for p in tmp_path.iterdir()} == {"rec.mkv", "sent.txt"}
+
+
+def test_endpoints_and_their_containers():
+    from err_stream.errors import UserError
+    from err_stream.io.endpoints import endpoint, input_timeouts, output_format
+
+    assert endpoint("-").kind == "pipe"
+    assert endpoint("clip.mp4").kind == "file" and endpoint(Path("-")).kind == "file"  # ./- is a file named '-'
+    assert endpoint("file:///tmp/a.mkv").path == Path("/tmp/a.mkv")
+    udp, listen, rtmp = endpoint("udp://127.0.0.1:5000"), endpoint("tcp://0.0.0.0:9000?listen"), endpoint("rtmp://host/app/key")
+    assert udp.kind == listen.kind == rtmp.kind == "url"
+    assert output_format(udp, None) == "mpegts" and output_format(rtmp, None) == "flv"
+    assert output_format(endpoint("o.mkv"), "nut") == "nut"
+    with pytest.raises(UserError, match="name its container with --format"):
+        output_format(endpoint("-"), None)
+    with pytest.raises(UserError, match="--format nosuch: FFmpeg has no such container"):
+        output_format(endpoint("-"), "nosuch")
+    # A listener or UDP port waits for its sender; reads time out after 10 s; --timeout sets both.
+    assert input_timeouts(listen, None) == (None, 10.0) and input_timeouts(udp, None) == (None, 10.0)
+    assert input_timeouts(rtmp, None) == (10.0, 10.0) and input_timeouts(udp, 2.0) == (2.0, 2.0)
+    assert input_timeouts(endpoint("-"), None) == (None, None)

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Cheap checks first, so a bad path or option fails before the model loads. A stream
     # can be read only once: it is opened by transcode(), after the model has loaded.
-    in_ep, out_ep = endpoint(args.input), endpoint(args.output, output=True)
+    in_ep, out_ep = endpoint(args.input), endpoint(args.output)
     container = output_format(out_ep, args.format)
     if out_ep.is_file:
         PartialOutput(out_ep.path, overwrite=args.overwrite, source=in_ep.path if in_ep.is_file else None)
@@ -87,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
     restorer = None if args.passthrough else make_restorer(args)
     # Machine-readable output never shares standard output with the video.
     report = sys.stderr if out_ep.kind == "pipe" else sys.stdout
+    stop_input = threading.Event()
     try:
-        with _terminate_as_interrupt(), _worded_for_cli():
+        with _terminate_as_interrupt(), _worded_for_cli(), _ctrl_c_ends_the_stream(stop_input, active=not in_ep.is_file):
             result = transcode(
                 args.input,
                 args.output,
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
                 timeout=args.timeout,
                 max_delay=args.max_delay,
                 drop_late=args.drop_late,
+                stop_input=stop_input,
             )
     except InputStopped as e:
         if args.json:
@@ -127,6 +129,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(result, where: str) -> str:
     parts = [f"err-stream: {result.frames} frames ({result.stream_seconds:.2f} s of stream) written to {where}"]
+    if result.ended == "stopped":
+        parts.append("the input was stopped with Ctrl-C")
     if result.dropped_late:
         parts.append(f"{result.dropped_late} dropped late (--drop-late)")
     if result.damaged:
@@ -152,6 +156,32 @@ class _worded_for_cli:
         if isinstance(e, OutputRangeError):
             raise e.for_option(ACCEPT_OPTION, where=None) from None
         return False
+
+
+class _ctrl_c_ends_the_stream:
+    """Reading a stream, the first Ctrl-C ends the input as if the sender had stopped: what
+    arrived is restored and the output finished (exit 0), as one stops a recording. A
+    second Ctrl-C abandons the run (exit 130; a file output is then not written)."""
+
+    def __init__(self, stop: threading.Event, active: bool) -> None:
+        self.stop = stop
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.previous = None
+
+    def __enter__(self):
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        print("\nerr-stream: stopping the input and finishing the output (Ctrl-C again to abandon it)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 class _terminate_as_interrupt:

@@ -23,12 +23,6 @@ from ..errors import UserError
 log = logging.getLogger(__name__)
 
 PIPE = "-"
-# Protocols FFmpeg reads live streams from, and the container they usually carry (None:
-# the protocol decides, or the server says).
-INPUT_SCHEMES = {
-    "udp": "mpegts", "rtp": None, "tcp": None, "srt": None, "rtmp": None, "rtmps": None,
-    "rtsp": None, "rtsps": None, "http": None, "https": None, "hls": None,
-}
 # Protocols FFmpeg writes live streams to, and the container written when --format is not given.
 OUTPUT_SCHEMES = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtp": "rtp_mpegts", "rtmp": "flv", "rtmps": "flv", "rtsp": "rtsp"}
 PIPE_FORMATS = ("nut", "matroska", "mpegts", "yuv4mpegpipe", "flv")
@@ -76,7 +70,7 @@ class Endpoint:
         return self.text
 
 
-def endpoint(text: str | os.PathLike, output: bool = False) -> Endpoint:
+def endpoint(text: str | os.PathLike) -> Endpoint:
     """Classify IN/OUT: ``-`` is a pipe; ``scheme://...`` a URL FFmpeg handles (``file://``
     is a file); anything else a path."""
     if isinstance(text, os.PathLike):

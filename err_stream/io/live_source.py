@@ -8,13 +8,15 @@ on the way, and then goes on decoding from there.
 A stream's end is not an error: whatever arrived is restored and the output is finished.
 How it ended is kept in :attr:`LiveSource.ended` so the run can report it: ``"end"`` (the
 sender closed the stream), ``"stalled"`` (nothing arrived for ``timeout`` seconds) or
-``"failed"`` (a read error, e.g. the connection was reset). Damaged pictures (lost packets
-on a network) are dropped and counted, never passed on concealed.
+``"failed"`` (a read error, e.g. the connection was reset) or ``"stopped"`` (``stop`` was
+set: the user pressed Ctrl-C to end a recording). Damaged pictures (lost packets on a
+network) are dropped and counted, never passed on concealed.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from .endpoints import Endpoint, input_timeouts, open_input
-from .source import SourceFrame, VideoInfo, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
+from .source import SourceFrame, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +32,10 @@ log = logging.getLogger(__name__)
 class LiveSource:
     name = "pyav"
 
-    def __init__(self, ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False) -> None:
-        import av
-
+    def __init__(self, ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False,
+                 stop: threading.Event | None = None) -> None:
         self.ep = ep
+        self.stop = stop
         self.timeout = input_timeouts(ep, timeout)[1]
         self.ended: str | None = None
         self.reason = ""
@@ -122,6 +124,10 @@ class LiveSource:
                     index += 1
                 if self.ended is not None:
                     return
+                if self.stop is not None and self.stop.is_set():
+                    self.ended, self.reason = "stopped", "stopped by the user"
+                    self._flush()
+                    continue
                 try:
                     packet = next(self._packets, None)
                 except av.error.ExitError:
