@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from err_stream.engine.output_check import OutputRangeError
 from err_stream.errors import ProcessingError, UserError
 
 from .segments import Segment, SegmentPlan, sha256, write_segment_input
@@ -76,6 +77,9 @@ class SegmentWorker:
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
         except UserError as e:
             return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
+        except OutputRangeError as e:  # worded for job files
+            error = str(e.for_option("'accept_out_of_range: true' in the job file"))
+            return {"ok": False, "kind": "output", "error": self._where(task, error), "worker": self.name}
         except ProcessingError as e:
             return {"ok": False, "kind": "processing", "error": self._where(task, str(e)), "worker": self.name}
         except MemoryError:
