@@ -69,6 +69,7 @@ class RayPool:
         ray = import_ray()
         self.ray = ray
         self.owns_ray = False
+        address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's own way to name a cluster
         if not ray.is_initialized():
             if address:
                 try:

@@ -31,6 +31,7 @@ class PieceTask:
     plan: SegmentPlan | None = None  # None when ``whole``
     piece_input: Path | None = None
     whole: bool = False  # one piece: the transcoder writes the final output itself
+    planned: Any = None  # the encoder settings the driver's plan_output chose for the final output
     attempts: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -71,10 +72,18 @@ class SegmentWorker:
         return self.restorers[key]
 
     def run(self, task: PieceTask) -> dict[str, Any]:
+        from err_stream.engine.output_check import OutputRangeError
+
         t0 = time.perf_counter()
         try:
             frames = self._run(task)
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
+        except OutputRangeError as e:
+            # The model diverged: trying again gives the same frames. Number the frame in the
+            # whole input and name the job's key that accepts such output.
+            frame = None if e.frame is None else e.frame + (0 if task.whole else task.segment.first_packet)
+            e = e.for_option("accept_out_of_range: true (in the job)", where=str(task.input), frame=frame)
+            return {"ok": False, "kind": "user", "error": str(e), "worker": self.name}
         except UserError as e:
             return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
         except OutputRangeError as e:  # worded for job files
@@ -102,6 +111,11 @@ class SegmentWorker:
             encoder_preset=s.get("encoder_preset"),
             pix_fmt=s.get("pix_fmt"),
             encoder_opts=s.get("encoder_opt") or (),
+            copy_data=not s.get("no_data"),
+            ignore_errors=bool(s.get("ignore_errors")),
+            drop_alpha=bool(s.get("drop_alpha")),
+            accept_out_of_range=bool(s.get("accept_out_of_range")),
+            planned=task.planned,  # every piece gets the encoder chosen for the whole output
             progress=False,
             batch=s.get("batch"),
             accept_out_of_range=bool(s.get("accept_out_of_range")),
