@@ -392,7 +392,8 @@ class _Driver:
                     self._join(inp)
             return
         m.set_segment(inp.id, seg.index, state="failed", worker=result["worker"], error=result["error"], finished=time.time())
-        if result["kind"] != "user" and task.attempts <= self.job.retries and inp.report.status != "failed":
+        # User errors and diverged output would fail the same way again: no retry.
+        if result["kind"] not in ("user", "output") and task.attempts <= self.job.retries and inp.report.status != "failed":
             log.warning("%s piece %d failed (%s); trying again (%d of %d)", inp.job.path, seg.index, result["error"],
                         task.attempts + 1, self.job.retries + 1)
             m.set_segment(inp.id, seg.index, state="pending")

@@ -44,17 +44,19 @@ VFR_MS = [0, 40, 80, 200, 233, 300, 420, 430, 500, 620, 700, 733, 800, 850, 900,
 TB = Fraction(1, 12000)
 
 
-def dark_planes(i: int, w: int, h: int):
+def dark_planes(i: int, w: int, h: int, dim: bool = True):
     """A dim version of the tests' moving pattern: what the low-light demo model is for (on
     mid-grey pictures its output leaves [0, 1] and the output guard rightly stops the run).
     Jobs still say accept_out_of_range, so that other demo weights cannot fail the plumbing
     these tests are about."""
     y, cb, cr = clips.yuv_planes(i, w, h)
-    dim = lambda p, zero: (zero + (p.astype(np.float32) - zero) * 0.1).round().astype(np.uint8)  # noqa: E731
-    return dim(y, 16), dim(cb, 128), dim(cr, 128)
+    if not dim:
+        return y, cb, cr
+    scale = lambda p, zero: (zero + (p.astype(np.float32) - zero) * 0.1).round().astype(np.uint8)  # noqa: E731
+    return scale(y, 16), scale(cb, 128), scale(cr, 128)
 
 
-def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters: bool = False) -> Path:
+def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters: bool = False, dim: bool = True) -> Path:
     """Dark H.264 with B-frames (decode order != display order), a closed GOP every 5
     frames, irregular timestamps, BT.709 tags, and an AAC track."""
     tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
@@ -72,7 +74,7 @@ def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters:
             ])
         c.metadata["title"] = "batch test clip"
         for i in range(frames):
-            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), dark_planes(i, 64, 48), tags)
+            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), dark_planes(i, 64, 48, dim), tags)
             f.pts = VFR_MS[i % len(VFR_MS)] * 12 + (i // len(VFR_MS)) * 1250 * 12
             f.time_base = TB
             for p in v.encode(f):
@@ -177,6 +179,8 @@ def test_the_smallest_job_is_three_lines_and_outputs_keep_their_names(tmp_path, 
     job = parse_job('inputs: ["masters/*.mov"]\noutput_dir: restored/\nweights: demo\n', Path("job.yaml"))
     assert [(str(i.path), str(i.output)) for i in job.inputs] == [("masters/a.mov", "restored/a.mov"), ("masters/b.mov", "restored/b.mov")]
     assert job.engine == "ray" and job.retries == 2 and job.inputs[0].settings == {"weights": "demo"}
+    accepting = parse_job('inputs: ["masters/*.mov"]\noutput_dir: restored/\nweights: demo\naccept-out-of-range: true\n', Path("job.yaml"))
+    assert accepting.inputs[0].settings == {"weights": "demo", "accept_out_of_range": True}
 
 
 def test_per_input_overrides_and_transcoder_option_names(tmp_path, monkeypatch):
@@ -294,8 +298,7 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
     torch.set_num_threads(1)
     try:
         ref = tmp_path / "ref.mkv"
-        assert cli.main([str(src), str(ref), "--weights", "demo", "--accept-out-of-range", "--precision", "fp32",
-                         "--codec", "ffv1", "--quiet"]) == 0
+        assert cli.main([str(src), str(ref), "--weights", "demo", "--precision", "fp32", "--codec", "ffv1", "--quiet", "--accept-out-of-range"]) == 0
     finally:
         torch.set_num_threads(threads)
     capsys.readouterr()
@@ -452,6 +455,25 @@ def test_a_second_run_without_resume_is_refused(tmp_path, capsys):
     assert code == 0 and report["inputs"][0]["status"] == "done", err
     code, report, err = batch(job, capsys=capsys)
     assert code == 1 and "--resume" in err
+
+
+def test_diverged_output_fails_the_input_once_with_the_job_files_wording(tmp_path, capsys):
+    """The demo weights diverge on this bright synthetic clip: the output check stops the
+    input (no retry: it would fail the same way) and says which job key accepts such output."""
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False, dim=False)
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {tmp_path / "out"}
+        weights: demo
+        codec: ffv1
+        container: mkv
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 2 and report["inputs"][0]["status"] == "failed", err
+    message = report["inputs"][0]["error"]
+    assert "frame 0: the model's output cannot be trusted" in message and "'accept_out_of_range: true' in the job file" in message
+    assert "trying again" not in err and not (tmp_path / "out" / "in.mkv").exists()
 
 
 def test_a_vpy_script_is_restored_in_one_piece(tmp_path, capsys):

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_model_arguments
+from ..engine.output_check import OutputRangeError
+from .common import ACCEPT_OPTION, add_model_arguments
 
 HELP = "PSNR/SSIM (Y channel, as in the paper) and optionally LPIPS of a model's output against ground truth"
 
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.restored:
         from .common import make_restorer
 
-        restorer = make_restorer(args)
+        restorer = make_restorer(args, same_size_frames=False)
     lpips = LPIPS(device=restorer.device if restorer is not None else "cpu") if args.lpips else None
 
     rows = []
@@ -60,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
             x, gt = inputs.get(i), targets.get(i)
         except Exception as e:
             raise UserError(f"{name}: cannot read this image ({e})") from None
-        y = restore_image(restorer, x) if restorer is not None else x
+        try:
+            y = restore_image(restorer, x, accept_out_of_range=args.accept_out_of_range) if restorer is not None else x
+        except OutputRangeError as e:
+            raise e.for_option(ACCEPT_OPTION, where=name, frame=None) from None
         if min(gt.shape[:2]) <= 2 * args.crop_border + 10:
             raise UserError(f"{name}: {gt.shape[1]}x{gt.shape[0]} is too small for --crop-border {args.crop_border} and SSIM's 11x11 window")
         row = {"name": name, "psnr": psnr(y, gt, args.crop_border), "ssim": ssim(y, gt, args.crop_border)}

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model import ERR
+from .fast import FastForward
 from .padding import pad_to_multiple
 
 log = logging.getLogger(__name__)
@@ -51,14 +52,20 @@ class Restorer:
     Args:
         model: an :class:`ERR` (e.g. from :func:`err_stream.load_model`).
         device: where to compute (default: the model's device).
-        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``. Half policies run convolutions and
-            matmuls in half precision via autocast; the scan state, the frequency branch and
-            the normalisations stay float32.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``. Half policies run half weights (or,
+            with ``fast=False``, autocast); the scan state, the frequency branch, the
+            normalisations and the attention's norms stay float32.
         tiling: ``"auto"`` (whole frame if it fits ``memory_budget``, else the largest tiles
             that do), ``"off"``, or a tile size ``(w, h)`` (rounded down to a multiple of 16,
             at least 128).
         memory_budget: bytes for one frame's working memory; default on CUDA a fraction (0.8)
             of the free memory when the Restorer is made, on CPU unlimited.
+        fast: run a prepared copy of the model (:class:`~err_stream.engine.fast.FastForward`):
+            channels_last, and for half policies half weights with float32 islands instead of
+            autocast. Default (None): on. ``False`` runs the model as given under autocast (the
+            reference path).
+        compile: with ``fast``, ``torch.compile`` whole frames and replay CUDA graphs (None: on
+            CUDA only; compiling ERR on a CPU takes minutes). ``False`` is the ``--no-compile`` switch.
     """
 
     def __init__(
@@ -68,6 +75,8 @@ class Restorer:
         precision: str = "fp32",
         tiling: str | tuple[int, int] = "auto",
         memory_budget: int | float | None = None,
+        fast: bool | None = None,
+        compile: bool | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"Restorer: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -92,6 +101,9 @@ class Restorer:
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         # Tile sizes that hit an out-of-memory, per padded frame size: never tried again.
         self._tile_cap: dict[tuple[int, int], int] = {}
+        self.fast: FastForward | None = None
+        if fast is None or fast:
+            self.fast = FastForward(self.model, self.device, self.compute_dtype, compile=compile)
 
     # ------------------------------------------------------------------ planning
     def plan(self, height: int, width: int, batch: int = 1) -> TilePlan:
@@ -152,13 +164,17 @@ class Restorer:
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype != torch.float32)
 
     def _run(self, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
+        if self.fast is not None:
+            if plan.tile is None:
+                return self.fast(x)
+            xf = x.to(self.fast.dtype).contiguous(memory_format=self.fast.memory_format)
+            return self._run_tiled(self.fast.model, xf, plan.tile).float()
         with self._autocast():
             if plan.tile is None:
                 return self.model.forward_stages(x)[0].float()
-            return self._run_tiled(x, plan.tile).float()
+            return self._run_tiled(self.model, x, plan.tile).float()
 
-    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
-        m = self.model
+    def _run_tiled(self, m: ERR, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
         b, _, hp, wp = x.shape
         tiles = list(_tiles(hp, wp, tile))
         halo = ERR.shell_halo
