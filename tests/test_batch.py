@@ -374,11 +374,12 @@ def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, r
     assert all(r["state"] == "done" for r in segments)
 
 
-def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys):
-    """The driver (on Ray) is killed with SIGKILL once two pieces are recorded as done; the
-    resumed run (in-process: the manifest is the same whatever the engine) redoes only the
-    others, and a third run leaves the finished output alone."""
-    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=40, audio=False)
+def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys, ray_cluster):
+    """A driver joined to a running Ray cluster (--address: this module's) is killed with
+    SIGKILL once two pieces are recorded as done; the resumed run (in-process: the manifest
+    is the same whatever the engine) redoes only the others, and a third run leaves the
+    finished output alone."""
+    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=20, audio=False)
     out = tmp_path / "out"
     job = write_job(tmp_path, f"""\
         inputs: [{src}]
@@ -393,7 +394,9 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "err_stream.cli", "batch", str(job), "--quiet"]
-    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    address = ray.get_runtime_context().gcs_address
+    driver = subprocess.Popen([*cmd, "--address", address], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and driver.poll() is None:
@@ -411,13 +414,13 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
 
         rows = manifest_rows(out, "segments")
         finished_before = {r["idx"]: r["finished"] for r in rows if r["state"] == "done"}
-        assert 2 <= len(finished_before) < len(rows) == 8
+        assert 2 <= len(finished_before) < len(rows) == 4
         assert not (out / "clip.mkv").exists()
 
         resumed = subprocess.run([*cmd, "--resume", "--json", "--engine", "local"], env=env, capture_output=True, timeout=240)
         assert resumed.returncode == 0, resumed.stderr.decode()
         report = json.loads(resumed.stdout)
-        assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 40
+        assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 20
         after = {r["idx"]: r for r in manifest_rows(out, "segments")}
         for idx, finished in finished_before.items():  # finished pieces were not redone
             assert after[idx]["attempts"] == 1 and after[idx]["finished"] == finished
@@ -425,7 +428,7 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
         assert len(manifest_rows(out, "runs")) == 2
         frames, pts, tb, _ = clips.decode_all(out / "clip.mkv")
         _, src_pts, src_tb, _ = clips.decode_all(src)
-        assert len(frames) == 40 and [round(float(p * tb), 3) for p in pts] == [round(float(p * src_tb), 3) for p in src_pts]
+        assert len(frames) == 20 and [round(float(p * tb), 3) for p in pts] == [round(float(p * src_tb), 3) for p in src_pts]
 
         # A finished output is never written again: a third run leaves it alone.
         mtime = (out / "clip.mkv").stat().st_mtime_ns
@@ -433,9 +436,7 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
         assert code == 0 and report["inputs"][0]["status"] == "done earlier", err
         assert (out / "clip.mkv").stat().st_mtime_ns == mtime
     finally:
-        # The killed driver's Ray processes (its own process group) end on their own within
-        # about half a minute; end them now.
-        try:
+        try:  # anything the killed driver started itself (its process group)
             os.killpg(driver.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
