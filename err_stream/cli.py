@@ -14,7 +14,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import ProcessingError, UserError
+from .errors import NO_VALUE, ProcessingError, UserError
 
 # subcommand -> module in err_stream.commands (each has HELP, add_arguments(p), run(args) -> int)
 COMMANDS = {
@@ -52,18 +52,27 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# How settings named in library errors are written on the command line when suggested.
+_SUGGESTED = {"weights": "--weights FILE", "preset": "--preset NAME"}
+
+
+def cli_spelling(option: str, value: object = NO_VALUE) -> str:
+    """A setting as this command line writes it: ``--tile 64x64``, ``--weights FILE``."""
+    if value is NO_VALUE:
+        return _SUGGESTED.get(option, "--" + option.replace("_", "-"))
+    return f"--{option.replace('_', '-')} {value}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # Scan decays underflow into denormals, which make CPU arithmetic 10-20x slower; set this
-    # before torch starts its worker threads so they inherit it.
-    import torch
+    if any(a in ("-h", "--help", "--version") for a in argv):
+        return _main(argv)  # help needs no torch
+    from .runtime import configured
 
-    flushing = torch.set_flush_denormal(True)
-    try:
+    # Before torch loads: OpenMP waits passively; denormals flushed in the threads torch
+    # starts (restored when main() returns, as it may run inside another program).
+    with configured():
         return _main(argv)
-    finally:
-        if flushing:  # leave the calling thread as we found it (main() can be called in-process)
-            torch.set_flush_denormal(False)
 
 
 def _main(argv: list[str]) -> int:
@@ -79,7 +88,7 @@ def _main(argv: list[str]) -> int:
     try:
         return int(_module(args.command).run(args) or 0)
     except UserError as e:
-        print(f"err-stream: error: {e}", file=sys.stderr)
+        print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
         return e.exit_code
     except ProcessingError as e:
         print(f"err-stream: failed: {e}", file=sys.stderr)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -29,7 +28,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ProcessingError, UserError
+from .engine.settings import RestoreSettings
+from .errors import ProcessingError, SettingError, UserError
+from .progress import Progress
 from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.priority import lower_thread_priority
 from .io.sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
@@ -74,7 +75,7 @@ def choose_decoder(requested: str, info: VideoInfo, device: torch.device) -> str
     """``auto``: DALI (NVDEC, frames stay on the GPU) on CUDA for 8-bit 4:2:0 limited-range
     H.264/HEVC/AV1/VP9 when DALI is installed; PyAV otherwise (CPU, 10-bit, 4:2:2, ProRes...)."""
     if requested not in DECODERS:
-        raise UserError(f"--decoder {requested}: choose one of {', '.join(DECODERS)}")
+        raise SettingError("decoder", requested, f"choose one of {', '.join(DECODERS)}")
     if requested != "auto":
         return requested
     if (
@@ -110,7 +111,7 @@ def transcode(
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
     overwrite: bool = False,
-    progress: bool = True,
+    progress: Progress | None = None,
     batch: int | None = None,
     queue_frames: int = 8,
 ) -> TranscodeResult:
@@ -126,11 +127,9 @@ def transcode(
     if restorer is not None:
         dev = restorer.device
     else:
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {dev}: CUDA is not available on this machine; use --device cpu")
+        dev = RestoreSettings(device=device).torch_device()
     if batch is not None and batch < 1:
-        raise UserError("--batch must be at least 1")
+        raise SettingError("batch", batch, "must be at least 1")
     batch = batch or default_batch(info, dev)
     decoder_name = choose_decoder(decoder, info, dev)
     if decoder_name == "dali":
@@ -140,10 +139,8 @@ def transcode(
         source = PyAVSource(info)
     what = "passthrough (no model)" if restorer is None else f"model {restorer.precision}"
     line = f"{info.describe()} -> {settings.describe()}; decoder {decoder_name}, {dev}, {what}, batch {batch}"
-    if progress:
-        print(line, file=sys.stderr)  # says which decoder ran (--decoder auto)
-    else:
-        log.info(line)
+    log.info(line)  # says which decoder ran (decoder "auto"); also given to the progress callback
+    progress = _NoticedProgress(progress, line)
 
     with partial:
         sink = VideoSink(partial.tmp, output, info, settings)
@@ -222,6 +219,25 @@ class _Done:
     ready: Any = None  # event of the device->host copy into ``slot``
 
 
+class _NoticedProgress:
+    """The caller's progress callback (or none), given the run's description with ``begin``."""
+
+    def __init__(self, inner: Progress | None, note: str) -> None:
+        self.inner, self.note = inner or None, note  # False (older callers): none
+
+    def begin(self, task: str, total: int | None) -> None:
+        if self.inner is not None:
+            self.inner.begin(task, total, self.note)
+
+    def advance(self, n: int = 1) -> None:
+        if self.inner is not None:
+            self.inner.advance(n)
+
+    def end(self) -> None:
+        if self.inner is not None:
+            self.inner.end()
+
+
 class _Run:
     def __init__(self, info, settings: EncoderSettings, source, sink: VideoSink, restorer, device, batch, queue_frames, progress):
         self.info, self.settings, self.source, self.sink = info, settings, source, sink
@@ -260,18 +276,10 @@ class _Run:
         self.q_in.put(_END)
 
     def _encode(self) -> None:
-        from tqdm import tqdm
-
         lower_thread_priority()
 
-        bar = tqdm(
-            total=self.info.frames_estimate,
-            unit="frame",
-            desc="passthrough" if self.restorer is None else "restoring",
-            disable=not self.progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
+        bar = self.progress
+        bar.begin("passthrough" if self.restorer is None else "restoring", self.info.frames_estimate)
         try:
             while True:
                 item = self.q_out.get()
@@ -280,11 +288,11 @@ class _Run:
                 for frame, planes in self.stage.finished(item):
                     self.sink.write(planes, frame.pts, frame.duration)
                     self.written += 1
-                    bar.update(1)
+                    bar.advance(1)
                 self.stage.release(item)
             self.sink.finish()
         finally:
-            bar.close()
+            bar.end()
 
     def execute(self) -> tuple[int, float]:
         t0 = time.perf_counter()

@@ -188,10 +188,12 @@ def test_num_streams_and_request_order_give_the_same_frames(weights, golden_mode
             r"err: variable-size clips.*width=",
         ),
         (lambda: content(64, 64, 1), {"preset": "uhd-ll"}, r"err: pass either preset or weights"),
-        (lambda: content(64, 64, 1), {"tile": [64, 64]}, r"err: tile=\[64, 64\].*at least \[128, 128\].*\[0, 0\]"),
+        (lambda: content(64, 64, 1), {"tile": [64, 64]}, r"err: tile=\[64, 64\]: tiles must be at least 128 pixels wide and high; for whole frames pass tile=\[0, 0\]"),
         (lambda: content(64, 64, 1), {"tile": "512x512"}, r"err: tile must be \[w, h\]"),
         (lambda: content(64, 64, 1), {"num_streams": 0}, r"err: num_streams must be a whole number >= 1"),
         (lambda: content(64, 64, 1), {"device_index": -2}, r"err: device_index must be .*-1 for the CPU"),
+        (lambda: content(64, 64, 1), {"precision": "fp8"}, r"err: precision='fp8': choose one of fp32, fp16, bf16"),
+        (lambda: content(64, 64, 1), {"precision": "bf16", "fp16": False}, r"err: pass either fp16 or precision"),
         (lambda: content(64, 64, 1), {"matrix": 2}, r"err: matrix=2 is not a YUV matrix"),
     ],
 )
@@ -215,7 +217,7 @@ def test_bad_preset_and_missing_weights(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_gpu_index_without_cuda(weights):
-    with pytest.raises(vs.Error, match=r"err: device_index=0 needs CUDA.*device_index=-1"):
+    with pytest.raises(vs.Error, match=r"^err: device_index=0: CUDA is not available on this machine; pass device_index=-1$"):
         err(content(64, 64, 1), weights=weights, device_index=0)
 
 

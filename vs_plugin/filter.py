@@ -17,10 +17,13 @@ How frames flow:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from err_stream.errors import NO_VALUE
 
 if TYPE_CHECKING:
     import vapoursynth as vs
@@ -49,6 +52,7 @@ def err(
     fp16: bool | None = None,
     tile: Sequence[int] | None = None,
     matrix: int | None = None,
+    precision: str | None = None,
 ) -> vs.VideoNode:
     """Restore ``clip`` with ERR; returns a clip of the same format, size, length and props.
 
@@ -65,6 +69,8 @@ def err(
             GPU; 1 on the CPU. VapourSynth needs at least ``num_streams`` threads
             (``core.num_threads``) to keep them busy.
         fp16: half-precision compute; default: on for RGBH clips on a GPU, otherwise off.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (the general form of ``fp16``; pass
+            one of the two).
         tile: ``[w, h]``: restore with exact tiles of this size (at least 128x128; the result
             equals the whole-frame one, with less memory); ``[0, 0]``: always the whole frame;
             default: whole frame when it fits the GPU memory, else the largest tiles that do.
@@ -72,17 +78,18 @@ def err(
             for clips whose frames have no ``_Matrix`` property.
     """
     vs = import_vapoursynth()
+    from err_stream import runtime
+    from err_stream.errors import UserError
+
+    runtime.configure()  # before torch loads: passive OpenMP waits, denormals flushed
     core = vs.core
     fmt = _check_clip(vs, clip)
-    device = _device(device_index)
     num_streams = _check_num_streams(num_streams)
-    tiling = _tiling(tile)
-    if fp16 is None:
-        fp16 = device.type == "cuda" and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16 and fmt.color_family == vs.RGB
-    elif not isinstance(fp16, (bool, int)):
-        raise vs.Error(f"err: fp16 must be True or False, got {fp16!r}")
-    elif fp16 and device.type != "cuda":
-        raise vs.Error("err: fp16=True needs a GPU; on the CPU leave fp16 unset (float32 is used)")
+    try:
+        settings = _settings(vs, fmt, device_index, fp16, precision, tile)
+        device = settings.torch_device()
+    except UserError as e:
+        raise vs.Error("err: " + e.describe(filter_spelling)) from None
     if matrix is not None and (not isinstance(matrix, int) or matrix in (_MATRIX_RGB, _MATRIX_UNSPECIFIED, 3) or not 0 < matrix <= 14):
         raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
 
@@ -92,7 +99,7 @@ def err(
     else:
         work, back = _to_rgbs(vs, core, clip, fmt, matrix)
 
-    restorer = _restorer(vs, preset, weights, device, fp16, tiling, num_streams)
+    restorer = _restorer(vs, preset, weights, settings, device, num_streams)
 
     import torch
 
@@ -124,23 +131,6 @@ def _check_clip(vs, clip):
     return fmt
 
 
-def _device(device_index):
-    import torch
-
-    vs = import_vapoursynth()
-    if device_index is None:
-        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    if not isinstance(device_index, int) or device_index < -1:
-        raise vs.Error(f"err: device_index must be a GPU number (0, 1, ...) or -1 for the CPU, got {device_index!r}")
-    if device_index == -1:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise vs.Error(f"err: device_index={device_index} needs CUDA, which is not available here; pass device_index=-1 (or omit it) to run on the CPU")
-    if device_index >= torch.cuda.device_count():
-        raise vs.Error(f"err: device_index={device_index}, but this machine has {torch.cuda.device_count()} GPU(s); pass 0 to {torch.cuda.device_count() - 1}")
-    return torch.device("cuda", device_index)
-
-
 def _check_num_streams(num_streams) -> int:
     vs = import_vapoursynth()
     if isinstance(num_streams, bool) or not isinstance(num_streams, int) or num_streams < 1:
@@ -148,24 +138,54 @@ def _check_num_streams(num_streams) -> int:
     return num_streams
 
 
-def _tiling(tile):
-    vs = import_vapoursynth()
-    if tile is None:
-        return "auto"
-    if isinstance(tile, (str, bytes)) or not isinstance(tile, Sequence) or len(tile) != 2 or not all(isinstance(v, int) for v in tile):
+def _settings(vs, fmt, device_index, fp16, precision, tile):
+    """The filter's arguments in the library's terms (a RestoreSettings; checked there)."""
+    from err_stream.engine.settings import RestoreSettings
+
+    if device_index is None:
+        device = None
+    elif isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < -1:
+        raise vs.Error(f"err: device_index must be a GPU number (0, 1, ...) or -1 for the CPU, got {device_index!r}")
+    else:
+        device = "cpu" if device_index == -1 else f"cuda:{device_index}"
+    if tile is not None and (isinstance(tile, (str, bytes)) or not isinstance(tile, Sequence) or len(tile) != 2):
         raise vs.Error(f"err: tile must be [w, h] (two whole numbers; [0, 0] for whole frames), got {tile!r}")
-    w, h = tile
-    if w == 0 or h == 0:
-        if w != h:
-            raise vs.Error(f"err: tile={list(tile)}: use [0, 0] for whole frames, or a size of at least [128, 128]")
-        return "off"
-    if min(w, h) < 128:
-        raise vs.Error(f"err: tile={list(tile)}: tiles must be at least [128, 128] (or [0, 0] for whole frames)")
-    return (w, h)
+    if fp16 is not None and not isinstance(fp16, (bool, int)):
+        raise vs.Error(f"err: fp16 must be True or False, got {fp16!r}")
+    if fp16 is not None and precision is not None:
+        raise vs.Error("err: pass either fp16 or precision, not both")
+    settings = RestoreSettings(device=device, precision=precision, tile="auto" if tile is None else list(tile))
+    on_gpu = settings.torch_device().type == "cuda"
+    if fp16 is not None:
+        if fp16 and not on_gpu:
+            raise vs.Error("err: fp16=True needs a GPU; on the CPU leave fp16 unset (float32 is used)")
+        settings = dataclasses.replace(settings, precision="fp16" if fp16 else "fp32")
+    elif precision is None:
+        # Half precision where the clip is half already (RGBH on a GPU); float32 otherwise.
+        rgbh = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16 and fmt.color_family == vs.RGB
+        settings = dataclasses.replace(settings, precision="fp16" if on_gpu and rgbh else "fp32")
+    return settings
+
+
+_VS_ARGUMENT = {"device": "device_index"}
+_VS_SUGGESTED = {"weights": 'weights="file.pth"', "preset": "preset=NAME"}
+
+
+def filter_spelling(option: str, value: object = NO_VALUE) -> str:
+    """A setting as this filter's arguments write it: ``tile=[64, 64]``, ``device_index=-1``."""
+    if value is NO_VALUE:
+        return _VS_SUGGESTED.get(option, option + "=")
+    if option == "device":
+        value = -1 if value == "cpu" else int(str(value).partition(":")[2] or 0)
+    elif option == "tile" and value in ("off", "auto"):
+        value = [0, 0] if value == "off" else None
+    elif isinstance(value, tuple):
+        value = list(value)
+    return f"{_VS_ARGUMENT.get(option, option)}={value!r}"
 
 
 # ----------------------------------------------------------------------------- model
-def _restorer(vs, preset, weights, device, fp16, tiling, num_streams):
+def _restorer(vs, preset, weights, settings, device, num_streams):
     from err_stream.engine import Restorer
     from err_stream.errors import UserError
     from err_stream.weights import PRESETS, load_model
@@ -177,18 +197,10 @@ def _restorer(vs, preset, weights, device, fp16, tiling, num_streams):
     try:
         model = load_model(weights if weights is not None else preset, device="cpu")
     except UserError as e:
-        raise vs.Error("err: " + _as_filter_arguments(str(e))) from None
+        raise vs.Error("err: " + e.describe(filter_spelling)) from None
     # Several frames are in flight on a GPU: give each a share of the memory budget.
     budget = 0.8 / num_streams if device.type == "cuda" else None
-    return Restorer(model, device=device, precision="fp16" if fp16 else "fp32", tiling=tiling, memory_budget=budget)
-
-
-def _as_filter_arguments(message: str) -> str:
-    """Checkpoint errors speak of the command-line options; name the filter's arguments."""
-    return (
-        message.replace("--weights FILE", 'weights="file.pth"')
-        .replace("--preset NAME", "preset=NAME")
-    )
+    return Restorer(model, settings=dataclasses.replace(settings, device=str(device), memory_budget=budget))
 
 
 # ----------------------------------------------------------------------------- formats

@@ -7,10 +7,7 @@ import json
 import signal
 import threading
 
-import torch
-
-from ..errors import UserError
-from .common import add_model_arguments, make_restorer
+from .common import add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
 
@@ -39,14 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..io.sink import PartialOutput, choose_encoder
     from ..io.source import probe
+    from ..progress import TqdmProgress
     from ..video import transcode
 
     # Cheap checks first, so a bad path or option fails before the model loads.
     info = probe(args.input)
     choose_encoder(info, _path(args.output), args.codec, args.crf, args.encoder_preset, args.pix_fmt, args.encoder_opt)
     PartialOutput(args.output, overwrite=args.overwrite, source=info.path)
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    restore_settings(args).torch_device()  # a bad --device/--tile/... fails before the model loads
     restorer = None if args.passthrough else make_restorer(args)
     with _terminate_as_interrupt():
         result = transcode(
@@ -61,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             pix_fmt=args.pix_fmt,
             encoder_opts=args.encoder_opt,
             overwrite=args.overwrite,
-            progress=not args.quiet,
+            progress=None if args.quiet else TqdmProgress(),
             batch=args.batch,
         )
     if args.json:

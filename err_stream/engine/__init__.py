@@ -1,6 +1,24 @@
-"""Inference engine: the Restorer (device, precision, padding, exact tiling)."""
+"""Inference engine: the Restorer (device, precision, padding, exact tiling) and its settings.
 
-from .padding import pad_to_multiple
-from .restorer import PRECISIONS, Restorer, TilePlan
+Names are imported on first use, so that ``err_stream.engine.settings`` (used to parse
+command-line options) does not pull in torch.
+"""
 
-__all__ = ["Restorer", "TilePlan", "PRECISIONS", "pad_to_multiple"]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "Restorer": ".restorer",
+    "TilePlan": ".restorer",
+    "PRECISIONS": ".restorer",
+    "pad_to_multiple": ".padding",
+    "RestoreSettings": ".settings",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)

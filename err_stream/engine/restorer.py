@@ -23,9 +23,11 @@ import torch
 
 from ..model import ERR
 from .padding import pad_to_multiple
+from .settings import MIN_TILE, RestoreSettings
 
 log = logging.getLogger(__name__)
 
+# The compute dtype of each precision policy (the names are settings.PRECISIONS).
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # Bytes of peak memory per full-resolution pixel, per frame, measured with
@@ -50,41 +52,37 @@ class Restorer:
 
     Args:
         model: an :class:`ERR` (e.g. from :func:`err_stream.load_model`).
-        device: where to compute (default: the model's device).
-        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"``. Half policies run convolutions and
-            matmuls in half precision via autocast; the scan state, the frequency branch and
-            the normalisations stay float32.
-        tiling: ``"auto"`` (whole frame if it fits ``memory_budget``, else the largest tiles
-            that do), ``"off"``, or a tile size ``(w, h)`` (rounded down to a multiple of 16,
-            at least 128).
-        memory_budget: bytes for one frame's working memory; default on CUDA a fraction (0.8)
-            of the free memory when the Restorer is made, on CPU unlimited.
+        device, precision, tiling, memory_budget: as in :class:`RestoreSettings` (``tiling``
+            is its ``tile``); ``device`` None means the model's device. Half policies run
+            convolutions and matmuls in half precision via autocast; the scan state and the
+            normalisations stay float32, the frequency branch runs in float64. Tile sizes
+            are rounded down to a multiple of 16.
+        settings: the same as one :class:`RestoreSettings` (then leave the others unset).
     """
 
     def __init__(
         self,
         model: ERR,
         device: torch.device | str | None = None,
-        precision: str = "fp32",
+        precision: str | None = None,
         tiling: str | tuple[int, int] = "auto",
-        memory_budget: int | float | None = None,
+        memory_budget: int | float | str | None = None,
+        *,
+        settings: RestoreSettings | None = None,
     ) -> None:
-        if precision not in PRECISIONS:
-            raise ValueError(f"Restorer: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        if settings is None:
+            settings = RestoreSettings(device=device, precision=precision, tile=tiling, memory_budget=memory_budget)
+        elif (device, precision, tiling, memory_budget) != (None, None, "auto", None):
+            raise TypeError("Restorer: pass either settings or device/precision/tiling/memory_budget, not both")
+        self.settings = settings
+        self.device = settings.torch_device() if settings.device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
-        self.precision = precision
-        self.compute_dtype = PRECISIONS[precision]
+        self.precision = settings.precision_for(self.device.type)
+        self.compute_dtype = PRECISIONS[self.precision]
         self.multiple = model.config.multiple
-        if isinstance(tiling, str):
-            if tiling not in ("auto", "off"):
-                raise ValueError(f"Restorer: tiling must be 'auto', 'off' or (w, h), got {tiling!r}")
-            self.tiling: str | tuple[int, int] = tiling
-        else:
-            tw, th = (int(v) for v in tiling)
-            if min(tw, th) < 128:
-                raise ValueError(f"Restorer: tiles must be at least 128x128, got {tw}x{th}")
-            self.tiling = (tw // _ALIGN * _ALIGN, th // _ALIGN * _ALIGN)
+        tile = settings.tile
+        self.tiling: str | tuple[int, int] = tile if isinstance(tile, str) else (tile[0] // _ALIGN * _ALIGN, tile[1] // _ALIGN * _ALIGN)
+        memory_budget = settings.memory_budget
         if memory_budget is not None and 0 < memory_budget <= 1 and self.device.type == "cuda":
             memory_budget = memory_budget * torch.cuda.mem_get_info(self.device)[0]
         elif memory_budget is None and self.device.type == "cuda":
@@ -114,7 +112,7 @@ class Restorer:
         side = int(math.sqrt(max(left, 0) / (batch * _SHELL_BYTES_PER_PIXEL * scale))) - 2 * ERR.shell_halo
         if cap is not None:
             side = min(side, cap)
-        side = max(128, side // _ALIGN * _ALIGN)
+        side = max(MIN_TILE, side // _ALIGN * _ALIGN)
         return TilePlan((min(side, pw), min(side, ph)))
 
     # ------------------------------------------------------------------ running
@@ -142,7 +140,7 @@ class Restorer:
                 ph, pw = xin.shape[-2:]
                 current = plan.tile or (pw, ph)
                 smaller = max(current) // 2 // _ALIGN * _ALIGN
-                if smaller < 128:
+                if smaller < MIN_TILE:
                     raise
                 self._tile_cap[(ph, pw)] = smaller
                 log.warning("out of GPU memory at %dx%d with %s; retrying with tiles of at most %d", pw, ph, plan.describe(), smaller)

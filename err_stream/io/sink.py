@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from .colour import PlaneFormat
 from .priority import call_at_lower_priority
 from .source import VideoInfo, _attached_pic_flag
@@ -86,9 +86,9 @@ def _encoder(name: str):
     try:
         codec = av.codec.Codec(name, "w")
     except Exception:
-        raise UserError(f"--codec {name}: no such encoder in this FFmpeg build") from None
+        raise SettingError("codec", name, "no such encoder in this FFmpeg build") from None
     if codec.type != "video":
-        raise UserError(f"--codec {name}: not a video encoder")
+        raise SettingError("codec", name, "not a video encoder")
     return codec
 
 
@@ -145,11 +145,11 @@ def choose_encoder(
     if codec is not None:
         enc = _encoder(codec)
         if enc.canonical_name not in allowed:
-            raise UserError(f"--codec {codec}: {enc.canonical_name} cannot be stored in {out.suffix} files")
+            raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {out.suffix} files")
         formats = [f.name for f in (enc.video_formats or [])]
         chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
         if chosen is None:
-            raise UserError(f"--codec {codec} cannot encode {want.name}; it takes {', '.join(formats)} (use --pix-fmt)")
+            raise SettingError("codec", codec, f"cannot encode {want.name}; it takes {', '.join(formats)}", instead=["pix_fmt"])
     else:
         chosen = None
         for name in (DEFAULT_ENCODERS.get(info.codec), *FALLBACK_ENCODERS):
@@ -167,7 +167,7 @@ def choose_encoder(
                 codec = name
                 break
         if chosen is None or codec is None:
-            raise UserError(f"no encoder here can write {want.name} video into {out.suffix} files; choose --codec/--pix-fmt")
+            raise UserError(f"no encoder here can write {want.name} video into {out.suffix} files", instead=["codec", "pix_fmt"])
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
 
@@ -177,17 +177,17 @@ def choose_encoder(
     if crf is not None:
         key = CRF_OPTION.get(codec)
         if key is None:
-            raise UserError(f"--crf: {codec} has no constant-quality setting (use --encoder-opt)")
+            raise SettingError("crf", crf, f"{codec} has no constant-quality setting", instead=["encoder_opt"])
         options[key] = f"{crf:g}"
     if preset is not None:
         key = PRESET_OPTION.get(codec)
         if key is None:
-            raise UserError(f"--encoder-preset: {codec} has no presets (use --encoder-opt)")
+            raise SettingError("encoder_preset", preset, f"{codec} has no presets", instead=["encoder_opt"])
         options[key] = preset
     for item in encoder_opts:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"--encoder-opt {item!r}: expected KEY=VALUE (e.g. tune=film)")
+            raise SettingError("encoder_opt", item, "expected KEY=VALUE (e.g. tune=film)")
         if key == "x265-params" and "x265-params" in options:
             value = options["x265-params"] + ":" + value
         options[key] = value
@@ -224,7 +224,7 @@ class PartialOutput:
         if out.is_dir():
             raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
         if out.exists() and not overwrite:
-            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
+            raise UserError(f"{out}: already exists", instead=["overwrite"], instead_for="to replace it")
         if not out.parent.is_dir():
             what = "is not a folder" if out.parent.exists() else "no such folder"
             raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")

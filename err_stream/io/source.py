@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from .colour import ColourTags, HdrMetadata, PlaneFormat
 
 log = logging.getLogger(__name__)
@@ -294,8 +294,8 @@ def _import_dali():
         import nvidia.dali.fn as fn
         import nvidia.dali.types as types
     except ImportError:
-        raise UserError(
-            "--decoder dali needs NVIDIA DALI: pip install 'err-stream[dali]' (or use --decoder pyav)"
+        raise SettingError(
+            "decoder", "dali", "needs NVIDIA DALI: pip install 'err-stream[dali]'", instead=[("decoder", "pyav")],
         ) from None
     return dali, fn, types
 
@@ -336,11 +336,11 @@ class DaliSource:
 
     def __init__(self, info: VideoInfo, device: str = "cpu", sequence_length: int = 8, threads: int = 2, device_id: int = 0) -> None:
         if info.pix_fmt.bits != 8 or info.pix_fmt.subsampling() != "4:2:0":
-            raise UserError(f"--decoder dali reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}: use --decoder pyav")
+            raise SettingError("decoder", "dali", f"reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}", instead=[("decoder", "pyav")])
         allowed = DALI_GPU_CODECS if device == "gpu" else DALI_CPU_CODECS
         if info.codec not in allowed:
             where = "on the GPU" if device == "gpu" else "with its CPU decoder (VP8, VP9, MJPEG only)"
-            raise UserError(f"--decoder dali cannot decode {info.codec} {where}; use --decoder pyav")
+            raise SettingError("decoder", "dali", f"cannot decode {info.codec} {where}", instead=[("decoder", "pyav")])
         self.info = info
         self.device = device
         self.sequence_length = sequence_length

@@ -198,15 +198,11 @@ class Trainer:
         new_file = not csv_path.exists()
         bar = tqdm(total=cfg.schedule.iterations, initial=self.step, desc=cfg.name, unit="it", disable=not self.progress, dynamic_ncols=True)
         # On CPU, denormal floats (tiny decay products in the scan, tiny gradients) make steps
-        # up to ten times slower; flushing them to zero changes nothing measurable. The flag is
-        # per thread: it reaches torch's worker threads only if they start after it is set
-        # (err_stream.cli.main sets it first thing); switched back off after the run.
-        flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        # up to ten times slower: callers run err_stream.runtime.configure() first (the CLI
+        # and scripts/train_demo.py do), which flushes them to zero.
         try:
             return self._loop(csv_path, new_file, bar, stop_at)
         finally:
-            if flush:
-                torch.set_flush_denormal(False)
             bar.close()
             if self._tb is not None:
                 self._tb.close()
