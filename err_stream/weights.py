@@ -272,7 +272,7 @@ def load_model(
     """
     path = resolve_weights(path_or_preset)
     sd = read_state_dict(path)
-    model = ERR(ERRConfig())
+    model = ERR(ERRConfig.from_state_dict(sd))
     check_state_dict(model, sd, str(path))
     model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
     device = RestoreSettings(device=device).torch_device()

@@ -123,3 +123,33 @@ def test_bf16_policy_stays_close_to_fp32(golden_model, photo):
     mse = ((half.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean().item()
     psnr = 10 * np.log10(1 / max(mse, 1e-12))
     assert psnr > 30, psnr  # bf16 keeps ~3 significant digits; fp16 on GPU is measured in the benchmark
+
+
+def test_the_tiled_schedule_is_the_models_and_consistent(golden_model):
+    """The engine takes halo, grid, size multiple and memory figures from the model's schedule,
+    and every step reads only maps that the input or an earlier step provides."""
+    from err_stream.model.schedule import ShellStep, TrunkStep, err_schedule
+
+    sched = err_schedule(golden_model)
+    r = Restorer(golden_model, tiling=(200, 200))
+    assert r.multiple == sched.multiple == 128 and r.tiling == (192, 192)  # on the schedule's 16-px grid
+    have = {"x"}
+    for step in sched.steps:
+        reads = step.reads if isinstance(step, TrunkStep) else [n for n, _ in step.reads]
+        assert set(reads) <= have, (step.name, set(reads) - have)
+        if isinstance(step, ShellStep):
+            have |= {n for n, _ in step.keeps} | {n + "_sum" for n, _ in step.sums}
+            assert step.bytes_per_pixel > 0
+        else:
+            with torch.no_grad():
+                have |= set(step.run(golden_model, _trunk_probe(golden_model, step)))
+    assert sched.output in have
+    assert [s.name for s in sched.steps if not s.half_safe] == ["frequency"]
+
+
+def _trunk_probe(model, step) -> dict:
+    """Small stand-in maps for a trunk step's inputs (shapes of a 256x256 frame)."""
+    c = model.config.channels
+    shapes = {"x": (1, 3, 256, 256), "x1": (1, c, 32, 32), "pooled": (1, 3 * c, 32, 32), "e1_sum": (1, c),
+              "x2": (1, c, 64, 64), "dk": (1, c, 128, 128), "dk_sum": (1, c)}
+    return {name: torch.rand(shapes[name]) for name in step.reads}

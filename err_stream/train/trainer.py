@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from ..engine import Restorer
+from ..engine.settings import RestoreSettings
 from ..errors import ProcessingError, UserError
 from ..model import ERR, ERRConfig
 from ..weights import check_state_dict, read_state_dict, resolve_weights, save_checkpoint
@@ -80,7 +81,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg = config
         self.out = Path(out_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = RestoreSettings(device=device).torch_device()
         self.progress = progress
         _seed_everything(cfg.seed)
 
