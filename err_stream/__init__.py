@@ -1,7 +1,8 @@
 """err-stream: the ERR restoration network (CVPR 2025) on images and video, exactly and fast.
 
 Importing the package changes nothing in the process (no environment variables, no thread
-settings) and does not import torch: the names below load on first use. Front ends call
+settings) and does not import torch: the names below load on first use (so ``err-stream``
+answers Ctrl-C during start-up itself, and ``--help`` is quick). Front ends call
 :func:`err_stream.runtime.configure` for the process-wide settings.
 """
 
@@ -28,7 +29,9 @@ __all__ = [*_EXPORTS, "__version__"]
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

@@ -23,6 +23,7 @@ COMMANDS = {
     "train": "train",
     "eval": "evaluate",
     "weights": "weights",
+    "batch": "batch",
 }
 DEFAULT_COMMAND = "transcode"
 
@@ -31,15 +32,23 @@ def _module(name: str):
     return importlib.import_module(f"err_stream.commands.{COMMANDS[name]}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are user errors: one line and exit 1 (argparse prints the whole usage
+    and exits 2)."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see '{self.prog} -h')")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The whole command line, for ``-h`` (``only``: just that subcommand)."""
+    parser = _Parser(
         prog="err-stream",
         description="Restore dark, rainy, hazy or blurred video and images with the ERR network.",
         epilog="Without a subcommand, 'err-stream IN OUT' transcodes a video (see 'err-stream transcode -h').",
     )
-    parser.add_argument("--version", action="version", version=f"err-stream {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_global_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         if only is not None and name != only:
             continue
@@ -48,6 +57,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         except ImportError:
             continue
         p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        _add_global_arguments(p, version=False)
         mod.add_arguments(p)
     return parser
 
@@ -63,27 +73,71 @@ def cli_spelling(option: str, value: object = NO_VALUE) -> str:
     return f"--{option.replace('_', '-')} {value}"
 
 
+def _add_global_arguments(parser: argparse.ArgumentParser, version: bool = True) -> None:
+    if version:
+        parser.add_argument("--version", action="version", version=f"err-stream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (to stderr)")
+
+
+def command_of(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Split ``argv`` into the subcommand and its arguments. The subcommand is the first
+    word after the global options; anything else is a transcode, whose options may come
+    before, between or after IN OUT (as in ffmpeg). A file named like a subcommand can be
+    given as ./NAME."""
+    for i, a in enumerate(argv):
+        if a in ("-v", "--verbose"):
+            continue
+        if a in COMMANDS:
+            return a, argv[:i] + argv[i + 1 :]
+        if a in ("-h", "--help", "--version"):
+            return None, argv
+        break
+    if not argv:
+        return None, argv
+    return DEFAULT_COMMAND, argv
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    command, rest = command_of(argv)
+    if command is None:
+        args = build_parser().parse_args(rest)
+        args.command = None
+        return args
+    parser = build_parser(only=command)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    nested = any(isinstance(a, argparse._SubParsersAction) for a in sub._actions)
+    # Options anywhere among the positionals; a command with its own subcommands (weights)
+    # cannot be parsed that way, and does not need it.
+    args = sub.parse_args(rest) if nested else sub.parse_intermixed_args(rest)
+    args.command = command
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help", "--version") for a in argv):
         return _main(argv)  # help needs no torch
-    from .runtime import configured
+    try:
+        from .runtime import configured
 
-    # Before torch loads: OpenMP waits passively; denormals flushed in the threads torch
-    # starts (restored when main() returns, as it may run inside another program).
-    with configured():
-        return _main(argv)
+        # Before torch loads: OpenMP waits passively; denormals flushed in the threads torch
+        # starts (restored when main() returns, as it may run inside another program).
+        with configured():
+            return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting up (importing torch, loading the model)
+        print("err-stream: interrupted", file=sys.stderr)
+        return 130
 
 
 def _main(argv: list[str]) -> int:
-    first = next((a for a in argv if not a.startswith("-")), None)
-    if first is not None and first not in COMMANDS and not any(a in ("-h", "--help", "--version") for a in argv[:1]):
-        argv.insert(argv.index(first), DEFAULT_COMMAND)
-    parser = build_parser(only=next((a for a in argv if a in COMMANDS), None))
-    args = parser.parse_args(argv)
+    try:
+        args = parse_arguments(argv)
+    except UserError as e:
+        print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
+        return e.exit_code
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="err-stream: %(message)s", stream=sys.stderr)
     if not args.command:
-        parser.print_help(sys.stderr)
+        build_parser().print_help(sys.stderr)
         return 1
     try:
         return int(_module(args.command).run(args) or 0)

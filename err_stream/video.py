@@ -1,18 +1,18 @@
 """Restore a video file: decode -> colour -> Restorer -> colour -> encode, overlapped.
 
-Three stages run at once, joined by bounded queues (so memory stays flat however long the
-video is):
+Three threads of ours and the engine's executor run at once, joined by bounded queues (so
+memory stays flat however long the video is):
 
-* a decode thread (PyAV or NVIDIA DALI) that also stages each frame's planes for the device;
-* the main thread, which batches frames, converts YCbCr to R'G'B' float with the stream's
-  matrix and range, runs :meth:`Restorer.restore`, and converts back;
-* an encode thread that writes the frames with their own timestamps and muxes the copied
-  audio/subtitle/data packets beside them.
-
-On CUDA the main thread never waits for the GPU: host->device copies, compute and
-device->host copies go on three CUDA streams ordered by events, through pinned host
-buffers that are reused (a buffer is handed back when the event of the copy that reads it
-has fired). The encode thread is the only one that waits, on the event of the copy it needs.
+* a decode thread (PyAV or NVIDIA DALI) that packs each frame's planes into one of the
+  executor's host buffers (pinned on CUDA);
+* the main thread, which batches frames and submits them to the
+  :class:`~err_stream.engine.executor.StreamingExecutor`; it never waits for the model;
+* the executor's thread, which converts YCbCr to R'G'B' float with the stream's matrix and
+  range, runs the Restorer, applies the output guard and converts back, on the device (on
+  CUDA: upload, compute and download streams ordered by events);
+* an encode thread that takes each batch's ticket in order (the only wait for the device),
+  writes the frames with their own timestamps and muxes the copied audio/subtitle/data
+  packets beside them.
 """
 
 from __future__ import annotations
@@ -28,26 +28,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from .engine.executor import ExecutorClosed, StreamingExecutor
 from .engine.settings import RestoreSettings
 from .errors import ProcessingError, SettingError, UserError
 from .progress import Progress
 from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.priority import lower_thread_priority
-from .io.sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
+from .io.preflight import plan_output
+from .io.sink import EncoderSettings, PartialOutput, VideoSink
 from .io.source import (
     DaliSource,
     PyAVSource,
     SourceFrame,
     VideoInfo,
-    dali_available,
+    check_alpha,
     probe,
 )
 
 log = logging.getLogger(__name__)
 
 DECODERS = ("auto", "pyav", "dali")
-# NVDEC codecs for which --decoder auto picks DALI on a GPU.
-DALI_AUTO_CODECS = ("h264", "hevc", "av1", "vp9")
 
 
 @dataclass
@@ -66,29 +66,22 @@ class TranscodeResult:
     codec: str
     pix_fmt: str
     batch: int
+    decode_errors: int = 0  # concealed decoder errors let through by ignore_errors
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def choose_decoder(requested: str, info: VideoInfo, device: torch.device) -> str:
-    """``auto``: DALI (NVDEC, frames stay on the GPU) on CUDA for 8-bit 4:2:0 limited-range
-    H.264/HEVC/AV1/VP9 when DALI is installed; PyAV otherwise (CPU, 10-bit, 4:2:2, ProRes...)."""
+    """``auto`` is PyAV, always. DALI hands over RGB it converted itself (BT.601 matrix, its
+    own chroma upsampling, rounded to 8 bits): undoing its matrix leaves errors of several
+    code values (7/8/8 on a lossless VP9, 25/14/21 on full-range MJPEG), so it is used only
+    when asked for (``--decoder dali``), as a fast but inexact path."""
     if requested not in DECODERS:
         raise SettingError("decoder", requested, f"choose one of {', '.join(DECODERS)}")
-    if requested != "auto":
-        return requested
-    if (
-        device.type == "cuda"
-        and info.codec in DALI_AUTO_CODECS
-        and info.pix_fmt.bits == 8
-        and info.pix_fmt.subsampling() == "4:2:0"
-        # DALI's RGB is clipped to the limited-range gamut: full-range input would lose its extremes.
-        and not resolve_full_range(info.tags, info.pix_fmt.name)
-        and dali_available()
-    ):
-        return "dali"
-    return "pyav"
+    if requested == "dali":
+        log.warning("decoder dali: colours are approximate (DALI converts to RGB itself); decoder pyav is exact")
+    return "pyav" if requested == "auto" else requested
 
 
 def default_batch(info: VideoInfo, device: torch.device) -> int:
@@ -111,18 +104,27 @@ def transcode(
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
     overwrite: bool = False,
+    copy_data: bool = True,
+    planned: EncoderSettings | None = None,
+    ignore_errors: bool = False,
+    drop_alpha: bool = False,
     progress: Progress | None = None,
     batch: int | None = None,
     queue_frames: int = 8,
+    accept_out_of_range: bool = False,
 ) -> TranscodeResult:
     """Restore every frame of ``input`` into ``output`` (``restorer=None``: passthrough).
 
     Raises :class:`UserError` for bad paths, unreadable/corrupt input, unsupported streams
-    and bad options, :class:`ProcessingError` for failures while processing. ``output`` is
-    only created (atomically) when everything succeeded."""
+    and bad options, :class:`ProcessingError` for failures while processing, among them
+    :class:`~err_stream.engine.output_check.OutputRangeError` when the model's output for a
+    frame is non-finite or out of range (``accept_out_of_range=True`` clamps such output
+    and goes on). ``output`` is only created (atomically) when everything succeeded."""
     input, output = Path(input), Path(output)
     info = probe(input)
-    settings = choose_encoder(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts)
+    check_alpha(info, drop_alpha)
+    # ``planned``: the caller has already run plan_output with these options.
+    settings = planned or plan_output(info, output, codec, crf, encoder_preset, pix_fmt, encoder_opts, copy_data)
     partial = PartialOutput(output, overwrite=overwrite, source=input)
     if restorer is not None:
         dev = restorer.device
@@ -132,21 +134,27 @@ def transcode(
         raise SettingError("batch", batch, "must be at least 1")
     batch = batch or default_batch(info, dev)
     decoder_name = choose_decoder(decoder, info, dev)
-    if decoder_name == "dali":
+    if info.format_name == "vapoursynth":
+        from .io.vpy import VpySource
+
+        decoder_name, source = "vapoursynth", VpySource(info)
+    elif decoder_name == "dali":
         gpu = dev.type == "cuda"
         source = DaliSource(info, device="gpu" if gpu else "cpu", device_id=(dev.index or 0) if gpu else 0)
     else:
-        source = PyAVSource(info)
+        source = PyAVSource(info, ignore_errors=ignore_errors)
     what = "passthrough (no model)" if restorer is None else f"model {restorer.precision}"
     line = f"{info.describe()} -> {settings.describe()}; decoder {decoder_name}, {dev}, {what}, batch {batch}"
     log.info(line)  # says which decoder ran (decoder "auto"); also given to the progress callback
     progress = _NoticedProgress(progress, line)
 
     with partial:
-        sink = VideoSink(partial.tmp, output, info, settings)
+        sink = VideoSink(partial.tmp, output, info, settings, copy_data=copy_data)
+        for what in sink.lost:
+            log.warning("%s cannot be kept in %s: %s", info.path.name, output.suffix, what)
         run = None
         try:
-            run = _Run(info, settings, source, sink, restorer, dev, batch, queue_frames, progress)
+            run = _Run(info, settings, source, sink, restorer, dev, batch, queue_frames, progress, accept_out_of_range)
             frames, seconds = run.execute()
         except BaseException:
             if run is not None:
@@ -167,6 +175,7 @@ def transcode(
         codec=settings.codec,
         pix_fmt=settings.pix_fmt.name,
         batch=batch,
+        decode_errors=len(getattr(source, "damage", ())),
     )
 
 
@@ -209,16 +218,6 @@ class _Channel:
         return self.q.get_nowait()
 
 
-@dataclass
-class _Done:
-    """A processed batch on its way to the encoder."""
-
-    frames: list[SourceFrame]
-    planes: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None  # host (CPU path)
-    slot: Any = None  # pinned output buffer (CUDA path)
-    ready: Any = None  # event of the device->host copy into ``slot``
-
-
 class _NoticedProgress:
     """The caller's progress callback (or none), given the run's description with ``begin``."""
 
@@ -239,7 +238,7 @@ class _NoticedProgress:
 
 
 class _Run:
-    def __init__(self, info, settings: EncoderSettings, source, sink: VideoSink, restorer, device, batch, queue_frames, progress):
+    def __init__(self, info, settings: EncoderSettings, source, sink: VideoSink, restorer, device, batch, queue_frames, progress, accept_out_of_range=False):
         self.info, self.settings, self.source, self.sink = info, settings, source, sink
         self.restorer, self.device, self.batch = restorer, device, batch
         self.stop = threading.Event()
@@ -248,13 +247,42 @@ class _Run:
         self.q_out = _Channel(3, self.stop)
         matrix = resolve_matrix(info.tags, info.width, info.height)
         self.converter = YCbCrConverter(matrix, resolve_full_range(info.tags, info.pix_fmt.name))
-        if device.type == "cuda":
-            self.stage: _Stage = _CudaStage(self, queue_frames)
-        else:
-            self.stage = _HostStage(self)
+        self.in_shapes = info.pix_fmt.plane_shapes(info.width, info.height)
+        self.out_shapes = settings.pix_fmt.plane_shapes(info.width, info.height)
+        dali = isinstance(source, DaliSource)
+        # One frame's code planes travel packed in one host buffer (pinned on CUDA): enough
+        # buffers for the decode queue, the batch being uploaded and one being filled.
+        self.executor = StreamingExecutor(
+            restorer,
+            device=device,
+            pre=self._from_rgb601 if dali else self._from_codes,
+            post=self._to_codes,
+            max_batch=batch,
+            depth=4,
+            input_shape=(info.pix_fmt.frame_elements(info.width, info.height),),
+            input_dtype=info.pix_fmt.torch_dtype,
+            input_slots=0 if dali else max(queue_frames, 2 * batch) + batch + 1,
+            accept_out_of_range=accept_out_of_range,
+            name="err-stream-model",
+        )
         self.progress = progress
         self.written = 0
         self.threads: list[threading.Thread] = []
+
+    # -- device-side conversions around the model (run by the executor)
+    def _from_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        y, cb, cr = _split(codes, self.in_shapes)
+        return self.converter.planes_to_rgb(y, cb, cr, self.info.pix_fmt)
+
+    def _from_rgb601(self, rgb8: torch.Tensor) -> torch.Tensor:
+        return self.converter.from_bt601_limited_rgb(rgb8)
+
+    def _to_codes(self, rgb: torch.Tensor) -> torch.Tensor:
+        if self.restorer is not None:
+            rgb = rgb.clamp(0.0, 1.0)  # passthrough is not clamped, so its round trip is exact
+        planes = self.converter.rgb_to_planes(rgb, self.settings.pix_fmt)
+        dtype = self.settings.pix_fmt.torch_dtype
+        return torch.cat([p.reshape(rgb.shape[0], -1).to(dtype) for p in planes], dim=1)
 
     # -- threads
     def _guard(self, fn):
@@ -264,15 +292,29 @@ class _Run:
             except _Cancelled:
                 pass
             except BaseException as e:  # handed to the main thread, which raises it
+                if isinstance(e, ExecutorClosed) and self.stop.is_set():
+                    return  # closed because another thread failed: that one reports
                 self.errors.append(e)
                 self.stop.set()
+                self.executor.close()  # wakes the threads blocked on it
 
         return body
 
     def _decode(self) -> None:
         lower_thread_priority()  # FFmpeg's decoder threads, created here, inherit it
         for frame in self.source.frames():
-            self.q_in.put(self.stage.prepare(frame))
+            if frame.planes is not None:
+                slot = self.executor.input_slot()
+                host = slot.tensor.numpy()
+                if host.dtype == np.int16:
+                    host = host.view(np.uint16)
+                at = 0
+                for plane, (h, w) in zip(frame.planes, self.in_shapes):
+                    host[at : at + h * w].reshape(h, w)[...] = plane
+                    at += h * w
+                frame.planes = None  # the decoder's buffer can go
+                frame.keepalive = slot
+            self.q_in.put(frame)
         self.q_in.put(_END)
 
     def _encode(self) -> None:
@@ -285,14 +327,29 @@ class _Run:
                 item = self.q_out.get()
                 if item is _END:
                     break
-                for frame, planes in self.stage.finished(item):
-                    self.sink.write(planes, frame.pts, frame.duration)
-                    self.written += 1
-                    bar.advance(1)
-                self.stage.release(item)
+                frames, ticket = item
+                with ticket as out:  # waits for this batch's copy to the host, checks it
+                    host = out.numpy()
+                    if host.dtype == np.int16:
+                        host = host.view(np.uint16)
+                    for i, frame in enumerate(frames):
+                        at, planes = 0, []
+                        for h, w in self.out_shapes:
+                            planes.append(host[i, at : at + h * w].reshape(h, w))
+                            at += h * w
+                        self.sink.write(tuple(planes), frame.pts, frame.duration)
+                        self.written += 1
+                        bar.advance(1)
             self.sink.finish()
         finally:
             bar.end()
+
+    def _submit(self, frames: list[SourceFrame]) -> None:
+        inputs = [f.keepalive if f.keepalive is not None else f.rgb601 for f in frames]
+        after = [f.ready for f in frames if f.ready is not None]
+        for f in frames:
+            f.keepalive = f.rgb601 = None
+        self.q_out.put((frames, self.executor.submit(inputs, index=frames[0].index, after=after)))
 
     def execute(self) -> tuple[int, float]:
         t0 = time.perf_counter()
@@ -319,16 +376,21 @@ class _Run:
                         ended = True
                         break
                     frames.append(item)
-                self.q_out.put(self.stage.process(frames))
+                self._submit(frames)
             self.q_out.put(_END)
-        except _Cancelled:
-            pass
+        except (_Cancelled, ExecutorClosed):
+            if not self.stop.is_set():
+                raise
         for t in self.threads:
             while t.is_alive():
                 t.join(0.1)
                 if self.errors:
                     self.stop.set()
+        self.executor.close()
         self._raise_errors()
+        if self.executor.clamped_frames:
+            log.warning("%d of %d frames failed the output check (non-finite, or over 0.1%% of pixels outside "
+                        "[-0.1, 1.1]) and were clamped to [0, 1] as asked", self.executor.clamped_frames, self.written)
         return self.written, time.perf_counter() - t0
 
     def _raise_errors(self) -> None:
@@ -341,188 +403,9 @@ class _Run:
 
     def cancel(self) -> None:
         self.stop.set()
+        self.executor.close()
         for t in self.threads:
             t.join(2.0)
-
-    # -- the compute step shared by both stages
-    def restore(self, rgb: torch.Tensor) -> torch.Tensor:
-        if self.restorer is None:
-            return rgb  # passthrough: no clamp, so the round trip is exact
-        return self.restorer.restore(rgb).clamp_(0.0, 1.0)
-
-
-class _Stage:
-    def prepare(self, frame: SourceFrame) -> SourceFrame:
-        return frame
-
-    def process(self, frames: list[SourceFrame]) -> _Done:
-        raise NotImplementedError
-
-    def finished(self, done: _Done):
-        raise NotImplementedError
-
-    def release(self, done: _Done) -> None:
-        pass
-
-
-class _HostStage(_Stage):
-    """CPU: planes go from the decoder's buffers straight into torch (no copy)."""
-
-    def __init__(self, run: _Run) -> None:
-        self.run = run
-
-    def process(self, frames: list[SourceFrame]) -> _Done:
-        run = self.run
-        with torch.inference_mode():
-            rgb = _to_rgb(run, frames, lambda a: torch.from_numpy(a) if isinstance(a, np.ndarray) else a)
-            out = run.restore(rgb)
-            y, cb, cr = run.converter.rgb_to_planes(out, run.settings.pix_fmt)
-        host = np.uint8 if run.settings.pix_fmt.bits == 8 else np.uint16
-        planes = [tuple(p[i].numpy().astype(host, copy=False) for p in (y, cb, cr)) for i in range(len(frames))]
-        for f in frames:
-            f.planes = f.keepalive = f.rgb601 = None  # the decoder's buffers can go
-        return _Done(frames, planes)
-
-    def finished(self, done: _Done):
-        return zip(done.frames, done.planes)
-
-
-def _to_rgb(run: _Run, frames: list[SourceFrame], as_tensor) -> torch.Tensor:
-    conv = run.converter
-    if frames[0].rgb601 is not None:
-        return conv.from_bt601_limited_rgb(torch.stack([f.rgb601 for f in frames]))
-    fmt = run.info.pix_fmt
-    y, cb, cr = (torch.stack([as_tensor(f.planes[k]) for f in frames]) for k in range(3))
-    return conv.planes_to_rgb(y, cb, cr, fmt)
-
-
-class _Slot:
-    """A reusable pinned host buffer and the event after which it may be rewritten."""
-
-    def __init__(self, tensor: torch.Tensor) -> None:
-        self.tensor = tensor
-        self.event: torch.cuda.Event | None = None
-
-    def wait(self) -> None:
-        if self.event is not None:
-            self.event.synchronize()
-            self.event = None
-
-
-class _CudaStage(_Stage):
-    """CUDA: pinned buffers reused, H2D / compute / D2H on their own streams, ordered by events."""
-
-    def __init__(self, run: _Run, queue_frames: int) -> None:
-        self.run = run
-        dev = run.device
-        info, out_fmt = run.info, run.settings.pix_fmt
-        self.h2d = torch.cuda.Stream(dev)
-        self.compute = torch.cuda.Stream(dev)
-        self.d2h = torch.cuda.Stream(dev)
-        in_fmt = info.pix_fmt
-        self.in_shapes = in_fmt.plane_shapes(info.width, info.height)
-        self.in_elems = in_fmt.frame_elements(info.width, info.height)
-        self.out_shapes = out_fmt.plane_shapes(info.width, info.height)
-        self.out_elems = out_fmt.frame_elements(info.width, info.height)
-        self.in_dtype = in_fmt.torch_dtype
-        self.out_dtype = out_fmt.torch_dtype
-        # Enough input slots for the queue, the batch being uploaded, and one in hand.
-        self.in_pool: queue.Queue[_Slot] = queue.Queue()
-        for _ in range(max(queue_frames, 2 * run.batch) + run.batch + 1):
-            self.in_pool.put(_Slot(torch.empty(self.in_elems, dtype=self.in_dtype, pin_memory=True)))
-        # Output slots: one per batch in the encode queue, one being filled, one being written.
-        self.out_pool: queue.Queue[_Slot] = queue.Queue()
-        for _ in range(5):
-            self.out_pool.put(_Slot(torch.empty((run.batch, self.out_elems), dtype=self.out_dtype, pin_memory=True)))
-
-    def _take(self, pool: queue.Queue) -> _Slot:
-        while True:
-            if self.run.stop.is_set():
-                raise _Cancelled
-            try:
-                slot = pool.get(timeout=0.1)
-            except queue.Empty:
-                continue
-            slot.wait()
-            return slot
-
-    # decode thread
-    def prepare(self, frame: SourceFrame) -> SourceFrame:
-        if frame.planes is None:
-            return frame  # DALI: already on the GPU
-        slot = self._take(self.in_pool)
-        host = slot.tensor.numpy()
-        if host.dtype == np.int16:
-            host = host.view(np.uint16)
-        at = 0
-        for plane, (h, w) in zip(frame.planes, self.in_shapes):
-            host[at : at + h * w].reshape(h, w)[...] = plane
-            at += h * w
-        frame.planes = None
-        frame.keepalive = slot
-        return frame
-
-    # main thread
-    def process(self, frames: list[SourceFrame]) -> _Done:
-        run = self.run
-        b = len(frames)
-        with torch.inference_mode():
-            if frames[0].rgb601 is not None:
-                for f in frames:
-                    if f.ready is not None:
-                        self.compute.wait_event(f.ready)
-                with torch.cuda.stream(self.compute):
-                    for f in frames:
-                        f.rgb601.record_stream(self.compute)
-                    rgb = run.converter.from_bt601_limited_rgb(torch.stack([f.rgb601 for f in frames]))
-                for f in frames:
-                    f.rgb601 = None
-            else:
-                with torch.cuda.stream(self.h2d):
-                    codes = torch.empty((b, self.in_elems), dtype=self.in_dtype, device=run.device)
-                    for i, f in enumerate(frames):
-                        codes[i].copy_(f.keepalive.tensor, non_blocking=True)
-                    uploaded = torch.cuda.Event()
-                    uploaded.record(self.h2d)
-                for f in frames:  # the pinned slots are free again once the upload is done
-                    f.keepalive.event = uploaded
-                    self.in_pool.put(f.keepalive)
-                    f.keepalive = None
-                self.compute.wait_event(uploaded)
-                with torch.cuda.stream(self.compute):
-                    codes.record_stream(self.compute)
-                    y, cb, cr = _split(codes, self.in_shapes)
-                    rgb = run.converter.planes_to_rgb(y, cb, cr, run.info.pix_fmt)
-            with torch.cuda.stream(self.compute):
-                out = run.restore(rgb)
-                planes = run.converter.rgb_to_planes(out, run.settings.pix_fmt)
-                flat = torch.cat([p.reshape(b, -1).to(self.out_dtype) for p in planes], dim=1)
-                computed = torch.cuda.Event()
-                computed.record(self.compute)
-            slot = self._take(self.out_pool)
-            self.d2h.wait_event(computed)
-            with torch.cuda.stream(self.d2h):
-                flat.record_stream(self.d2h)
-                slot.tensor[:b].copy_(flat, non_blocking=True)
-                downloaded = torch.cuda.Event()
-                downloaded.record(self.d2h)
-        return _Done(frames, None, slot, downloaded)
-
-    # encode thread
-    def finished(self, done: _Done):
-        done.ready.synchronize()
-        host = done.slot.tensor.numpy()
-        if host.dtype == np.int16:
-            host = host.view(np.uint16)
-        for i, f in enumerate(done.frames):
-            at, planes = 0, []
-            for h, w in self.out_shapes:
-                planes.append(host[i, at : at + h * w].reshape(h, w))
-                at += h * w
-            yield f, tuple(planes)
-
-    def release(self, done: _Done) -> None:
-        self.out_pool.put(done.slot)
 
 
 def _split(codes: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:

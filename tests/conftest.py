@@ -39,22 +39,3 @@ def golden_io() -> dict:
     return io
 
 
-_exit_status: list[int] = []
-
-
-def pytest_sessionfinish(session, exitstatus):
-    _exit_status.append(int(exitstatus))
-
-
-def pytest_unconfigure(config):
-    """Known issue: after the VapourSynth tests, the process sometimes aborts while the
-    interpreter shuts down ("terminate called without an active exception", a native thread
-    torn down late) although every test passed. Once pytest has printed its summary, end the
-    process with pytest's own status, skipping the native teardown."""
-    import os
-    import sys
-
-    if "vapoursynth" in sys.modules and _exit_status:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status[-1])

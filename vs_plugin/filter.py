@@ -11,8 +11,9 @@ How frames flow:
   filter instance. To keep several frames in flight we split the clip into ``lanes``
   interleaved sub-clips (``SelectEvery``), give each its own ``ModifyFrame`` and interleave
   them back: the lanes' callbacks run in parallel on VapourSynth's threads and all hand
-  their frames to one :class:`~vs_plugin.worker.FrameWorker` (``num_streams`` CUDA streams,
-  pinned buffers), which is where the overlap of copies and compute happens.
+  their frames to one :class:`~err_stream.engine.executor.StreamingExecutor` (pinned
+  buffers; upload, compute and download streams on CUDA), which is where the overlap of
+  copies and compute happens, and where the output guard is checked.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def err(
     fp16: bool | None = None,
     tile: Sequence[int] | None = None,
     matrix: int | None = None,
+    accept_out_of_range: bool = False,
     precision: str | None = None,
 ) -> vs.VideoNode:
     """Restore ``clip`` with ERR; returns a clip of the same format, size, length and props.
@@ -76,6 +78,9 @@ def err(
             default: whole frame when it fits the GPU memory, else the largest tiles that do.
         matrix: the YUV matrix (``_Matrix`` values, e.g. 1 = BT.709, 6 = BT.601, 9 = BT.2020)
             for clips whose frames have no ``_Matrix`` property.
+        accept_out_of_range: a frame whose restored values are non-finite, or have more than
+            0.1 % of pixels outside [-0.1, 1.1] (the weights diverged), raises ``vs.Error``
+            naming the frame; ``True`` clamps such output to [0, 1] and goes on.
     """
     vs = import_vapoursynth()
     from err_stream import runtime
@@ -90,6 +95,8 @@ def err(
         device = settings.torch_device()
     except UserError as e:
         raise vs.Error("err: " + e.describe(filter_spelling)) from None
+    if not isinstance(accept_out_of_range, bool):
+        raise vs.Error(f"err: accept_out_of_range must be True or False, got {accept_out_of_range!r}")
     if matrix is not None and (not isinstance(matrix, int) or matrix in (_MATRIX_RGB, _MATRIX_UNSPECIFIED, 3) or not 0 < matrix <= 14):
         raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
 
@@ -103,11 +110,25 @@ def err(
 
     import torch
 
-    from .worker import FrameWorker
+    from err_stream.engine import StreamingExecutor
 
     host_dtype = torch.float16 if direct and fmt.bits_per_sample == 16 else torch.float32
-    worker = FrameWorker(restorer, clip.height, clip.width, host_dtype, num_streams, clamp=not direct)
-    out = _parallel_modify(core, work, _frame_callback(worker), lanes=num_streams + 1)
+    lanes = num_streams + 1
+    if direct:  # float RGB keeps the network's values (the guard bounds them)
+        post = (lambda y: y.half()) if host_dtype == torch.float16 else None
+    else:  # converted back to integer/YUV: clamp first
+        post = lambda y: y.clamp_(0.0, 1.0)  # noqa: E731
+    executor = StreamingExecutor(
+        restorer,
+        post=post,
+        depth=num_streams,
+        input_shape=(3, clip.height, clip.width),
+        input_dtype=host_dtype,
+        input_slots=lanes,
+        accept_out_of_range=accept_out_of_range,
+        name="err-vs-executor",
+    )
+    out = _parallel_modify(core, work, _frame_callbacks(vs, executor), lanes=lanes)
     if not direct:
         out = core.std.CopyFrameProps(back(out), clip)
     return out
@@ -244,32 +265,46 @@ def is_full_range(props, yuv: bool) -> bool:
 
 
 # ----------------------------------------------------------------------------- frame serving
-def _frame_callback(worker):
+def _frame_callbacks(vs, executor):
+    """``make(offset, cycle)``: the callback for the lane holding frames offset, offset +
+    cycle, ... (its ``n`` counts the lane's frames; errors name the clip's frame)."""
+    from err_stream.engine import OutputRangeError
+
+    def make(offset: int, cycle: int):
+        return lambda n, f: restore_frame(n * cycle + offset, f)
+
     def restore_frame(n: int, f):
-        with worker.slot() as s:
-            for p in range(3):
-                np.copyto(s.input[p], np.asarray(f[p]))
-            worker.run(s)
-            out = f.copy()  # keeps the input frame's properties
-            for p in range(3):
-                np.copyto(np.asarray(out[p]), s.output[p])
+        slot = executor.input_slot()
+        host = slot.tensor.numpy()
+        for p in range(3):
+            np.copyto(host[p], np.asarray(f[p]))
+        try:
+            with executor.submit([slot], index=n) as result:  # waits for this frame only
+                out = f.copy()  # keeps the input frame's properties
+                restored = result[0].numpy()
+                for p in range(3):
+                    np.copyto(np.asarray(out[p]), restored[p])
+        except OutputRangeError as e:
+            raise vs.Error("err: " + str(e.for_option("accept_out_of_range=True"))) from None
         return out
 
-    return restore_frame
+    return make
 
 
-def _parallel_modify(core, clip, callback, lanes: int):
+def _parallel_modify(core, clip, make_callback, lanes: int):
     """``std.ModifyFrame(clip, clip, callback)``, with up to ``lanes`` callbacks running at once.
 
     One ModifyFrame instance runs its callbacks one at a time; ``lanes`` instances over
-    interleaved sub-clips run theirs concurrently, and interleaving them restores the order."""
+    interleaved sub-clips run theirs concurrently, and interleaving them restores the order.
+    ``make_callback(offset, cycle)`` gives the callback of the lane with frames offset,
+    offset + cycle, ..."""
     lanes = max(1, min(lanes, clip.num_frames))
     if lanes == 1:
-        return core.std.ModifyFrame(clip, clip, callback)
+        return core.std.ModifyFrame(clip, clip, make_callback(0, 1))
     parts = []
     for i in range(lanes):
         part = core.std.SelectEvery(clip, cycle=lanes, offsets=i, modify_duration=False)
-        parts.append(core.std.ModifyFrame(part, part, callback))
+        parts.append(core.std.ModifyFrame(part, part, make_callback(i, lanes)))
     out = core.std.Interleave(parts, modify_duration=False)
     if out.num_frames != clip.num_frames:
         out = core.std.Trim(out, 0, clip.num_frames - 1)

@@ -19,11 +19,18 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--tile", default="auto", metavar="WxH|auto|off", help="exact tiling: tile size, 'auto' (by memory) or 'off'")
     g.add_argument("--memory-budget", default=None, metavar="BYTES",
                    help="working memory for one frame, e.g. 6GiB (default: 0.8 of the free GPU memory; no limit on CPU)")
+    g.add_argument("--accept-out-of-range", action="store_true",
+                   help="clamp the model's output to [0, 1] and go on, instead of failing (exit 2) on a frame "
+                        "that is non-finite or has over 0.1%% of pixels outside [-0.1, 1.1] (diverged weights)")
 
 
 def restore_settings(args: argparse.Namespace) -> RestoreSettings:
     """The options' RestoreSettings (checked: a bad value raises SettingError)."""
     return RestoreSettings(device=args.device, precision=args.precision, tile=args.tile, memory_budget=args.memory_budget)
+
+
+# How the command line spells the option in errors (see OutputRangeError.for_option).
+ACCEPT_OPTION = "--accept-out-of-range"
 
 
 def make_restorer(args: argparse.Namespace):

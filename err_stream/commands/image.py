@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_model_arguments, make_restorer, restore_settings
+from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore image files (PNG/JPEG/TIFF, 8 or 16 bit), or every image of a folder"
 
@@ -41,6 +41,7 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..engine.output_check import OutputRangeError
     from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
 
     restore_settings(args).torch_device()  # bad options fail first
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
             raise
         except Exception as e:
             raise UserError(f"{src}: cannot read this image ({e})") from None
-        result = restore_image(restorer, image)
+        try:
+            result = restore_image(restorer, image, accept_out_of_range=args.accept_out_of_range)
+        except OutputRangeError as e:
+            raise e.for_option(ACCEPT_OPTION, where=str(src), frame=None) from None
         if out.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp") and result.dtype != "uint8":
             result = (result.astype("float32") / 257.0).round().astype("uint8")
         write_image(out, result)

@@ -1,4 +1,5 @@
-"""Inference engine: the Restorer (device, precision, padding, exact tiling) and its settings.
+"""Inference engine: the Restorer (device, precision, padding, exact tiling) and its settings,
+the streaming executor every front end runs it through, and the output guard.
 
 Names are imported on first use, so that ``err_stream.engine.settings`` (used to parse
 command-line options) does not pull in torch.
@@ -14,6 +15,11 @@ _EXPORTS = {
     "PRECISIONS": ".restorer",
     "pad_to_multiple": ".padding",
     "RestoreSettings": ".settings",
+    "StreamingExecutor": ".executor",
+    "Ticket": ".executor",
+    "InputSlot": ".executor",
+    "ExecutorClosed": ".executor",
+    "OutputRangeError": ".output_check",
 }
 __all__ = list(_EXPORTS)
 
@@ -21,4 +27,6 @@ __all__ = list(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value

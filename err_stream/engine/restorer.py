@@ -90,7 +90,6 @@ class Restorer:
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         # Tile sizes that hit an out-of-memory, per padded frame size: never tried again.
         self._tile_cap: dict[tuple[int, int], int] = {}
-        self._warned_sizes: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ planning
     def plan(self, height: int, width: int, batch: int = 1) -> TilePlan:
@@ -122,7 +121,8 @@ class Restorer:
         """Restore B x 3 x H x W (or 3 x H x W) float RGB in [0, 1]; any H, W.
 
         Returns the same shape, dtype and device as ``x`` (not clamped: ERR's output can leave
-        [0, 1] slightly; callers that quantise clamp)."""
+        [0, 1] slightly; callers that quantise clamp). Nothing here waits for the device: the
+        output guard (:mod:`.output_check`) is the callers' (the executor, ``restore_image``)."""
         if x.dim() == 3:
             return self.restore(x[None])[0]
         if x.dim() != 4 or x.shape[1] != 3:
@@ -145,27 +145,7 @@ class Restorer:
                     raise
                 self._tile_cap[(ph, pw)] = smaller
                 log.warning("out of GPU memory at %dx%d with %s; retrying with tiles of at most %d", pw, ph, plan.describe(), smaller)
-        y = y[..., :h, :w]
-        self._check_range(y)
-        return y.to(x.device, x.dtype)
-
-    def _check_range(self, y: torch.Tensor) -> None:
-        """Warn (once per frame size) when the output leaves any sensible range.
-
-        ERR's frequency branch feeds the DC coefficient (the mean times sqrt(h * w)) through
-        rational functions: weights trained only on small crops can diverge on much larger
-        frames. Say so instead of silently writing white or black frames."""
-        peak = y.abs().amax().item() if y.numel() else 0.0
-        if math.isfinite(peak) and peak < 1e3:
-            return
-        key = tuple(y.shape[-2:])
-        if key not in self._warned_sizes:
-            self._warned_sizes.add(key)
-            log.warning(
-                "the model's output is out of range at %dx%d (max |y| = %.3g): these weights diverge at this "
-                "frame size (the demo weights were trained on crops up to 256 px); use the authors' checkpoints "
-                "(--preset) or smaller frames", key[1], key[0], peak,
-            )
+        return y[..., :h, :w].to(x.device, x.dtype)
 
     def _autocast(self, half_safe: bool = True):
         half = self.compute_dtype != torch.float32 and half_safe

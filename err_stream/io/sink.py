@@ -7,6 +7,7 @@ import io
 import logging
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from ..errors import ProcessingError, SettingError, UserError
 from .colour import PlaneFormat
 from .priority import call_at_lower_priority
-from .source import VideoInfo, _attached_pic_flag
+from .source import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,31 @@ def container_format(out: Path) -> str:
     return fmt
 
 
-def container_codecs(fmt: str) -> set[str]:
-    """Codec names the muxer accepts."""
+# Extensions that need a muxer option (Blu-ray's M2TS: 192-byte packets with arrival times).
+MUXER_OPTIONS = {".m2ts": {"mpegts_m2ts_mode": "1"}}
+
+# Muxers without a codec table: FFmpeg cannot list what they take (PyAV's list for them
+# holds only MPEG-2, though MPEG-TS carries H.264/HEVC and MXF DNxHR/ProRes), so a dry run
+# of the output (io/preflight.py) decides instead.
+UNLISTED_MUXERS = {"mpegts", "mxf", "mxf_d10", "mxf_opatom"}
+
+
+def container_codecs(fmt: str) -> set[str] | None:
+    """Codec names the muxer accepts (None: the muxer cannot say; try it)."""
     import av
 
+    if fmt in UNLISTED_MUXERS:
+        return None
     with av.open(io.BytesIO(), "w", format=fmt) as c:
         return set(c.supported_codecs)
+
+
+def storable(codec: str | None, allowed: set[str] | None) -> bool:
+    return allowed is None or codec in allowed
+
+
+class EncoderOptionError(UserError):
+    """An ``--encoder-opt`` key the encoder does not have."""
 
 
 def _encoder(name: str):
@@ -144,7 +164,7 @@ def choose_encoder(
     want = PlaneFormat.parse(pix_fmt) if pix_fmt else info.pix_fmt
     if codec is not None:
         enc = _encoder(codec)
-        if enc.canonical_name not in allowed:
+        if not storable(enc.canonical_name, allowed):
             raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {out.suffix} files")
         formats = [f.name for f in (enc.video_formats or [])]
         chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
@@ -159,7 +179,7 @@ def choose_encoder(
                 enc = _encoder(name)
             except UserError:
                 continue
-            if enc.canonical_name not in allowed:
+            if not storable(enc.canonical_name, allowed):
                 continue
             formats = [f.name for f in (enc.video_formats or [])]
             chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
@@ -191,8 +211,9 @@ def choose_encoder(
         if key == "x265-params" and "x265-params" in options:
             value = options["x265-params"] + ":" + value
         options[key] = value
-    for st in info.other_streams:
-        if st.type in ("audio", "subtitle", "video") and st.codec not in allowed:
+    copied = info.other_streams if info.format_name != "vapoursynth" else []  # a script's audio is encoded
+    for st in copied:
+        if st.type in ("audio", "subtitle", "video") and not storable(st.codec, allowed):
             raise UserError(_uncopyable(info, st.index, st.type, st.codec, out))
     if info.hdr is not None:
         if codec == "libx265":
@@ -261,17 +282,22 @@ class StreamCopier:
     """Every stream but the restored video, copied packet for packet (no re-encoding) from
     a second reader of the input, kept in step with the video by :meth:`pump`."""
 
-    def __init__(self, info: VideoInfo, out_container, out: Path, allowed: set[str]) -> None:
+    def __init__(self, info: VideoInfo, out_container, out: Path, allowed: set[str] | None,
+                 copy_data: bool = True, only: set[int] | None = None) -> None:
         import av
+
+        from .metadata import carried_as_metadata, stream_tags
 
         self.input = av.open(str(info.path))
         self.output = out_container
         self.map = {}
         for s in self.input.streams:
-            if s.index == info.video_index:
+            if s.index == info.video_index or carried_as_metadata(s):  # timecode and chapters: io/metadata.py
+                continue
+            if (s.type == "data" and not copy_data) or (only is not None and s.index not in only):
                 continue
             name = s.codec_context.name if s.codec_context is not None else None
-            if s.type in ("audio", "subtitle", "video") and name not in allowed:
+            if s.type in ("audio", "subtitle", "video") and not storable(name, allowed):
                 message = _uncopyable(info, s.index, s.type, name, out)
                 self.close()
                 raise UserError(message)
@@ -281,10 +307,9 @@ class StreamCopier:
                 message = f"{info.path}: stream #{s.index} ({s.type}, {name}) cannot be copied to {out.suffix}: {e}"
                 self.close()
                 raise UserError(message) from None
-            for k, v in s.metadata.items():
+            for k, v in stream_tags(s).items():  # language, title, ...
                 o.metadata[k] = v
-            if s.disposition & _attached_pic_flag():
-                o.disposition = s.disposition
+            o.disposition = s.disposition  # default, forced, commentary, attached picture...
             self.map[s.index] = o
         self._packets = self.input.demux([self.input.streams[i] for i in self.map]) if self.map else iter(())
         self._pending = None
@@ -314,32 +339,40 @@ class StreamCopier:
 
 
 class VideoSink:
-    """Encode restored frames with the input's timestamps into the output container."""
+    """Encode restored frames with the input's timestamps into the output container, with
+    the input's metadata (io/metadata.py) and every other stream copied beside them.
+
+    ``copy_data=False`` leaves data streams out (FFmpeg's ``-dn``); ``only``: copy just
+    these input streams (the pre-flight check uses it to find a stream the muxer refuses)."""
 
     # How far ahead of the video the copied streams are muxed (seconds).
     LEAD = 1.0
 
-    def __init__(self, path: Path, out: Path, info: VideoInfo, settings: EncoderSettings) -> None:
+    def __init__(self, path: Path, out: Path, info: VideoInfo, settings: EncoderSettings, *,
+                 copy_data: bool = True, only: set[int] | None = None, metadata=None) -> None:
         import av
+
+        from .metadata import Metadata, apply_metadata, read_metadata
 
         self.info = info
         self.settings = settings
         self.fmt = settings.pix_fmt
         fmt_name = container_format(out)
+        self.clock = OutputClock(info, fmt_name, settings.codec)
         try:
-            self.container = av.open(str(path), "w", format=fmt_name)
+            self.container = av.open(str(path), "w", format=fmt_name, container_options=MUXER_OPTIONS.get(out.suffix.lower(), {}))
         except av.error.FFmpegError as e:
             raise UserError(f"{out}: cannot create the output ({e})") from None
         self.copier = None
         try:
-            rate = info.average_rate
-            vs = self.container.add_stream(settings.codec, rate=rate)
+            vs = self.container.add_stream(settings.codec, rate=info.average_rate)
             vs.width, vs.height = info.width, info.height
             vs.pix_fmt = self.fmt.name
-            # The input's own clock: every frame keeps its timestamp (VFR stays VFR).
-            vs.time_base = info.time_base
+            # The input's own clock: every frame keeps its timestamp (VFR stays VFR), except
+            # where the container has none (AVI: see OutputClock).
+            vs.time_base = self.clock.time_base
             cc = vs.codec_context
-            cc.time_base = info.time_base
+            cc.time_base = self.clock.time_base
             if info.sample_aspect_ratio:
                 cc.sample_aspect_ratio = info.sample_aspect_ratio
             info.tags.apply_to(cc)
@@ -347,35 +380,41 @@ class VideoSink:
             if settings.codec in ("libx265", "hevc_nvenc") and fmt_name in ("mp4", "mov"):
                 cc.codec_tag = "hvc1"  # the tag Apple players require
             self.stream = vs
-            for k, v in self.container_metadata().items():
-                self.container.metadata[k] = v
-            self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name))
+            script = info.format_name == "vapoursynth"
+            if metadata is None:
+                metadata = Metadata() if script else read_metadata(info.path, info.video_index)
+            self.metadata = metadata
+            self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
+            if script:
+                from .vpy import ScriptAudio
+
+                self.copier = ScriptAudio(info, self.container, fmt_name, only)
+            else:
+                self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name), copy_data, only)
             try:
                 # Opened from a lower-priority thread: the encoder's worker threads inherit it.
                 call_at_lower_priority(self.container.start_encoding)
             except (av.error.FFmpegError, ValueError) as e:
                 raise UserError(f"{out}: cannot start writing: {settings.codec} with {settings.describe()} refused ({e})") from None
+            unused = dict(cc.options or {})
+            if unused:  # FFmpeg leaves the options no part of the encoder took
+                names = ", ".join(f"'{k}'" for k in unused)
+                raise EncoderOptionError(
+                    f"--encoder-opt: {settings.codec} has no option {names} (FFmpeg: Unrecognized option); "
+                    f"see 'ffmpeg -h encoder={settings.codec}'"
+                )
         except BaseException:
             self.abort()
             raise
         self.frames = 0
-
-    def container_metadata(self) -> dict[str, str]:
-        import av
-
-        with av.open(str(self.info.path)) as c:
-            skip = ("encoder", "major_brand", "minor_version", "compatible_brands")  # the muxer writes its own
-            return {k: v for k, v in c.metadata.items() if k.lower() not in skip}
 
     def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], pts: int, duration: int = 0) -> None:
         import av
 
         frame = av.VideoFrame(self.info.width, self.info.height, self.fmt.name)
         fill_planes(frame, planes, self.fmt)
-        frame.pts = pts
-        frame.time_base = self.info.time_base
-        if duration:
-            frame.duration = duration
+        frame.pts, frame.duration = self.clock.place(pts, duration)
+        frame.time_base = self.clock.time_base
         self.info.tags.apply_to(frame)
         try:
             for packet in self.stream.encode(frame):
@@ -385,14 +424,23 @@ class VideoSink:
             raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
         self.frames += 1
 
-    def finish(self) -> None:
+    def finish(self, copy_rest: bool = True) -> None:
+        """Flush the encoder, copy the rest of the other streams (``copy_rest``) and write
+        the trailer."""
         import av
 
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
-            self.copier.pump(None)
+            if copy_rest:
+                self.copier.pump(None)
             self.container.close()
+            if self.clock.moved:
+                log.warning(
+                    "the input's frame rate varies; %d of %d frames were moved onto the constant %s fps grid this "
+                    "container needs (write .mkv or .mp4 to keep every frame's time)",
+                    self.clock.moved, self.frames, f"{float(1 / self.clock.time_base):.3f}",
+                )
         except av.error.FFmpegError as e:
             raise ProcessingError(f"finishing the output failed: {e}") from None
         finally:
@@ -406,6 +454,43 @@ class VideoSink:
                 close()
             except Exception:  # already failing: the partial file is removed anyway
                 pass
+
+
+class OutputClock:
+    """Output timestamps. Containers with real timestamps get the input's (time base and
+    values). AVI has none: a frame's place is its index at a constant rate, which AVI
+    declares as 1/time base (MXF and MPEG-2 video likewise count frames). There frames go
+    on the grid of the input's average rate at
+    the slot nearest their time (a variable-rate input is therefore made constant-rate,
+    and a frame is never moved by more than half a frame period unless two frames would
+    share a slot)."""
+
+    # MXF counts in edit units of the frame rate; MPEG-1/2 video only knows frame rates
+    # (its time base must be 1/rate).
+    CONSTANT_RATE_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom"}
+    CONSTANT_RATE_ENCODERS = {"mpeg2video", "mpeg1video"}
+
+    def __init__(self, info: VideoInfo, container_format: str, encoder: str = "") -> None:
+        self.info = info
+        self.constant = container_format in self.CONSTANT_RATE_CONTAINERS or encoder in self.CONSTANT_RATE_ENCODERS
+        self.last = -1
+        self.moved = 0  # frames placed more than a quarter period from their own time
+        if self.constant:
+            rate = info.average_rate or Fraction(25)
+            self.time_base = Fraction(rate.denominator, rate.numerator)
+            self.step = info.time_base / self.time_base  # output ticks per input tick
+        else:
+            self.time_base = info.time_base
+
+    def place(self, pts: int, duration: int) -> tuple[int, int]:
+        if not self.constant:
+            return pts, duration
+        exact = pts * self.step
+        slot = max(self.last + 1, round(exact))
+        if abs(slot - exact) > 0.25:
+            self.moved += 1
+        self.last = slot
+        return slot, 1
 
 
 def fill_planes(frame, planes, fmt: PlaneFormat) -> None:

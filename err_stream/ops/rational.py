@@ -7,6 +7,13 @@ group; channel ``c`` belongs to group ``c // (C / groups)``).
 This is the formula of kat_rational's CUDA kernel, which trained the published checkpoints.
 kat_rational's own pure-torch fallback writes ``|b_j| x^j`` (no ``|x|``) and differs for
 negative inputs; we deliberately do not follow it.
+
+Gradients also follow that CUDA kernel's backward, which differentiates ``|t|`` as
+``copysign(1, t)``: ``dF/db_j = -P/Q^2 * copysign(1, b_j) * |x|^(j+1)`` and
+``dF/dx = R/Q - P/Q^2 * copysign(1, x) * (|b_0| + 2|b_1||x| + ...)`` (``R = P'``), with
+``dF/da_i = x^i / Q``. torch's ``abs`` has gradient 0 at 0 instead, so a denominator that
+starts at exactly 0 (the "identity" preset) would never move: the rational would stay a
+polynomial, whose x^5 term explodes on the large inputs of ERR's frequency branch.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from torch import nn
 
 from ._backend import pick_backend
 
-__all__ = ["group_rational", "group_rational_reference", "GroupRational", "RATIONAL_INIT"]
+__all__ = ["kat_abs", "group_rational", "group_rational_reference", "GroupRational", "RATIONAL_INIT"]
 
 # Initial coefficients (numerator a0..a5, denominator b0..b3) of kat_rational's presets.
 RATIONAL_INIT: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -28,6 +35,12 @@ RATIONAL_INIT: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
+def kat_abs(t: torch.Tensor) -> torch.Tensor:
+    """``|t|`` whose gradient is ``copysign(1, t)``, as in kat_rational's CUDA backward (+1 at
+    +0, where torch's ``abs`` gives 0). Same value as ``t.abs()``."""
+    return t * torch.copysign(torch.ones_like(t), t).detach()
+
+
 def group_rational_reference(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor) -> torch.Tensor:
     """Plain float64-capable reference: explicit powers, no Horner, for tests."""
     groups = denominator.shape[0]
@@ -35,9 +48,9 @@ def group_rational_reference(x: torch.Tensor, numerator: torch.Tensor, denominat
     if c % groups:
         raise ValueError(f"group_rational: {c} channels do not split into {groups} groups")
     a = numerator.reshape(-1).to(x.dtype)
-    b = denominator.to(x.dtype).abs().repeat_interleave(c // groups, dim=0)  # (C, 4)
+    b = kat_abs(denominator.to(x.dtype)).repeat_interleave(c // groups, dim=0)  # (C, 4)
     p = sum(a[i] * x**i for i in range(a.numel()))
-    ax = x.abs()
+    ax = kat_abs(x)
     q = 1 + sum(b[:, j] * ax ** (j + 1) for j in range(b.shape[1]))
     return p / q
 
@@ -50,11 +63,11 @@ def _group_rational_torch(x: torch.Tensor, numerator: torch.Tensor, denominator:
     dt = torch.float64 if x.dtype == torch.float64 else torch.float32
     xf = x.to(dt)
     a = numerator.reshape(-1).to(dt)
-    b = denominator.to(dt).abs().repeat_interleave(c // groups, dim=0)  # (C, 4)
+    b = kat_abs(denominator.to(dt)).repeat_interleave(c // groups, dim=0)  # (C, 4)
     p = a[-1]
     for i in range(a.numel() - 2, -1, -1):
         p = p * xf + a[i]
-    ax = xf.abs()
+    ax = kat_abs(xf)
     q = b[:, -1]
     for j in range(b.shape[1] - 2, -1, -1):
         q = q * ax + b[:, j]
@@ -101,6 +114,10 @@ def group_rational(
         )
     # float64 (a handful of values in ERR's frequency branch) always takes the torch backend.
     name = backend or ("torch" if x.dtype == torch.float64 else pick_backend("group_rational", x))
+    if name == "triton" and backend is None and torch.is_grad_enabled() and (
+        numerator.requires_grad or denominator.requires_grad
+    ):
+        name = "torch"  # the Triton kernel has no backward: training needs the coefficients' gradients
     fn = _BACKENDS.get(name)
     if fn is None:
         raise ValueError(f"group_rational: unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")

@@ -89,6 +89,11 @@ class Train:
     batch_size: int = 6
     amp: str = "auto"  # auto (bf16 on CUDA, off on CPU), bf16, fp16, off
     grad_clip: float | None = 1.0  # max gradient norm (our addition: upstream does not clip); null: off
+    # Share of steps whose frequency branch runs as for a larger frame (train/virtual_size.py),
+    # drawn log-uniformly in side up to virtual_max_pixels: robustness to every frame size.
+    virtual_size: float = 0.0
+    virtual_max_pixels: int = 7680 * 4320
+    virtual_warmup: int = 0  # iterations over which the virtual sizes grow from the crop's to the max
 
 
 @dataclass
@@ -104,6 +109,9 @@ class TrainConfig:
     name: str = "err"
     seed: int = 0
     init: str | None = None  # checkpoint file or preset to fine-tune from (None: random init)
+    # Parameter name prefixes that keep their fresh (seeded) initialisation when fine-tuning from
+    # init, e.g. [FW_KAN] to retrain a frequency branch whose weights overflow on the new data.
+    init_exclude: list[str] = field(default_factory=list)
     data: Data = field(default_factory=Data)
     loss: LossWeights = field(default_factory=LossWeights)
     optim: Optim = field(default_factory=Optim)
@@ -274,6 +282,9 @@ def _check_values(cfg: TrainConfig) -> None:
         (len(cfg.optim.betas) == 2 and all(0 <= b < 1 for b in cfg.optim.betas), "optim.betas must be two numbers in [0, 1)"),
         (cfg.train.amp in ("auto", "off", "bf16", "fp16"), f"train.amp must be auto, off, bf16 or fp16 (got {cfg.train.amp!r})"),
         (cfg.train.grad_clip is None or cfg.train.grad_clip > 0, "train.grad_clip must be positive (or null for no clipping)"),
+        (0 <= cfg.train.virtual_size <= 1, "train.virtual_size must be a probability in [0, 1]"),
+        (cfg.train.virtual_max_pixels > 0, "train.virtual_max_pixels must be positive"),
+        (cfg.train.virtual_warmup >= 0, "train.virtual_warmup must be 0 or more"),
         (t.workers >= 0, "data.train.workers must be 0 or more"),
         (cfg.log.every >= 1 and cfg.log.checkpoint_every >= 1 and v.every >= 1, "log.every, log.checkpoint_every and data.val.every must be at least 1"),
         (cfg.log.tensorboard in ("auto", True, False), "log.tensorboard must be auto, true or false"),

@@ -244,7 +244,7 @@ class TrainDataset(torch.utils.data.Dataset):
         gt_t = augment(gt_t)
         if lq_t is None:
             assert self.degradation is not None
-            lq_t = self.degradation(gt_t, rng)
+            lq_t, gt_t = self.degradation.pair(gt_t, rng)
         else:
             lq_t = augment(lq_t)
         return lq_t, gt_t
@@ -278,7 +278,7 @@ class ValidationSet:
                 lq = to_tensor(self.degraded.get(i))
             else:
                 assert self.degradation is not None
-                lq = self.degradation(gt, np.random.default_rng([self.seed, 4, i]))
+                lq, gt = self.degradation.pair(gt, np.random.default_rng([self.seed, 4, i]))
             yield self.target.names[i], lq, gt
 
 

@@ -7,7 +7,12 @@ Everything random comes from the ``numpy.random.Generator`` passed in, so a pair
 function of its seed (what makes training runs reproducible and resumable).
 
 * :class:`LowLight`: exposure drop and gamma, a colour cast, signal-dependent noise
-  (a Gaussian approximation of shot + read noise), 8-bit quantisation.
+  (a Gaussian approximation of shot + read noise), 8-bit quantisation. Simple and fast, but
+  per-channel levels nearly invert it.
+* :class:`CameraLowLight`: a camera model of night capture (linear light, 2-8 EV drops,
+  Poisson-Gaussian noise on a Bayer mosaic tied to the ISO gain, demosaic and chroma
+  smoothing, light-source colour casts, uneven light, clipped lamps, 8-bit, JPEG/H.264);
+  see :mod:`.camera`. The demo model trains on it.
 * :class:`Rain`: streaks from sparse drops smeared along a random direction, screen-blended.
 * :class:`Haze`: the atmospheric scattering model ``I = J t + A (1 - t)``, ``t = exp(-beta d)``,
   with a depth proxy ``d`` (farther towards the top and in bright smooth regions).
@@ -24,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Degradation", "LowLight", "Rain", "Haze", "Blur", "DEGRADATIONS", "build_degradation"]
+__all__ = ["Degradation", "LowLight", "CameraLowLight", "Rain", "Haze", "Blur", "DEGRADATIONS", "build_degradation"]
 
 Range = tuple[float, float]
 
@@ -60,6 +65,11 @@ class Degradation:
     def __call__(self, x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         params = self.sample(rng)
         return self.apply(x, params, _noise_generator(rng))
+
+    def pair(self, x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(degraded, target)``: the target is ``x`` unless the degradation adds scene content
+        that belongs in both (e.g. :class:`CameraLowLight`'s lamps)."""
+        return self(x, rng), x
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind}
@@ -216,7 +226,145 @@ class Blur(Degradation):
         return _quantise(y.clamp(0, 1), 255)
 
 
-DEGRADATIONS: dict[str, type[Degradation]] = {c.kind: c for c in (LowLight, Rain, Haze, Blur)}
+@dataclass(frozen=True)
+class CameraLowLight(Degradation):
+    """A dark scene through a camera (the steps are in :mod:`err_stream.train.camera`).
+
+    Parameter ranges (uniform unless noted); each pair draws its own values:
+
+    * ``ev`` (2-8): stops of light missing from the scene; ``lit_probability`` of the pairs
+      are instead normally lit, drawn from ``lit_ev`` (0-1), so the model learns to leave
+      good footage alone;
+    * ``gain_share`` (0-0.75): the share of the drop the camera makes up with ISO gain
+      (the frame ends ``ev * (1 - share)`` stops dark);
+    * ``full_well`` (2,000-20,000 e-, log-uniform): electrons per photosite at full scale at
+      base ISO; at gain ``2**g`` full scale is ``full_well / 2**g`` electrons, so the Poisson
+      shot noise grows with the ISO; ``read_noise`` (1-6 e-, log-uniform) before the gain and
+      ``post_gain_noise`` (0.0005-0.003 of full scale) after it;
+    * ``chroma_sigma`` (0-2.5 px): the camera's chroma noise-reduction blur after a bilinear
+      demosaic of the RGGB mosaic;
+    * light source: one of :data:`~err_stream.train.camera.LIGHT_SOURCES` (tungsten 2400-3200 K,
+      high/low-pressure sodium, warm/neutral/daylight LEDs, cool-white fluorescent, moonlight and
+      blue hour 7500-12000 K), of which the white balance leaves ``cast_residual`` (0.2-1; x0.3 when
+      lit) as a colour cast;
+    * uneven light: a smooth field of +-``illumination_stops`` (0-1.5) stops over
+      ``illumination_cells`` (2-6) cells, and a vignette of ``vignette`` (0-1) stops in the corners;
+    * ``lamp_probability`` (0.35) of the dark pairs get 1-``max_lamps`` (3) lamps of radius
+      ``lamp_radius`` (0.5-3% of the short side) and peak ``lamp_peak`` (1.5-8x full scale:
+      they clip); lamps are scene content, so they appear (as captured) in the target too;
+    * 8-bit quantisation, then JPEG (``jpeg_probability`` 0.45, quality ``jpeg_quality`` 35-90,
+      4:2:0) or H.264 (``h264_probability`` 0.35, ``h264_crf`` 20-38, one intra frame, 4:2:0),
+      else none.
+    """
+
+    kind: ClassVar[str] = "camera_lowlight"
+    ev: Range = (2.0, 8.0)
+    lit_probability: float = 0.0
+    lit_ev: Range = (0.0, 1.0)
+    gain_share: Range = (0.0, 0.75)
+    full_well: Range = (2000.0, 20000.0)
+    read_noise: Range = (1.0, 6.0)
+    post_gain_noise: Range = (0.0005, 0.003)
+    chroma_sigma: Range = (0.0, 2.5)
+    cast_residual: Range = (0.2, 1.0)
+    illumination_stops: Range = (0.0, 1.5)
+    illumination_cells: tuple[int, int] = (2, 6)
+    vignette: Range = (0.0, 1.0)
+    lamp_probability: float = 0.35
+    max_lamps: int = 3
+    lamp_radius: Range = (0.005, 0.03)
+    lamp_peak: Range = (1.5, 8.0)
+    jpeg_probability: float = 0.45
+    jpeg_quality: tuple[int, int] = (35, 90)
+    h264_probability: float = 0.35
+    h264_crf: tuple[int, int] = (20, 38)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        from .camera import LIGHT_SOURCES, cct_to_xy, white_point_gains
+
+        lit = bool(rng.uniform() < self.lit_probability)
+        ev = _uniform(rng, self.lit_ev if lit else self.ev)
+        gain_ev = ev * _uniform(rng, self.gain_share)
+        names = sorted(LIGHT_SOURCES)
+        source = names[int(rng.integers(len(names)))]
+        spec = LIGHT_SOURCES[source]
+        xy = cct_to_xy(_uniform(rng, (spec[1], spec[2]))) if spec[0] == "cct" else spec
+        light = white_point_gains(xy)  # type: ignore[arg-type]
+        residual = _uniform(rng, self.cast_residual) * (0.3 if lit else 1.0)
+        lamps = []
+        if not lit and rng.uniform() < self.lamp_probability:
+            for _ in range(int(rng.integers(1, self.max_lamps + 1))):
+                lamps.append({
+                    "y": float(rng.uniform()), "x": float(rng.uniform()),
+                    "radius": _uniform(rng, self.lamp_radius), "peak": _uniform(rng, self.lamp_peak),
+                    "rgb": [float(v) for v in light / light.max()],
+                })
+        u = rng.uniform()
+        codec = "jpeg" if u < self.jpeg_probability else "h264" if u < self.jpeg_probability + self.h264_probability else "none"
+        return {
+            "lit": lit,
+            "ev": ev,
+            "gain_ev": gain_ev,
+            "light_source": source,
+            "cast": [float(v) for v in light**residual / (light**residual).mean()],
+            "electrons_per_unit": _log_uniform(rng, self.full_well) * 2.0**-gain_ev,
+            "read_electrons": _log_uniform(rng, self.read_noise),
+            "post_gain_std": _uniform(rng, self.post_gain_noise),
+            "chroma_sigma": _uniform(rng, self.chroma_sigma),
+            "illumination_stops": _uniform(rng, self.illumination_stops) * (0.3 if lit else 1.0),
+            "illumination_cells": int(rng.integers(self.illumination_cells[0], self.illumination_cells[1] + 1)),
+            "vignette": _uniform(rng, self.vignette) * (0.3 if lit else 1.0),
+            "lamps": lamps,
+            "codec": codec,
+            "jpeg_quality": int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)),
+            "h264_crf": int(rng.integers(self.h264_crf[0], self.h264_crf[1] + 1)),
+        }
+
+    def _lamps(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor | None:
+        from .camera import lamp_field
+
+        if not params["lamps"]:
+            return None
+        return lamp_field(x.shape[-2], x.shape[-1], params["lamps"], dtype=torch.float32)
+
+    def apply(self, x: torch.Tensor, params: dict[str, Any], noise: torch.Generator | None = None) -> torch.Tensor:
+        from . import camera
+
+        noise = noise if noise is not None else torch.Generator().manual_seed(0)
+        dtype = x.dtype
+        h, w = x.shape[-2:]
+        lin = camera.srgb_to_linear(x.detach().cpu().float())
+        light = camera.illumination_field(h, w, params["illumination_stops"], params["illumination_cells"], params["vignette"], noise)
+        cast = torch.tensor(params["cast"], dtype=torch.float32)[:, None, None]
+        lin = lin * light * cast * 2.0 ** (params["gain_ev"] - params["ev"])
+        lamps = self._lamps(x, params)
+        if lamps is not None:
+            lin = lin + lamps
+        mosaic = camera.mosaic_noise(lin, params["electrons_per_unit"], params["read_electrons"], params["post_gain_std"], noise)
+        rgb = camera.blur_chroma(camera.bilinear_demosaic(mosaic), params["chroma_sigma"])
+        y = _quantise(camera.linear_to_srgb(rgb), 255)
+        if params["codec"] == "jpeg":
+            y = camera.jpeg_roundtrip(y, params["jpeg_quality"])
+        elif params["codec"] == "h264" and h % 2 == 0 and w % 2 == 0:
+            y = camera.h264_roundtrip(y, params["h264_crf"])
+        return y.to(device=x.device, dtype=dtype)
+
+    def target(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """The clean image with the scene's lamps as the camera captured them (clipped cores, dim halos)."""
+        from . import camera
+
+        lamps = self._lamps(x, params)
+        if lamps is None:
+            return x
+        lin = camera.srgb_to_linear(x.detach().cpu().float()) + lamps
+        return camera.linear_to_srgb(lin).to(device=x.device, dtype=x.dtype)
+
+    def pair(self, x: torch.Tensor, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        params = self.sample(rng)
+        return self.apply(x, params, _noise_generator(rng)), self.target(x, params)
+
+
+DEGRADATIONS: dict[str, type[Degradation]] = {c.kind: c for c in (LowLight, CameraLowLight, Rain, Haze, Blur)}
 
 
 def build_degradation(spec: str | dict[str, Any]) -> Degradation:

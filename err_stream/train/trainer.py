@@ -37,6 +37,7 @@ from .config import TrainConfig
 from .datasets import TrainDataset, ValidationSet, build_sources, to_numpy
 from .losses import ERRLoss
 from .metrics import psnr, ssim
+from .virtual_size import draw_virtual_pixels, virtual_frame_size
 
 log = logging.getLogger(__name__)
 
@@ -104,8 +105,10 @@ class Trainer:
             path = resolve_weights(cfg.init)
             sd = read_state_dict(path)
             check_state_dict(self.model, sd, str(path))
-            self.model.load_state_dict({k: v.float() for k, v in sd.items()})
-            log.info("fine-tuning from %s", path)
+            fresh = tuple(cfg.init_exclude)
+            kept = {k: v.float() for k, v in sd.items() if not (fresh and k.startswith(fresh))}
+            self.model.load_state_dict(kept, strict=not fresh)
+            log.info("fine-tuning from %s%s", path, f" (fresh: {', '.join(fresh)})" if fresh else "")
         self.model.to(self.device).train()
 
         o = cfg.optim
@@ -139,7 +142,13 @@ class Trainer:
         lq = lq.to(self.device, non_blocking=True)
         gt = gt.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
+        t = self.cfg.train
+        # Drawn from (seed, step): a resumed run makes the same draws.
+        virtual = draw_virtual_pixels(
+            np.random.default_rng([self.cfg.seed, 5, self.step]), lq.shape[-2] * lq.shape[-1], t.virtual_max_pixels, t.virtual_size,
+            ramp=(self.step + 1) / t.virtual_warmup if t.virtual_warmup else 1.0,
+        )
+        with self._autocast(), virtual_frame_size(self.model, virtual):
             out, out1, out2 = self.model.forward_stages(lq)
         loss, terms = self.criterion(out, out1, out2, gt)
         lr = self.optimizer.param_groups[0]["lr"]
