@@ -27,7 +27,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from err_stream import runtime  # noqa: E402
+
+# As before err_stream stopped setting it on import: OpenMP threads wait passively (spinning
+# distorts timings on a busy machine). Must come before torch loads.
+runtime.configure(flush_denormal=False)
+
+import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

@@ -32,7 +32,7 @@ from .engine.executor import ExecutorClosed, StreamingExecutor
 from .engine.settings import RestoreSettings
 from .errors import ProcessingError, SettingError, UserError
 from .progress import Progress
-from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
+from .io.colour import PackedFrameColour, YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.priority import lower_thread_priority
 from .io.preflight import plan_output
 from .io.sink import EncoderSettings, PartialOutput, VideoSink
@@ -247,15 +247,15 @@ class _Run:
         self.q_out = _Channel(3, self.stop)
         matrix = resolve_matrix(info.tags, info.width, info.height)
         self.converter = YCbCrConverter(matrix, resolve_full_range(info.tags, info.pix_fmt.name))
-        self.in_shapes = info.pix_fmt.plane_shapes(info.width, info.height)
-        self.out_shapes = settings.pix_fmt.plane_shapes(info.width, info.height)
+        self.colour = PackedFrameColour(self.converter, info.pix_fmt, settings.pix_fmt, info.width, info.height)
+        self.in_shapes, self.out_shapes = self.colour.in_shapes, self.colour.out_shapes
         dali = isinstance(source, DaliSource)
         # One frame's code planes travel packed in one host buffer (pinned on CUDA): enough
         # buffers for the decode queue, the batch being uploaded and one being filled.
         self.executor = StreamingExecutor(
             restorer,
             device=device,
-            pre=self._from_rgb601 if dali else self._from_codes,
+            pre=self._from_rgb601 if dali else self.colour.to_rgb,
             post=self._to_codes,
             max_batch=batch,
             depth=4,
@@ -270,19 +270,12 @@ class _Run:
         self.threads: list[threading.Thread] = []
 
     # -- device-side conversions around the model (run by the executor)
-    def _from_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        y, cb, cr = _split(codes, self.in_shapes)
-        return self.converter.planes_to_rgb(y, cb, cr, self.info.pix_fmt)
-
     def _from_rgb601(self, rgb8: torch.Tensor) -> torch.Tensor:
         return self.converter.from_bt601_limited_rgb(rgb8)
 
     def _to_codes(self, rgb: torch.Tensor) -> torch.Tensor:
-        if self.restorer is not None:
-            rgb = rgb.clamp(0.0, 1.0)  # passthrough is not clamped, so its round trip is exact
-        planes = self.converter.rgb_to_planes(rgb, self.settings.pix_fmt)
-        dtype = self.settings.pix_fmt.torch_dtype
-        return torch.cat([p.reshape(rgb.shape[0], -1).to(dtype) for p in planes], dim=1)
+        # Passthrough is not clamped, so its round trip is exact.
+        return self.colour.from_rgb(rgb, clamp=self.restorer is not None)
 
     # -- threads
     def _guard(self, fn):
@@ -406,11 +399,3 @@ class _Run:
         self.executor.close()
         for t in self.threads:
             t.join(2.0)
-
-
-def _split(codes: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
-    out, at = [], 0
-    for h, w in shapes:
-        out.append(codes[:, at : at + h * w].view(-1, h, w))
-        at += h * w
-    return out

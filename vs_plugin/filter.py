@@ -101,7 +101,10 @@ def err(
         raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
 
     direct = fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT
-    if direct:
+    # YUV goes to the device as code planes and is converted there by the transcoder's own
+    # colour code (err_stream.io.colour), so a clip gets the same pixels through both.
+    packed = None if direct or fmt.color_family != vs.YUV else _packed_colour(vs, clip, fmt, matrix)
+    if direct or packed is not None:
         work = clip
     else:
         work, back = _to_rgbs(vs, core, clip, fmt, matrix)
@@ -114,22 +117,28 @@ def err(
 
     host_dtype = torch.float16 if direct and fmt.bits_per_sample == 16 else torch.float32
     lanes = num_streams + 1
+    pre = None
+    input_shape: tuple[int, ...] = (3, clip.height, clip.width)
     if direct:  # float RGB keeps the network's values (the guard bounds them)
         post = (lambda y: y.half()) if host_dtype == torch.float16 else None
-    else:  # converted back to integer/YUV: clamp first
+    elif packed is not None:  # YUV codes in, YUV codes out (clamped to [0, 1] before)
+        pre, post = packed.to_rgb, packed.from_rgb
+        input_shape, host_dtype = (packed.in_fmt.frame_elements(clip.width, clip.height),), packed.in_fmt.torch_dtype
+    else:  # converted back to integer RGB: clamp first
         post = lambda y: y.clamp_(0.0, 1.0)  # noqa: E731
     executor = StreamingExecutor(
         restorer,
+        pre=pre,
         post=post,
         depth=num_streams,
-        input_shape=(3, clip.height, clip.width),
+        input_shape=input_shape,
         input_dtype=host_dtype,
         input_slots=lanes,
         accept_out_of_range=accept_out_of_range,
         name="err-vs-executor",
     )
-    out = _parallel_modify(core, work, _frame_callbacks(vs, executor), lanes=lanes)
-    if not direct:
+    out = _parallel_modify(core, work, _frame_callbacks(vs, executor, packed), lanes=lanes)
+    if not direct and packed is None:
         out = core.std.CopyFrameProps(back(out), clip)
     return out
 
@@ -225,6 +234,37 @@ def _restorer(vs, preset, weights, settings, device, num_streams):
 
 
 # ----------------------------------------------------------------------------- formats
+_SUBSAMPLING_NAMES = {(1, 1): "yuv420p", (1, 0): "yuv422p", (0, 0): "yuv444p"}
+
+
+def _packed_colour(vs, clip, fmt, matrix):
+    """The device-side colour conversion for a YUV clip (err_stream.io.colour, as the
+    transcoder's), or None for formats it does not take (float YUV, odd subsampling)."""
+    from err_stream.errors import UserError
+    from err_stream.io.colour import PackedFrameColour, PlaneFormat, YCbCrConverter
+
+    base = _SUBSAMPLING_NAMES.get((fmt.subsampling_w, fmt.subsampling_h))
+    if fmt.sample_type != vs.INTEGER or base is None:
+        return None
+    try:
+        plane_format = PlaneFormat.parse(base if fmt.bits_per_sample == 8 else f"{base}{fmt.bits_per_sample}le")
+    except UserError:
+        return None
+    props = clip.get_frame(0).props
+    if matrix is None:
+        matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
+        if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
+            raise vs.Error(
+                "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
+                "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
+            )
+    try:
+        converter = YCbCrConverter(int(matrix), is_full_range(props, yuv=True))
+    except ValueError:
+        raise vs.Error(f"err: YUV matrix {matrix} is not supported; pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020)") from None
+    return PackedFrameColour(converter, plane_format, plane_format, clip.width, clip.height)
+
+
 def _to_rgbs(vs, core, clip, fmt, matrix):
     """RGBS version of ``clip`` and a function that converts an RGBS result back to ``fmt``."""
     props = clip.get_frame(0).props
@@ -265,25 +305,38 @@ def is_full_range(props, yuv: bool) -> bool:
 
 
 # ----------------------------------------------------------------------------- frame serving
-def _frame_callbacks(vs, executor):
+def _frame_callbacks(vs, executor, packed=None):
     """``make(offset, cycle)``: the callback for the lane holding frames offset, offset +
-    cycle, ... (its ``n`` counts the lane's frames; errors name the clip's frame)."""
+    cycle, ... (its ``n`` counts the lane's frames; errors name the clip's frame). With
+    ``packed`` (a YUV clip), the frame's planes travel packed in one buffer."""
     from err_stream.engine import OutputRangeError
 
     def make(offset: int, cycle: int):
         return lambda n, f: restore_frame(n * cycle + offset, f)
 
+    def planes_of(buffer: np.ndarray, shapes) -> list[np.ndarray]:
+        if buffer.dtype == np.int16:  # 16-bit codes travel as int16 (see PlaneFormat.torch_dtype)
+            buffer = buffer.view(np.uint16)
+        out, at = [], 0
+        for h, w in shapes:
+            out.append(buffer[at : at + h * w].reshape(h, w))
+            at += h * w
+        return out
+
     def restore_frame(n: int, f):
         slot = executor.input_slot()
         host = slot.tensor.numpy()
+        inputs = planes_of(host, packed.in_shapes) if packed is not None else host
         for p in range(3):
-            np.copyto(host[p], np.asarray(f[p]))
+            np.copyto(inputs[p], np.asarray(f[p]), casting="unsafe")
         try:
             with executor.submit([slot], index=n) as result:  # waits for this frame only
                 out = f.copy()  # keeps the input frame's properties
                 restored = result[0].numpy()
+                if packed is not None:
+                    restored = planes_of(restored, packed.out_shapes)
                 for p in range(3):
-                    np.copyto(np.asarray(out[p]), restored[p])
+                    np.copyto(np.asarray(out[p]), restored[p], casting="unsafe")
         except OutputRangeError as e:
             raise vs.Error("err: " + str(e.for_option("accept_out_of_range=True"))) from None
         return out
