@@ -7,8 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from err_stream import Restorer, restore_image
+from err_stream import Restorer
+from err_stream import restore_image as _restore_image
 from err_stream.engine.padding import pad_to_multiple
+
+
+# The golden checkpoint's seeded random weights leave [0, 1] far (the output guard refuses
+# that); these tests are about padding, dtypes and tiling, so accept and clamp, and compare
+# with the clamped reference. The guard has its own tests (test_output_guard.py).
+def restore_image(model, image):
+    return _restore_image(model, image, accept_out_of_range=True)
 
 
 def _reference_restore(model, x: torch.Tensor) -> torch.Tensor:
@@ -34,7 +42,7 @@ def test_odd_size_matches_reference_inference(golden_model, photo):
     ref = _reference_restore(golden_model, x)
     got = restore_image(golden_model, x)
     assert got.shape == x.shape
-    assert (got - ref).abs().max().item() <= 1e-5
+    assert (got - ref.clamp(0, 1)).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("dtype, scale", [(np.uint8, 255), (np.uint16, 65535), (np.float32, 1)])
@@ -45,7 +53,7 @@ def test_numpy_dtypes_round_trip(golden_model, photo, dtype, scale):
     x = torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1)[None]
     ref = _reference_restore(golden_model, x)[0].permute(1, 2, 0).numpy()
     if scale == 1:
-        assert np.abs(out - ref).max() <= 1e-5
+        assert np.abs(out - np.clip(ref, 0, 1)).max() <= 1e-5
     else:
         expected = np.clip(np.rint(ref * scale), 0, scale)
         assert np.abs(out.astype(np.float64) - expected).max() <= 1  # rounding at .5 boundaries
