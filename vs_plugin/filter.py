@@ -251,18 +251,25 @@ def _packed_colour(vs, clip, fmt, matrix):
     except UserError:
         return None
     props = clip.get_frame(0).props
-    if matrix is None:
-        matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
-        if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
-            raise vs.Error(
-                "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
-                "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
-            )
+    matrix = _yuv_matrix(vs, props, matrix)
     try:
         converter = YCbCrConverter(int(matrix), is_full_range(props, yuv=True))
     except ValueError:
         raise vs.Error(f"err: YUV matrix {matrix} is not supported; pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020)") from None
     return PackedFrameColour(converter, plane_format, plane_format, clip.width, clip.height)
+
+
+def _yuv_matrix(vs, props, matrix):
+    """The YUV matrix: the ``matrix`` argument, else the frames' ``_Matrix``, else an error."""
+    if matrix is not None:
+        return matrix
+    matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
+    if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
+        raise vs.Error(
+            "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
+            "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
+        )
+    return matrix
 
 
 def _to_rgbs(vs, core, clip, fmt, matrix):
@@ -272,15 +279,9 @@ def _to_rgbs(vs, core, clip, fmt, matrix):
     to_rgb: dict = {"format": vs.RGBS}
     back: dict = {"format": fmt.id}
     if yuv:
-        if matrix is None:
-            matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
-            if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
-                raise vs.Error(
-                    "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
-                    "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
-                )
-        else:
+        if matrix is not None:
             to_rgb["matrix_in"] = matrix
+        matrix = _yuv_matrix(vs, props, matrix)
         back["matrix"] = matrix
         if "_ChromaLocation" in props:
             back["chromaloc"] = props["_ChromaLocation"]
