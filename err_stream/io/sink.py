@@ -400,8 +400,9 @@ class VideoSink:
             if unused:  # FFmpeg leaves the options no part of the encoder took
                 names = ", ".join(f"'{k}'" for k in unused)
                 raise EncoderOptionError(
-                    f"--encoder-opt: {settings.codec} has no option {names} (FFmpeg: Unrecognized option); "
-                    f"see 'ffmpeg -h encoder={settings.codec}'"
+                    f"{settings.codec} has no option {names} (FFmpeg: Unrecognized option); "
+                    f"see 'ffmpeg -h encoder={settings.codec}'",
+                    option="encoder_opt",
                 )
         except BaseException:
             self.abort()

@@ -240,8 +240,8 @@ class PyAVSource:
         for d in found:
             if not self.ignore_errors:
                 raise UserError(
-                    f"{self.info.path}: damaged video: the decoder concealed an error at {d.describe()} "
-                    f"(restore it anyway with --ignore-errors)"
+                    f"{self.info.path}: damaged video: the decoder concealed an error at {d.describe()}",
+                    instead=["ignore_errors"], instead_for="to restore it anyway",
                 )
             log.warning("%s: damaged video, concealed by the decoder: %s", self.info.path.name, d.describe())
             self.damage.append(d)
@@ -306,11 +306,11 @@ def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
     alpha out. It is never dropped silently."""
     if info.alpha and not drop_alpha:
         raise UserError(
-            f"{info.path}: the video has an alpha channel, which is not restored or carried; "
-            f"add --drop-alpha to restore the colour only"
+            f"{info.path}: the video has an alpha channel, which is not restored or carried",
+            instead=["drop_alpha"], instead_for="to restore the colour only",
         )
     if info.alpha:
-        log.warning("%s: dropping the alpha channel (--drop-alpha)", info.path.name)
+        log.warning("%s: dropping the alpha channel, as asked", info.path.name)
 
 
 def _tick(info: VideoInfo) -> int:
