@@ -111,7 +111,7 @@ def main() -> int:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
         t0 = time.perf_counter()
         ray.init(num_cpus=os.cpu_count(), num_gpus=torch.cuda.device_count(), include_dashboard=False,
-                 _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
+                 log_to_driver=False, logging_level="ERROR")
         ray_start = time.perf_counter() - t0
         try:
             for workers in (1, 2):

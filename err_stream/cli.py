@@ -113,23 +113,63 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+class _InterruptWatch:
+    """Remembers that Ctrl-C was pressed. A KeyboardInterrupt raised in the middle of an import
+    or inside a worker thread's wait can surface later as some other exception (a module left
+    half-initialised gives a RecursionError, a pipeline wraps it as a processing failure);
+    once the user has interrupted, whatever comes out of the run is reported as the interruption."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self.previous = None
+
+    def __enter__(self) -> _InterruptWatch:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        self.pressed = True
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            import signal
+
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if any(a in ("-h", "--help", "--version") for a in argv):
         return _main(argv)  # help needs no torch
+    with _InterruptWatch() as watch:
+        try:
+            return _run_main(argv, watch)
+        except BaseException:
+            if watch.pressed:
+                print("err-stream: interrupted", file=sys.stderr)
+                return 130
+            raise
+
+
+def _run_main(argv: list[str], watch: _InterruptWatch) -> int:
     try:
         from .runtime import configured
 
         # Before torch loads: OpenMP waits passively; denormals flushed in the threads torch
         # starts (restored when main() returns, as it may run inside another program).
         with configured():
-            return _main(argv)
+            return _main(argv, watch)
     except KeyboardInterrupt:  # Ctrl-C while starting up (importing torch, loading the model)
         print("err-stream: interrupted", file=sys.stderr)
         return 130
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
     try:
         args = parse_arguments(argv)
     except UserError as e:
@@ -141,11 +181,13 @@ def _main(argv: list[str]) -> int:
         return 1
     try:
         return int(_module(args.command).run(args) or 0)
-    except UserError as e:
-        print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
-        return e.exit_code
-    except ProcessingError as e:
-        print(f"err-stream: failed: {e}", file=sys.stderr)
+    except (UserError, ProcessingError) as e:
+        if watch is not None and watch.pressed:
+            raise KeyboardInterrupt from e
+        if isinstance(e, UserError):
+            print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
+        else:
+            print(f"err-stream: failed: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("err-stream: interrupted", file=sys.stderr)

@@ -30,7 +30,8 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_
     non-finite or has more than 0.1 % of pixels outside [-0.1, 1.1] (the weights diverged
     on this image); ``accept_out_of_range=True`` clamps such a result to [0, 1] instead.
     """
-    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off")
+    # compile=False: one image, one size; compiling for it would not pay off.
+    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off", compile=False)
 
     @torch.inference_mode()
     def restore(x: torch.Tensor) -> torch.Tensor:
@@ -115,8 +116,10 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write H x W x 3 uint8/uint16 atomically (temporary file in the same folder, then rename)."""
     import os
 
+    from .io.output_lock import partial_path
+
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    tmp = partial_path(path)  # this run's own name: concurrent runs never share a temporary file
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile

@@ -18,6 +18,9 @@ class Progress(Protocol):
     def advance(self, n: int = 1) -> None:
         """``n`` more items are done."""
 
+    def status(self, text: str) -> None:
+        """Where the work stands when there is no total (a live stream: time, lag)."""
+
     def end(self) -> None:
         """Work stopped (finished, failed or interrupted)."""
 
@@ -39,6 +42,10 @@ class TqdmProgress:
     def advance(self, n: int = 1) -> None:
         if self._bar is not None:
             self._bar.update(n)
+
+    def status(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.set_postfix_str(text, refresh=False)
 
     def end(self) -> None:
         if self._bar is not None:

@@ -62,7 +62,12 @@ def configured(threads: int | None = None, **kwargs) -> Iterator[None]:
 
 
 def cache_dir() -> Path:
-    """err-stream's folder in the user's cache directory (XDG on Linux, via platformdirs)."""
+    """err-stream's cache folder: ``$ERR_STREAM_CACHE``, else err-stream's folder in the user's
+    cache directory (``$XDG_CACHE_HOME/err-stream`` or ``~/.cache/err-stream`` on Linux, via
+    platformdirs). Compiled numba kernels and torch.compile artefacts go there."""
+    root = os.environ.get("ERR_STREAM_CACHE")
+    if root:
+        return Path(root)
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("err-stream", appauthor=False))

@@ -9,7 +9,8 @@ errors are reported at once. The smallest job is three lines::
 
 Transcoder options keep their command-line names (``codec``, ``crf``, ``encoder_preset``,
 ``pix_fmt``, ``encoder_opt``, ``decoder``, ``batch``, ``passthrough``, ``overwrite``,
-``weights``, ``preset``, ``device``, ``precision``, ``tile``; ``-`` or ``_`` alike) and may
+``weights``, ``preset``, ``device``, ``precision``, ``tile``, ``accept_out_of_range``,
+``no_data``, ``ignore_errors``, ``drop_alpha``; ``-`` or ``_`` alike) and may
 be given for the whole job or per input. Relative paths are taken from the current folder,
 like paths on the command line.
 """
@@ -29,10 +30,11 @@ from err_stream.errors import UserError
 
 # Options of `err-stream IN OUT`, usable for the whole job and per input.
 TRANSCODE_KEYS = (
-    "weights", "preset", "device", "precision", "tile",
-    "decoder", "batch", "passthrough", "overwrite",
+    "weights", "preset", "device", "precision", "tile", "accept_out_of_range",
+    "decoder", "batch", "passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha",
     "codec", "crf", "encoder_preset", "pix_fmt", "encoder_opt",
 )
+BOOLEAN_KEYS = ("passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha", "accept_out_of_range")
 # Where and how an input's output is written and cut; also per input.
 OUTPUT_KEYS = ("output_dir", "name", "container", "segment_seconds")
 # The whole job only.
@@ -322,7 +324,7 @@ class _Checker:
                 out[key] = self.tile(node, where)
             elif key == "batch":
                 out[key] = self.integer(node, where, minimum=1)
-            elif key in ("passthrough", "overwrite"):
+            elif key in BOOLEAN_KEYS:
                 out[key] = self.boolean(node, where)
             elif key == "codec":
                 out[key] = self.codec(node, where)

@@ -69,6 +69,7 @@ class RayPool:
         ray = import_ray()
         self.ray = ray
         self.owns_ray = False
+        address = address or os.environ.get("RAY_ADDRESS") or None  # Ray's own way to name a cluster
         if not ray.is_initialized():
             if address:
                 try:
@@ -78,12 +79,13 @@ class RayPool:
             else:
                 import torch
 
-                # This machine only: its CPUs and GPUs, no dashboard, nothing listening beyond loopback.
+                # This machine only: its CPUs and GPUs, no dashboard. (Ray's own servers listen on
+                # the machine's address, guarded by Ray's token authentication; Ray turns a
+                # loopback node address into that address, so it cannot be confined to loopback.)
                 ray.init(
                     num_cpus=os.cpu_count() or 1,
                     num_gpus=torch.cuda.device_count(),
                     include_dashboard=False,
-                    _node_ip_address="127.0.0.1",
                     log_to_driver=False,
                     logging_level=logging.WARNING,
                 )
@@ -112,7 +114,7 @@ class RayPool:
         )
 
     def _start(self):
-        return self.actor_class.options(**self.options).remote(self.threads)
+        return self.actor_class.options(**self.options).remote(self.threads, self.options["num_gpus"] > 0)
 
     def free(self) -> int:
         return len(self.idle)

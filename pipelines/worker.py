@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from err_stream.engine.output_check import OutputRangeError
 from err_stream.errors import ProcessingError, UserError
 
 from .segments import Segment, SegmentPlan, sha256, write_segment_input
@@ -30,14 +31,17 @@ class PieceTask:
     plan: SegmentPlan | None = None  # None when ``whole``
     piece_input: Path | None = None
     whole: bool = False  # one piece: the transcoder writes the final output itself
+    planned: Any = None  # the encoder settings the driver's plan_output chose for the final output
     attempts: int = 0
     extra: dict = field(default_factory=dict)
 
 
 class SegmentWorker:
-    def __init__(self, threads: int | None = None) -> None:
+    def __init__(self, threads: int | None = None, own_gpu: bool = False) -> None:
         import torch
 
+        # A Ray worker sees only the GPU Ray gave it: "cuda:N" in a job means "a GPU" there.
+        self.own_gpu = own_gpu
         # Workers are their own processes: the same process-wide settings as the command line
         # (denormals flushed: the scan is 10-20x slower on them; the thread count asked for).
         from err_stream import runtime
@@ -52,6 +56,8 @@ class SegmentWorker:
     def restorer(self, settings: dict[str, Any]):
         if settings.get("passthrough"):
             return None
+        if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
+            settings = {**settings, "device": "cuda"}
         key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile"))
         if key not in self.restorers:
             from err_stream.commands.common import make_restorer
@@ -68,12 +74,23 @@ class SegmentWorker:
         return self.restorers[key]
 
     def run(self, task: PieceTask) -> dict[str, Any]:
+        from err_stream.engine.output_check import OutputRangeError
+
         t0 = time.perf_counter()
         try:
             frames = self._run(task)
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
+        except OutputRangeError as e:
+            # The model diverged: trying again gives the same frames. Number the frame in the
+            # whole input and name the job's key that accepts such output.
+            frame = None if e.frame is None else e.frame + (0 if task.whole else task.segment.first_packet)
+            e = e.for_option("accept_out_of_range: true (in the job)", where=str(task.input), frame=frame)
+            return {"ok": False, "kind": "user", "error": str(e), "worker": self.name}
         except UserError as e:
             return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
+        except OutputRangeError as e:  # worded for job files
+            error = str(e.for_option("'accept_out_of_range: true' in the job file"))
+            return {"ok": False, "kind": "output", "error": self._where(task, error), "worker": self.name}
         except ProcessingError as e:
             return {"ok": False, "kind": "processing", "error": self._where(task, str(e)), "worker": self.name}
         except MemoryError:
@@ -86,6 +103,8 @@ class SegmentWorker:
 
         s = task.settings
         restorer = self.restorer(s)
+        if self.own_gpu and str(s.get("device") or "").startswith("cuda"):
+            s = {**s, "device": "cuda"}
         options = dict(
             device=s.get("device"),
             decoder=s.get("decoder", "auto"),
@@ -94,8 +113,13 @@ class SegmentWorker:
             encoder_preset=s.get("encoder_preset"),
             pix_fmt=s.get("pix_fmt"),
             encoder_opts=s.get("encoder_opt") or (),
+            copy_data=not s.get("no_data"),
+            ignore_errors=bool(s.get("ignore_errors")),
+            drop_alpha=bool(s.get("drop_alpha")),
+            planned=task.planned,  # every piece gets the encoder chosen for the whole output
             progress=False,
             batch=s.get("batch"),
+            accept_out_of_range=bool(s.get("accept_out_of_range")),
         )
         if task.whole:
             result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)

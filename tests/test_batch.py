@@ -1,6 +1,6 @@
 """``err-stream batch``: job files, keyframe pieces on Ray (2 CPU workers), the manifest.
 
-Ray starts once for the module (2 CPUs, small object store, loopback only). Clips are tiny
+Ray starts once for the module (2 CPUs, small object store, no dashboard; this machine only). Clips are tiny
 H.264 files with B-frames, irregular timestamps and an AAC track; the model is the embedded
 demo model on CPU (fp32, one frame per call), so a piece's frames do not depend on which
 process restored them and FFV1 output can be compared frame for frame.
@@ -44,9 +44,19 @@ VFR_MS = [0, 40, 80, 200, 233, 300, 420, 430, 500, 620, 700, 733, 800, 850, 900,
 TB = Fraction(1, 12000)
 
 
+def dark_planes(i: int, w: int, h: int):
+    """A dim version of the tests' moving pattern: what the low-light demo model is for (on
+    mid-grey pictures its output leaves [0, 1] and the output guard rightly stops the run).
+    Jobs still say accept_out_of_range, so that other demo weights cannot fail the plumbing
+    these tests are about."""
+    y, cb, cr = clips.yuv_planes(i, w, h)
+    dim = lambda p, zero: (zero + (p.astype(np.float32) - zero) * 0.1).round().astype(np.uint8)  # noqa: E731
+    return dim(y, 16), dim(cb, 128), dim(cr, 128)
+
+
 def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters: bool = False) -> Path:
-    """H.264 with B-frames (decode order != display order), a closed GOP every 5 frames,
-    irregular timestamps, BT.709 tags, and an AAC track."""
+    """Dark H.264 with B-frames (decode order != display order), a closed GOP every 5
+    frames, irregular timestamps, BT.709 tags, and an AAC track."""
     tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
     with av.open(str(path), "w") as c:
         v = clips._video_stream(c, "libx264", 64, 48, "yuv420p", 25, TB, tags,
@@ -62,7 +72,7 @@ def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters:
             ])
         c.metadata["title"] = "batch test clip"
         for i in range(frames):
-            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), clips.yuv_planes(i, 64, 48), tags)
+            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), dark_planes(i, 64, 48), tags)
             f.pts = VFR_MS[i % len(VFR_MS)] * 12 + (i // len(VFR_MS)) * 1250 * 12
             f.time_base = TB
             for p in v.encode(f):
@@ -77,11 +87,20 @@ def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters:
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One small local Ray for the module; the batch driver uses it instead of starting one."""
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "RAY_memory_monitor_refresh_ms")}
     os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, _node_ip_address="127.0.0.1",
+    # Ray's memory monitor kills workers when the machine (shared with other jobs) is short of
+    # memory; the lost-worker test must see only the loss it causes.
+    os.environ["RAY_memory_monitor_refresh_ms"] = "0"
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False,
              object_store_memory=80 * 1024**2, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
 
 
 def write_job(folder: Path, text: str) -> Path:
@@ -93,7 +112,10 @@ def write_job(folder: Path, text: str) -> Path:
 def batch(*args, capsys) -> tuple[int, dict | None, str]:
     code = cli.main(["batch", *[str(a) for a in args], "--json", "--quiet"])
     out, err = capsys.readouterr()
-    return code, (json.loads(out) if out.strip() else None), err
+    try:
+        return code, (json.loads(out) if out.strip() else None), err
+    except json.JSONDecodeError:
+        raise AssertionError(f"stdout is not the JSON report: {out!r}\nstderr: {err}") from None
 
 
 def manifest_rows(folder: Path, table: str) -> list[dict]:
@@ -155,6 +177,8 @@ def test_the_smallest_job_is_three_lines_and_outputs_keep_their_names(tmp_path, 
     job = parse_job('inputs: ["masters/*.mov"]\noutput_dir: restored/\nweights: demo\n', Path("job.yaml"))
     assert [(str(i.path), str(i.output)) for i in job.inputs] == [("masters/a.mov", "restored/a.mov"), ("masters/b.mov", "restored/b.mov")]
     assert job.engine == "ray" and job.retries == 2 and job.inputs[0].settings == {"weights": "demo"}
+    accepting = parse_job('inputs: ["masters/*.mov"]\noutput_dir: restored/\nweights: demo\naccept-out-of-range: true\n', Path("job.yaml"))
+    assert accepting.inputs[0].settings == {"weights": "demo", "accept_out_of_range": True}
 
 
 def test_per_input_overrides_and_transcoder_option_names(tmp_path, monkeypatch):
@@ -246,6 +270,7 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
         inputs: [{src}, {bad}]
         output_dir: {out}
         weights: demo
+        accept_out_of_range: true   # the demo weights diverge on this synthetic clip
         precision: fp32
         codec: ffv1
         container: mkv
@@ -271,7 +296,7 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
     torch.set_num_threads(1)
     try:
         ref = tmp_path / "ref.mkv"
-        assert cli.main([str(src), str(ref), "--weights", "demo", "--precision", "fp32", "--codec", "ffv1", "--quiet"]) == 0
+        assert cli.main([str(src), str(ref), "--weights", "demo", "--precision", "fp32", "--codec", "ffv1", "--quiet", "--accept-out-of-range"]) == 0
     finally:
         torch.set_num_threads(threads)
     capsys.readouterr()
@@ -289,7 +314,65 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
         assert c.metadata.get("title") == "batch test clip"
 
 
-def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path):
+def _workers_writing_into(folder: Path) -> list[int]:
+    """Ray worker processes (named after their actor) with a file in ``folder`` open: the
+    ones in the middle of a piece."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if not (d / "cmdline").read_bytes().startswith(b"ray::SegmentWorker"):
+                continue
+            if any(os.readlink(fd).startswith(str(folder)) for fd in (d / "fd").iterdir()):
+                pids.append(int(d.name))
+        except OSError:
+            continue
+    return pids
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
+def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, ray_cluster):
+    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=10, audio=False)
+    out = tmp_path / "out"
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {out}
+        weights: demo
+        accept_out_of_range: true
+        codec: ffv1
+        container: mkv
+        segment_seconds: 0.3
+        retries: 1
+        workers: 2
+        cpus_per_worker: 1
+    """)
+    killed: list[int] = []
+
+    def kill_one_busy_worker():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not killed:
+            for pid in _workers_writing_into(out / ".err-stream-pieces"):
+                os.kill(pid, signal.SIGKILL)  # a worker of this module's own Ray, mid-piece
+                killed.append(pid)
+                return
+            time.sleep(0.02)
+
+    import threading
+
+    killer = threading.Thread(target=kill_one_busy_worker)
+    killer.start()
+    code, report, err = batch(job, capsys=capsys)
+    killer.join()
+    assert killed, "no busy worker was seen"
+    assert code == 0, err
+    assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 10
+    segments = manifest_rows(out, "segments")
+    assert sorted(r["attempts"] for r in segments) == [1, 2], segments
+    assert all(r["state"] == "done" for r in segments)
+
+
+def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys):
     """The driver (on Ray) is killed with SIGKILL once two pieces are recorded as done; the
     resumed run (in-process: the manifest is the same whatever the engine) redoes only the
     others, and a third run leaves the finished output alone."""
@@ -299,6 +382,7 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
         inputs: [{src}]
         output_dir: {out}
         weights: demo
+        accept_out_of_range: true   # the demo weights diverge on this synthetic clip
         codec: ffv1
         container: mkv
         segment_seconds: 0.1
@@ -343,9 +427,8 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
 
         # A finished output is never written again: a third run leaves it alone.
         mtime = (out / "clip.mkv").stat().st_mtime_ns
-        again = subprocess.run([*cmd, "--resume", "--json", "--engine", "local"], env=env, capture_output=True, timeout=120)
-        assert again.returncode == 0, again.stderr.decode()
-        assert json.loads(again.stdout)["inputs"][0]["status"] == "done earlier"
+        code, report, err = batch(job, "--resume", "--engine", "local", capsys=capsys)
+        assert code == 0 and report["inputs"][0]["status"] == "done earlier", err
         assert (out / "clip.mkv").stat().st_mtime_ns == mtime
     finally:
         # The killed driver's Ray processes (its own process group) end on their own within
@@ -370,3 +453,77 @@ def test_a_second_run_without_resume_is_refused(tmp_path, capsys):
     assert code == 0 and report["inputs"][0]["status"] == "done", err
     code, report, err = batch(job, capsys=capsys)
     assert code == 1 and "--resume" in err
+
+
+def test_diverged_output_fails_the_input_once_with_the_job_files_wording(tmp_path, capsys):
+    """The demo weights diverge on this synthetic clip: the output check stops the input
+    (no retry: it would fail the same way) and says which job key accepts such output."""
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False)
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {tmp_path / "out"}
+        weights: demo
+        codec: ffv1
+        container: mkv
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 2 and report["inputs"][0]["status"] == "failed", err
+    message = report["inputs"][0]["error"]
+    assert "frame 0: the model's output cannot be trusted" in message and "'accept_out_of_range: true' in the job file" in message
+    assert "trying again" not in err and not (tmp_path / "out" / "in.mkv").exists()
+
+
+def test_a_vpy_script_is_restored_in_one_piece(tmp_path, capsys):
+    """VapourSynth scripts have frames, not packets: the transcoder renders them whole."""
+    script = tmp_path / "grade.vpy"
+    script.write_text(textwrap.dedent("""\
+        import vapoursynth as vs
+        core = vs.core
+        clip = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=6, fpsnum=25, fpsden=1, color=[40, 128, 128])
+        clip = core.std.SetFrameProps(clip, _Matrix=1, _Primaries=1, _Transfer=1)
+        clip.set_output(0)
+    """))
+    job = write_job(tmp_path, f"""\
+        inputs: [{script}]
+        output_dir: {tmp_path / "out"}
+        container: mkv
+        passthrough: true
+        codec: ffv1
+        segment_seconds: 0.1
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 0, err
+    (item,) = report["inputs"]
+    assert item["status"] == "done" and item["frames"] == 6 and item["segments"] == 1, item
+    frames, _, _, _ = clips.decode_all(tmp_path / "out" / "grade.mkv")
+    assert len(frames) == 6 and all(int(f[0].max()) == 40 for f in frames)
+
+
+@pytest.mark.parametrize("container, codec", [("mkv", "libx264"), ("ts", "libx264"), ("mov", "prores_ks")])
+def test_joined_b_frame_and_intra_outputs_keep_every_timestamp(tmp_path, capsys, container, codec):
+    """Pieces with B-frames (decode times before presentation times) and intra-only pieces
+    join into Matroska, MPEG-TS and QuickTime with the frames and times of one transcoder run."""
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=20)
+    out = tmp_path / "out"
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {out}
+        passthrough: true
+        codec: {codec}
+        container: {container}
+        segment_seconds: 0.3
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 0, err
+    assert report["inputs"][0]["segments"] == 4
+    ref = tmp_path / f"ref.{container}"
+    assert cli.main([str(src), str(ref), "--passthrough", "--codec", codec, "--quiet"]) == 0
+    capsys.readouterr()
+    a_frames, a_pts, a_tb, _ = clips.decode_all(ref)
+    b_frames, b_pts, b_tb, _ = clips.decode_all(out / f"in.{container}")
+    assert len(b_frames) == len(a_frames) == 20
+    assert [float(p * b_tb) for p in b_pts] == [float(p * a_tb) for p in a_pts]
+    assert len(clips.packets(out / f"in.{container}", "audio")) == len(clips.packets(src, "audio"))

@@ -20,12 +20,20 @@ def restore_image(model, image):
 
 
 def _reference_restore(model, x: torch.Tensor) -> torch.Tensor:
-    """The paper's inference: reflect-pad right/bottom to a multiple of 128, run, crop."""
+    """The paper's inference: reflect-pad right/bottom to a multiple of 128, run, crop; then
+    clamped to [0, 1] as restore_image(..., accept_out_of_range=True) does."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % 128, (-w) % 128
     xp = F.pad(x, (0, pw, 0, ph), mode="reflect")
     with torch.no_grad():
-        return model(xp)[..., :h, :w]
+        return model(xp)[..., :h, :w].clamp(0, 1)
+
+
+def restore_image(model, image):
+    """The golden checkpoint's seeded random weights put most pixels far outside [0, 1],
+    which the output check refuses (tests/test_executor.py): these tests of padding, dtypes
+    and sizes accept and clamp, and compare with the clamped reference."""
+    return _restore_image(model, image, accept_out_of_range=True)
 
 
 @pytest.fixture(scope="module")

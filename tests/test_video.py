@@ -160,7 +160,7 @@ def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=3, audio=False, crf=10)
     out = tmp_path / "out.mkv"
     # The golden checkpoint's random weights leave [0, 1] far: accept and clamp (as the
-    # reference below does; the guard is tested in test_output_guard.py).
+    # reference below does; the guard is tested in test_executor.py).
     code, stdout, err = run_cli(src, out, "--weights", GOLDEN, "--codec", "ffv1", "--json", "--quiet", "--accept-out-of-range", capsys=capsys)
     assert code == 0, err
     summary = json.loads(stdout)
@@ -334,7 +334,7 @@ def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=True)
     out = tmp_path / "out.mp4"
     proc = _start([src, out, "--weights", GOLDEN, "--quiet"], tmp_path)
-    partial = _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    partial = _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
     time.sleep(1.0)  # mid-run: the model is restoring frames
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
@@ -353,7 +353,7 @@ def test_interrupted_run_keeps_the_existing_output_and_leaves_no_temp(tmp_path, 
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the previous result")
     proc = _start([src, out, "--weights", GOLDEN, "--overwrite", "--quiet"], tmp_path)
-    _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
     time.sleep(1.0)
     proc.send_signal(sig)
     code = proc.wait(60)

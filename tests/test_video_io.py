@@ -401,3 +401,35 @@ def test_avi_from_variable_rate_input_says_frames_moved(tmp_path, capsys, caplog
     assert len(pts) == len(clips.VFR_PTS_MS) and pts == sorted(set(pts))  # every frame, none sharing a slot
     want = np.array(clips.VFR_PTS_MS) / 1000
     assert np.abs(np.array([float(p * tb) for p in pts]) - want).max() <= float(tb)  # within one frame period
+
+
+@pytest.mark.parametrize("order", [2, 3])  # top field first, bottom field first
+@pytest.mark.parametrize("ext, codec", [(".ts", "mpeg2video"), (".mp4", "libx264"), (".mkv", "ffv1")])
+def test_field_order_reaches_the_bitstream_and_the_container(tmp_path, capsys, order, ext, codec):
+    def interlaced(c, v):
+        v.codec_context.field_order = order
+
+    src = bc._write(tmp_path / "fields.mkv", "ffv1", "yuv420p", rate=25, frames=6, setup=interlaced)
+    out = tmp_path / f"o{ext}"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", "--codec", codec, capsys=capsys)
+    assert code == 0, err
+    with av.open(str(out)) as c:  # TS and MP4 report the bitstream's order
+        assert c.streams.video[0].codec_context.field_order == order
+
+
+def test_concealed_h264_damage_is_caught_too(tmp_path, capsys):
+    import re
+
+    src = clips.make_h264_aac(tmp_path / "h.mkv", w=128, h=96, frames=24, audio=False)
+    with av.open(str(src)) as c:
+        packet = [bytes(p) for p in c.demux(video=0) if p.size][10]
+    data = bytearray(src.read_bytes())
+    at = data.find(packet[len(packet) // 2 : len(packet) // 2 + 16])
+    for j in range(8):  # garble the middle of frame 10's slice
+        data[at + j] ^= 0x5A
+    src.write_bytes(bytes(data))
+    code, err = run_cli(src, tmp_path / "o.mkv", "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    (line,) = error_lines(err)
+    assert code == 1 and "damaged video" in line and "error while decoding MB" in line
+    # No time in H.264's message: the frame is the one being decoded (frame threads may lag a little).
+    assert abs(int(re.search(r"at frame (\d+)", line).group(1)) - 10) <= 2

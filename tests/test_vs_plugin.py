@@ -34,19 +34,6 @@ REPO = Path(__file__).resolve().parents[1]
 core = vs.core
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _release_filters():
-    """Drop the filters' clips (and so their frame workers) while the interpreter is fully
-    alive: left to interpreter shutdown, VapourSynth's core was sometimes torn down with a
-    worker still attached, which aborts the process after the tests have passed."""
-    yield
-    import gc
-    import time
-
-    gc.collect()
-    time.sleep(0.2)  # let the workers' threads see their stop signal and exit
-
-
 # ----------------------------------------------------------------------------- test clips
 def content(width: int, height: int, length: int, seed: int = 0) -> vs.VideoNode:
     """RGBS frames with smooth colour patterns plus noise (different per frame), and

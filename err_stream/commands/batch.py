@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 
@@ -27,9 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.job import load_job
     from pipelines.runner import run_batch
 
+    from .transcode import _terminate_as_interrupt
+
     job = load_job(args.job)
-    report = run_batch(job, engine=args.engine, address=args.address, resume=args.resume, dry_run=args.dry_run,
-                       progress=not args.quiet)
+    # Ray prints its workers' troubles (a worker lost, ...) on stdout: keep stdout for the report.
+    with _terminate_as_interrupt(), contextlib.redirect_stdout(sys.stderr):  # SIGTERM stops like Ctrl-C
+        report = run_batch(job, engine=args.engine, address=args.address, resume=args.resume, dry_run=args.dry_run,
+                           progress=not args.quiet)
     if args.json:
         print(report.table(), file=sys.stderr)
         print(json.dumps(report.as_dict(), indent=2))

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 out.parent.mkdir(parents=True)
             else:
                 raise UserError(f"{out.parent}: no such folder")
-    restorer = make_restorer(args)
+    restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
         try:
             image = read_image(src)

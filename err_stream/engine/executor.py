@@ -96,10 +96,15 @@ class Ticket:
         self._slot: _OutputSlot | None = None
         self._released = False
         self._checked = False
+        self._lock = threading.Lock()
 
     # launcher side
     def _finish(self, out, stats, pixels, ready, slot) -> None:
-        self._out, self._stats, self._pixels, self._ready, self._slot = out, stats, pixels, ready, slot
+        with self._lock:
+            if self._released:  # given up before it ran: the buffer goes straight back
+                self._launcher.outputs.put(slot)
+            else:
+                self._out, self._stats, self._pixels, self._ready, self._slot = out, stats, pixels, ready, slot
         self._launched.set()
 
     def _fail(self, error: BaseException) -> None:
@@ -143,10 +148,11 @@ class Ticket:
     def release(self) -> None:
         """Give the result buffer back (idempotent). The tensor from :meth:`result` must not
         be used afterwards: the next batch overwrites it."""
-        if self._released:
-            return
-        self._released = True
-        slot, self._slot, self._out, self._stats = self._slot, None, None, None
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+            slot, self._slot, self._out, self._stats = self._slot, None, None, None
         if slot is not None:
             self._launcher.outputs.put(slot)
 

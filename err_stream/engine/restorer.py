@@ -16,6 +16,7 @@ The CLI, the VapourSynth filter and batch jobs all go through this class.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import torch
 
 from ..model import ERR
 from ..model.schedule import ShellStep, TrunkStep, err_schedule
+from .fast import FastForward
 from .padding import pad_to_multiple
 from .settings import MIN_TILE, RestoreSettings
 
@@ -49,12 +51,15 @@ class Restorer:
 
     Args:
         model: an :class:`ERR` (e.g. from :func:`err_stream.load_model`).
-        device, precision, tiling, memory_budget: as in :class:`RestoreSettings` (``tiling``
-            is its ``tile``); ``device`` None means the model's device. Half policies run
-            convolutions and matmuls in half precision via autocast; the scan state and the
-            normalisations stay float32, the frequency branch runs in float64. Tile sizes
-            are rounded down to a multiple of 16.
-        settings: the same as one :class:`RestoreSettings` (then leave the others unset).
+        device, precision, tiling, memory_budget, fast, compile: as in
+            :class:`RestoreSettings` (``tiling`` is its ``tile``); ``device`` None means the
+            model's device. Half policies run half weights with float32 islands (``fast``, the
+            default; :class:`~err_stream.engine.fast.FastForward`) or autocast (``fast=False``,
+            the reference path); the scan state, the normalisations and the attention's norms
+            stay float32, the frequency branch runs in float64. Tile sizes are rounded down to
+            a multiple of 16. ``compile`` (with ``fast``) torch.compiles whole frames and
+            replays CUDA graphs (None: on CUDA only; compiling ERR on a CPU takes minutes).
+        settings: all of these as one :class:`RestoreSettings` (then leave the others unset).
     """
 
     def __init__(
@@ -64,13 +69,17 @@ class Restorer:
         precision: str | None = None,
         tiling: str | tuple[int, int] = "auto",
         memory_budget: int | float | str | None = None,
+        fast: bool | None = None,
+        compile: bool | None = None,
         *,
         settings: RestoreSettings | None = None,
     ) -> None:
         if settings is None:
-            settings = RestoreSettings(device=device, precision=precision, tile=tiling, memory_budget=memory_budget)
-        elif (device, precision, tiling, memory_budget) != (None, None, "auto", None):
-            raise TypeError("Restorer: pass either settings or device/precision/tiling/memory_budget, not both")
+            settings = RestoreSettings(
+                device=device, precision=precision, tile=tiling, memory_budget=memory_budget, fast=fast, compile=compile,
+            )
+        elif (device, precision, tiling, memory_budget, fast, compile) != (None, None, "auto", None, None, None):
+            raise TypeError("Restorer: pass either settings or device/precision/tiling/memory_budget/fast/compile, not both")
         self.settings = settings
         self.device = settings.torch_device() if settings.device is not None else next(model.parameters()).device
         self.model = model.to(self.device).eval()
@@ -90,6 +99,9 @@ class Restorer:
         self.memory_budget = None if memory_budget is None else int(memory_budget)
         # Tile sizes that hit an out-of-memory, per padded frame size: never tried again.
         self._tile_cap: dict[tuple[int, int], int] = {}
+        self.fast: FastForward | None = None
+        if settings.fast is None or settings.fast:
+            self.fast = FastForward(self.model, self.device, self.compute_dtype, compile=settings.compile)
 
     # ------------------------------------------------------------------ planning
     def plan(self, height: int, width: int, batch: int = 1) -> TilePlan:
@@ -152,29 +164,35 @@ class Restorer:
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=half)
 
     def _run(self, x: torch.Tensor, plan: TilePlan) -> torch.Tensor:
-        with self._autocast():
+        if self.fast is not None:
             if plan.tile is None:
+                return self.fast(x)
+            xf = x.to(self.fast.dtype).contiguous(memory_format=self.fast.memory_format)
+            return self._run_tiled(self.fast.model, xf, plan.tile, autocast=False).float()
+        if plan.tile is None:
+            with self._autocast():
                 return self.model.forward_stages(x)[0].float()
-            return self._run_tiled(x, plan.tile).float()
+        return self._run_tiled(self.model, x, plan.tile).float()
 
-    def _run_tiled(self, x: torch.Tensor, tile: tuple[int, int]) -> torch.Tensor:
-        """The model's schedule: shell steps tile by tile with the halo, trunk steps whole."""
+    def _run_tiled(self, m: ERR, x: torch.Tensor, tile: tuple[int, int], autocast: bool = True) -> torch.Tensor:
+        """The model's schedule: shell steps tile by tile with the halo, trunk steps whole.
+        ``autocast``: the reference path's per-step policy (the fast copy holds its own dtypes)."""
         sched = self.schedule
         b, _, hp, wp = x.shape
         tiles = list(_tiles(hp, wp, tile))
         last_read = sched.last_reads()
         maps: dict[str, torch.Tensor] = {"x": x}
         for i, step in enumerate(sched.steps):
-            with self._autocast(step.half_safe):
+            with self._autocast(step.half_safe) if autocast else contextlib.nullcontext():
                 if isinstance(step, TrunkStep):
-                    maps.update(step.run(self.model, maps))
+                    maps.update(step.run(m, maps))
                 else:
-                    maps.update(self._run_shell_step(step, maps, tiles, b, hp, wp))
+                    maps.update(self._run_shell_step(m, step, maps, tiles, b, hp, wp))
             for name in [n for n, last in last_read.items() if last == i and n != "x"]:
                 del maps[name]  # no later step reads it: free the memory now
         return maps[sched.output]
 
-    def _run_shell_step(self, step: ShellStep, maps, tiles, b: int, hp: int, wp: int) -> dict[str, torch.Tensor]:
+    def _run_shell_step(self, m: ERR, step: ShellStep, maps, tiles, b: int, hp: int, wp: int) -> dict[str, torch.Tensor]:
         made: dict[str, torch.Tensor] = {}
         sums: dict[str, torch.Tensor] = {}
         for (r, c), (rr, cc), core in _regions(tiles, hp, wp, self.schedule.halo):
@@ -182,7 +200,7 @@ class Restorer:
                 name: maps[name] if scale is None else maps[name][..., _div(rr, scale), _div(cc, scale)]
                 for name, scale in step.reads
             }
-            out = step.run(self.model, inputs)
+            out = step.run(m, inputs)
             for name, scale in step.keeps:
                 part = out[name][..., _div(core[0], scale), _div(core[1], scale)]
                 if name not in made:

@@ -113,18 +113,27 @@ class RestoreSettings:
         memory_budget: bytes for one frame's working memory (``"6GiB"`` accepted), or a
             fraction in (0, 1] of the free GPU memory; None: 0.8 of the free GPU memory on
             CUDA, unlimited on the CPU.
+        fast: run a prepared copy of the model (channels_last; half weights with float32
+            islands for half policies); None: on. False: the model as given, under autocast.
+        compile: with ``fast``, ``torch.compile`` whole frames and replay CUDA graphs;
+            None: on CUDA only.
     """
 
     device: str | None = None
     precision: str | None = None
     tile: Tiling = "auto"
     memory_budget: int | float | None = None
+    fast: bool | None = None
+    compile: bool | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", parse_device(self.device))
         object.__setattr__(self, "precision", parse_precision(self.precision))
         object.__setattr__(self, "tile", parse_tile(self.tile))
         object.__setattr__(self, "memory_budget", parse_memory(self.memory_budget))
+        for name in ("fast", "compile"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
+                raise SettingError(name, getattr(self, name), "expected True, False or None (the default)")
 
     def torch_device(self) -> torch.device:
         """The device to use: the one asked for, after checking that it exists here."""

@@ -68,6 +68,35 @@ class Metadata:
         return out
 
 
+def top_first(field_order: int) -> bool:
+    """Whether the top field is displayed first (AV_FIELD_TT, AV_FIELD_BT)."""
+    return field_order in (2, 5)
+
+
+class FieldFlags:
+    """Marks each frame interlaced with the input's field order (FFmpeg's ``setfield``
+    filter; PyAV cannot set the frame flags), which encoders such as MPEG-2 code from."""
+
+    def __init__(self, field_order: int) -> None:
+        self.mode = "tff" if top_first(field_order) else "bff"
+        self.graph = None
+
+    def __call__(self, frame):
+        if self.graph is None:
+            import av.filter
+
+            g = av.filter.Graph()
+            src = g.add_buffer(width=frame.width, height=frame.height, format=frame.format.name, time_base=frame.time_base)
+            flag = g.add("setfield", self.mode)
+            sink = g.add("buffersink")
+            src.link_to(flag)
+            flag.link_to(sink)
+            g.configure()
+            self.graph = g
+        self.graph.push(frame)
+        return self.graph.pull()
+
+
 def is_timecode_stream(stream) -> bool:
     """A QuickTime ``tmcd`` track (a data stream whose only content is the start timecode)."""
     return stream.type == "data" and "timecode" in stream.metadata
@@ -137,9 +166,13 @@ def apply_metadata(m: Metadata, container, video_stream, container_format: str) 
         video_stream.codec_context.field_order = m.field_order
         if m.field_order > 1 and video_stream.codec_context.name in INTERLACED_DCT_ENCODERS:
             # Code the fields as fields (the restored frames are woven fields), so the
-            # bitstream says interlaced too, not only the container.
+            # bitstream says interlaced too, not only the container. The field order of
+            # the bitstream comes from the frames' flags (FieldFlags), and for x264 from
+            # its own parameter.
             opts = dict(video_stream.codec_context.options)
             opts["flags"] = "+ildct+ilme" + opts.get("flags", "")
+            if video_stream.codec_context.name == "libx264" and not top_first(m.field_order):
+                opts["x264-params"] = ":".join(filter(None, [opts.get("x264-params"), "bff=1"]))
             video_stream.codec_context.options = opts
     if m.chapters:
         if container_format in ("mpegts",):

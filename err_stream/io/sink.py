@@ -3,6 +3,7 @@ other stream copied packet for packet), and the atomic output file."""
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -14,6 +15,7 @@ import numpy as np
 
 from ..errors import ProcessingError, SettingError, UserError
 from .colour import PlaneFormat
+from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
 from .source import VideoInfo
 
@@ -44,7 +46,7 @@ DEFAULT_ENCODERS = {
     "ffv1": "ffv1",
 }
 # Tried in order when the family's encoder cannot store the format or the container.
-FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
+FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "wrapped_avframe")  # the last: y4m
 
 ENCODER_DEFAULTS: dict[str, dict[str, str]] = {
     "libx264": {"crf": "16", "preset": "medium"},
@@ -63,9 +65,6 @@ PRESET_OPTION = {
     "libvpx-vp9": "deadline",
 }
 
-PARTIAL_MARK = ".err-stream-partial"
-
-
 def container_format(out: Path) -> str:
     fmt = CONTAINERS.get(out.suffix.lower())
     if fmt is None:
@@ -78,8 +77,8 @@ MUXER_OPTIONS = {".m2ts": {"mpegts_m2ts_mode": "1"}}
 
 # Muxers without a codec table: FFmpeg cannot list what they take (PyAV's list for them
 # holds only MPEG-2, though MPEG-TS carries H.264/HEVC and MXF DNxHR/ProRes), so a dry run
-# of the output (io/preflight.py) decides instead.
-UNLISTED_MUXERS = {"mpegts", "mxf", "mxf_d10", "mxf_opatom"}
+# of the output (io/preflight.py) decides instead. The stream muxers (RTP, RTSP) likewise.
+UNLISTED_MUXERS = {"mpegts", "mxf", "mxf_d10", "mxf_opatom", "rtp_mpegts", "rtp", "rtsp"}
 
 
 def container_codecs(fmt: str) -> set[str] | None:
@@ -156,18 +155,22 @@ def choose_encoder(
     preset: str | None = None,
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
+    *,
+    container: str | None = None,
 ) -> EncoderSettings:
     """Turn the user's encoder options (or the defaults: the input's codec family at high
-    quality, its pixel format) into settings this FFmpeg and OUT's container accept."""
-    fmt = container_format(out)
+    quality, its pixel format) into settings this FFmpeg and OUT's container accept.
+    ``container``: the muxer (default: from OUT's extension)."""
+    fmt = container or container_format(out)
+    where = f"{out.suffix} files" if container is None else f"{fmt} output"
     allowed = container_codecs(fmt)
     want = PlaneFormat.parse(pix_fmt) if pix_fmt else info.pix_fmt
     if codec is not None:
         enc = _encoder(codec)
         if not storable(enc.canonical_name, allowed):
-            raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {out.suffix} files")
+            raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {where}")
         formats = [f.name for f in (enc.video_formats or [])]
-        chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+        chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
         if chosen is None:
             raise SettingError("codec", codec, f"cannot encode {want.name}; it takes {', '.join(formats)}", instead=["pix_fmt"])
     else:
@@ -182,12 +185,12 @@ def choose_encoder(
             if not storable(enc.canonical_name, allowed):
                 continue
             formats = [f.name for f in (enc.video_formats or [])]
-            chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+            chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
             if chosen is not None:
                 codec = name
                 break
         if chosen is None or codec is None:
-            raise UserError(f"no encoder here can write {want.name} video into {out.suffix} files", instead=["codec", "pix_fmt"])
+            raise UserError(f"no encoder here can write {want.name} video into {where}", instead=["codec", "pix_fmt"])
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
 
@@ -234,47 +237,63 @@ def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: 
 
 # ----------------------------------------------------------------------------- output file
 class PartialOutput:
-    """OUT is written as ``.OUT.err-stream-partial.EXT`` in OUT's folder and renamed into
-    place by :meth:`commit`; anything else (error, Ctrl-C) removes the partial file and
-    leaves OUT (new or pre-existing) untouched. A partial file left by a killed run is
-    removed on the next run for the same OUT."""
+    """OUT is written into this run's own partial file in OUT's folder
+    (``.OUT.err-stream-partial.<pid>-<random>.EXT``) and renamed into place by :meth:`commit`;
+    anything else (error, Ctrl-C) removes the partial file and leaves OUT (new or pre-existing)
+    untouched. While the run writes, OUT is locked (:class:`~.output_lock.OutputLock`): a second
+    run for the same OUT stops at once. Partial files left by killed runs are removed by the
+    next run for the same OUT."""
 
     def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
         out = Path(out)
         self.out = out
         if out.is_dir():
             raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
-        if out.exists() and not overwrite:
-            raise UserError(f"{out}: already exists", instead=["overwrite"], instead_for="to replace it")
         if not out.parent.is_dir():
             what = "is not a folder" if out.parent.exists() else "no such folder"
             raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
+        holder = lock_holder(out)
+        if holder is not None and holder != os.getpid():
+            raise UserError(f"{out} is being written by another err-stream (pid {holder}); wait for it to finish, stop it, or write to another file")
+        if out.exists() and not overwrite:
+            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
         if source is not None and out.exists() and out.resolve() == Path(source).resolve():
             raise UserError(f"{out}: is the input file; write to another file")
-        self.tmp = out.with_name(f".{out.name}{PARTIAL_MARK}{out.suffix}")
+        self.tmp = partial_path(out)
+        self.lock = OutputLock(out)
         self.committed = False
 
     def __enter__(self) -> PartialOutput:
-        if self.tmp.exists():
-            log.info("removing %s left by an interrupted run", self.tmp)
-            self.tmp.unlink()
+        self.lock.acquire()
         try:
-            with open(self.tmp, "wb"):
-                pass
-        except OSError as e:
-            raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+            self.lock.remove_stale_partials()
+            try:
+                with open(self.tmp, "xb"):
+                    pass
+            except OSError as e:
+                raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+        except BaseException:
+            self.lock.release()
+            raise
         return self
 
     def commit(self) -> None:
-        os.replace(self.tmp, self.out)
+        try:
+            os.replace(self.tmp, self.out)
+        except OSError as e:
+            raise ProcessingError(f"{self.out}: could not put the finished output in place ({e.strerror or e}); "
+                                  f"nothing was written there") from None
         self.committed = True
 
     def __exit__(self, *exc) -> None:
-        if not self.committed:
-            try:
-                self.tmp.unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            if not self.committed:
+                try:
+                    self.tmp.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            self.lock.release()
 
 
 # ----------------------------------------------------------------------------- the sink
@@ -348,19 +367,25 @@ class VideoSink:
     # How far ahead of the video the copied streams are muxed (seconds).
     LEAD = 1.0
 
-    def __init__(self, path: Path, out: Path, info: VideoInfo, settings: EncoderSettings, *,
-                 copy_data: bool = True, only: set[int] | None = None, metadata=None) -> None:
+    def __init__(self, path: str | Path, out: str | Path, info: VideoInfo, settings: EncoderSettings, *,
+                 copy_data: bool = True, only: set[int] | None = None, metadata=None,
+                 container: str | None = None, options: dict[str, str] | None = None) -> None:
+        """``path``: where the bytes go (a file, a URL, ``pipe:N``); ``out``: what the user
+        named (for messages); ``container``: the muxer (default: from OUT's extension);
+        ``options``: muxer/protocol options (live outputs)."""
         import av
 
-        from .metadata import Metadata, apply_metadata, read_metadata
+        from .metadata import FieldFlags, Metadata, apply_metadata, read_metadata
 
         self.info = info
         self.settings = settings
         self.fmt = settings.pix_fmt
-        fmt_name = container_format(out)
+        self.out = out
+        fmt_name = container or container_format(Path(out))
         self.clock = OutputClock(info, fmt_name, settings.codec)
+        muxer_options = {**MUXER_OPTIONS.get(Path(str(out)).suffix.lower(), {}), **(options or {})}
         try:
-            self.container = av.open(str(path), "w", format=fmt_name, container_options=MUXER_OPTIONS.get(out.suffix.lower(), {}))
+            self.container = av.open(str(path), "w", format=fmt_name, container_options=muxer_options)
         except av.error.FFmpegError as e:
             raise UserError(f"{out}: cannot create the output ({e})") from None
         self.copier = None
@@ -369,7 +394,7 @@ class VideoSink:
             vs.width, vs.height = info.width, info.height
             vs.pix_fmt = self.fmt.name
             # The input's own clock: every frame keeps its timestamp (VFR stays VFR), except
-            # where the container has none (AVI: see OutputClock).
+            # where the container has none (AVI, y4m: see OutputClock).
             vs.time_base = self.clock.time_base
             cc = vs.codec_context
             cc.time_base = self.clock.time_base
@@ -382,19 +407,23 @@ class VideoSink:
             self.stream = vs
             script = info.format_name == "vapoursynth"
             if metadata is None:
-                metadata = Metadata() if script else read_metadata(info.path, info.video_index)
+                # A stream is read once: its metadata and other streams are not read again (see LiveSource).
+                metadata = Metadata() if script or info.live is not None else read_metadata(info.path, info.video_index)
             self.metadata = metadata
             self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
+            self.fields = FieldFlags(metadata.field_order) if metadata.field_order > 1 else None
             if script:
                 from .vpy import ScriptAudio
 
                 self.copier = ScriptAudio(info, self.container, fmt_name, only)
-            else:
-                self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name), copy_data, only)
+            elif info.live is None:
+                self.copier = StreamCopier(info, self.container, Path(out), container_codecs(fmt_name), copy_data, only)
             try:
                 # Opened from a lower-priority thread: the encoder's worker threads inherit it.
                 call_at_lower_priority(self.container.start_encoding)
             except (av.error.FFmpegError, ValueError) as e:
+                if _is_url(out) and getattr(e, "errno", None) is not None and isinstance(e, OSError):
+                    raise UserError(f"{out}: cannot open the output: {e.strerror or e}") from None
                 raise UserError(f"{out}: cannot start writing: {settings.codec} with {settings.describe()} refused ({e})") from None
             unused = dict(cc.options or {})
             if unused:  # FFmpeg leaves the options no part of the encoder took
@@ -418,11 +447,18 @@ class VideoSink:
         frame.time_base = self.clock.time_base
         self.info.tags.apply_to(frame)
         try:
+            if self.fields is not None:
+                frame = self.fields(frame)
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
-            self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
-        except av.error.FFmpegError as e:
-            raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+            if self.copier is not None:
+                self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
+        except (OSError, av.error.FFmpegError) as e:
+            if getattr(e, "errno", None) in RECEIVER_GONE:
+                raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
+            if isinstance(e, av.error.FFmpegError):
+                raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+            raise ProcessingError(f"writing frame {self.frames} failed: {e.strerror or e}") from None
         self.frames += 1
 
     def finish(self, copy_rest: bool = True) -> None:
@@ -433,7 +469,7 @@ class VideoSink:
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
-            if copy_rest:
+            if copy_rest and self.copier is not None:
                 self.copier.pump(None)
             self.container.close()
             if self.clock.moved:
@@ -442,10 +478,13 @@ class VideoSink:
                     "container needs (write .mkv or .mp4 to keep every frame's time)",
                     self.clock.moved, self.frames, f"{float(1 / self.clock.time_base):.3f}",
                 )
-        except av.error.FFmpegError as e:
-            raise ProcessingError(f"finishing the output failed: {e}") from None
+        except (OSError, av.error.FFmpegError) as e:
+            if getattr(e, "errno", None) in RECEIVER_GONE:
+                raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
+            raise ProcessingError(f"finishing the output failed: {getattr(e, 'strerror', None) or e}") from None
         finally:
-            self.copier.close()
+            if self.copier is not None:
+                self.copier.close()
 
     def abort(self) -> None:
         for close in (getattr(self.copier, "close", None), self.container.close):
@@ -455,6 +494,21 @@ class VideoSink:
                 close()
             except Exception:  # already failing: the partial file is removed anyway
                 pass
+
+
+class ReceiverGone(ProcessingError):
+    """A pipe's reader or a network receiver stopped taking the output."""
+
+
+RECEIVER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ENOTCONN)
+
+
+def _is_url(out) -> bool:
+    return "://" in str(out)
+
+
+def _label(out) -> str:
+    return "standard output" if str(out) == "-" else str(out)
 
 
 class OutputClock:
@@ -468,7 +522,7 @@ class OutputClock:
 
     # MXF counts in edit units of the frame rate; MPEG-1/2 video only knows frame rates
     # (its time base must be 1/rate).
-    CONSTANT_RATE_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom"}
+    CONSTANT_RATE_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom", "yuv4mpegpipe"}
     CONSTANT_RATE_ENCODERS = {"mpeg2video", "mpeg1video"}
 
     def __init__(self, info: VideoInfo, container_format: str, encoder: str = "") -> None:

@@ -60,6 +60,14 @@ class VideoInfo:
     alpha: bool = False
     script_args: dict | None = None  # a .vpy input: the arguments its globals get (io/vpy.py)
     other_streams: list[StreamSummary] = field(default_factory=list)
+    live: str | None = None  # a pipe or URL (as the user wrote it): read once, no seeking
+
+    @property
+    def label(self) -> str:
+        """How messages name the input."""
+        if self.live is None:
+            return str(self.path)
+        return "standard input" if self.live == "-" else self.live
 
     def describe(self) -> str:
         t = self.tags.describe()
@@ -135,54 +143,60 @@ def probe(path: str | Path) -> VideoInfo:
             raise UserError(f"{path}: corrupt or truncated video: decoding failed at frame 0 ({_reason(e)})") from None
         if first is None:
             raise UserError(f"{path}: the video stream has no decodable frames (empty or corrupt file)")
-        name, jpeg_range = plain_pix_fmt(first.format.name)
-        fmt = PlaneFormat.parse(name)
-        tags = ColourTags.of(first)
-        cc_tags = ColourTags.of(vs.codec_context)
-        # Some decoders leave frame tags unspecified when the container has them.
-        tags = ColourTags(
-            tags.matrix if tags.matrix != 2 else cc_tags.matrix,
-            jpeg_range or (tags.range if tags.range != 0 else cc_tags.range),
-            tags.primaries if tags.primaries != 2 else cc_tags.primaries,
-            tags.transfer if tags.transfer != 2 else cc_tags.transfer,
-        )
-        hdr = _hdr_of(first, vs.codec_context)
-        tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
-        rate = vs.average_rate or vs.guessed_rate
-        rate = Fraction(rate.numerator, rate.denominator) if rate else None
-        duration = None
-        if vs.duration is not None:
-            duration = float(vs.duration * vs.time_base)
-        elif container.duration:
-            duration = container.duration / 1e6
-        estimate = vs.frames or (round(duration * rate) if duration and rate else None)
-        sar = vs.sample_aspect_ratio
-        others = [
-            StreamSummary(s.index, s.type, s.codec_context.name if s.codec_context else "none")
-            for s in container.streams
-            if s.index != vs.index
-        ]
-        return VideoInfo(
-            path=path,
-            format_name=container.format.name,
-            video_index=vs.index,
-            codec=vs.codec_context.name,
-            width=first.width,
-            height=first.height,
-            pix_fmt=fmt,
-            tags=tags,
-            time_base=tb,
-            average_rate=rate,
-            frames_estimate=estimate or None,
-            duration=duration,
-            sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else None,
-            rotation=int(getattr(first, "rotation", 0) or 0),
-            alpha=first.format.name.startswith("yuva") or vs.metadata.get("alpha_mode", vs.metadata.get("ALPHA_MODE")) == "1",
-            hdr=hdr,
-            other_streams=others,
-        )
+        return video_info(container, vs, first, path)
     finally:
         container.close()
+
+
+def video_info(container, vs, first, path: Path, live: str | None = None) -> VideoInfo:
+    """What :func:`probe` reports, from an open container, its video stream and first frame."""
+    name, jpeg_range = plain_pix_fmt(first.format.name)
+    fmt = PlaneFormat.parse(name)
+    tags = ColourTags.of(first)
+    cc_tags = ColourTags.of(vs.codec_context)
+    # Some decoders leave frame tags unspecified when the container has them.
+    tags = ColourTags(
+        tags.matrix if tags.matrix != 2 else cc_tags.matrix,
+        jpeg_range or (tags.range if tags.range != 0 else cc_tags.range),
+        tags.primaries if tags.primaries != 2 else cc_tags.primaries,
+        tags.transfer if tags.transfer != 2 else cc_tags.transfer,
+    )
+    hdr = _hdr_of(first, vs.codec_context)
+    tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
+    rate = vs.average_rate or vs.guessed_rate
+    rate = Fraction(rate.numerator, rate.denominator) if rate else None
+    duration = None
+    if vs.duration is not None:
+        duration = float(vs.duration * vs.time_base)
+    elif container.duration:
+        duration = container.duration / 1e6
+    estimate = vs.frames or (round(duration * rate) if duration and rate else None)
+    sar = vs.sample_aspect_ratio
+    others = [
+        StreamSummary(s.index, s.type, s.codec_context.name if s.codec_context else "none")
+        for s in container.streams
+        if s.index != vs.index
+    ]
+    return VideoInfo(
+        path=path,
+        format_name=container.format.name,
+        video_index=vs.index,
+        codec=vs.codec_context.name,
+        width=first.width,
+        height=first.height,
+        pix_fmt=fmt,
+        tags=tags,
+        time_base=tb,
+        average_rate=rate,
+        frames_estimate=estimate or None,
+        duration=duration,
+        sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else None,
+        rotation=int(getattr(first, "rotation", 0) or 0),
+        alpha=first.format.name.startswith("yuva") or vs.metadata.get("alpha_mode", vs.metadata.get("ALPHA_MODE")) == "1",
+        hdr=hdr,
+        other_streams=others,
+        live=live,
+    )
 
 
 def _hdr_of(frame, codec_context) -> HdrMetadata | None:

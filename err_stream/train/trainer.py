@@ -271,7 +271,8 @@ class Trainer:
         """Mean PSNR / SSIM (Y channel, crop border 4) of the model's output on the validation set."""
         assert self.valset is not None
         precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        restorer = Restorer(self.model, device=self.device, precision=precision, tiling="auto")
+        # compile=False: a new Restorer per validation would compile (minutes on a CPU) every time.
+        restorer = Restorer(self.model, device=self.device, precision=precision, tiling="auto", compile=False)
         scores = []
         try:
             for _, lq, gt in self.valset:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +26,8 @@ from err_stream.engine import ExecutorClosed, OutputRangeError, Restorer, Stream
 from err_stream.engine.output_check import check_output, clamp_output, judge, output_stats
 from err_stream.image import read_image, write_image
 from err_stream.weights import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
 
 try:
     import clips
@@ -146,12 +152,13 @@ def test_executor_guard_names_the_frame_and_accepting_clamps(golden_model):
 
 
 def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work():
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     class Slow:
         device = torch.device("cpu")
 
         def restore(self, x):
+            started.set()
             release.wait(10)
             return x
 
@@ -159,6 +166,7 @@ def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work()
     thread = ex._state.thread
     first = ex.submit([torch.full((3, 8, 8), 0.5)])
     queued = ex.submit([torch.full((3, 8, 8), 0.5)])
+    assert started.wait(30)  # the first batch is running, the second queued
     closer = threading.Thread(target=ex.close)
     closer.start()
     release.set()
@@ -187,6 +195,39 @@ def test_executor_hands_compute_errors_to_the_ticket():
             ex.submit([torch.zeros(3, 8, 8)]).result()
         with pytest.raises(RuntimeError, match="kaboom"):  # and keeps serving
             ex.submit([torch.zeros(3, 8, 8)]).result()
+
+
+_BUSY_AT_EXIT = """
+import sys, time, torch
+from err_stream.engine import StreamingExecutor
+
+class Busy:  # about 2 s of short torch ops, each of which releases the GIL while it runs
+    device = torch.device("cpu")
+    def restore(self, x):
+        w, t0 = torch.rand(8, 3, 3, 3), time.perf_counter()
+        while time.perf_counter() - t0 < 2.0:
+            torch.nn.functional.conv2d(torch.rand(1, 3, 128, 128), w, padding=1)
+        return x
+
+ex = StreamingExecutor(Busy())
+ticket = ex.submit([torch.zeros(3, 8, 8)])
+time.sleep(0.3)  # the executor's thread is now inside torch
+print("leaving with the executor busy", file=sys.stderr)
+"""
+
+
+def test_interpreter_exit_with_a_busy_executor_is_clean(tmp_path):
+    """A thread still inside a torch op when Python finalises dies in pthread_exit on its
+    way back into the interpreter, which aborts the process from a C++ destructor
+    ("terminate called without an active exception": a plain daemon thread running the same
+    loop aborts every time with Python 3.12). The executor is closed, and its thread joined,
+    by an atexit hook before that."""
+    script = tmp_path / "busy.py"
+    script.write_text(_BUSY_AT_EXIT)
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and "terminate" not in run.stderr, run.stderr[-2000:]
+    assert "leaving with the executor busy" in run.stderr
 
 
 # ----------------------------------------------------------------------------- front ends
@@ -261,3 +302,38 @@ def test_vapoursynth_filter_raises_and_accept_clamps(nan_weights):
     frame = err(clip, weights=nan_weights, device_index=-1, accept_out_of_range=True).get_frame(1)
     green = np.asarray(frame[1])
     assert np.isfinite(green).all() and (green == 0).all()
+
+
+# ----------------------------------------------------------------------------- on a GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_executor_equals_the_cpu_and_guards_on_the_host_copy(golden_model):
+    import copy
+
+    cpu = Squeezed(golden_model, bad={4})
+    gpu = Squeezed(copy.deepcopy(golden_model).cuda(), bad={4})
+    frames = [numbered(n) for n in range(6)]
+    with StreamingExecutor(gpu, max_batch=2, depth=2, input_shape=(3, 32, 48), input_slots=4) as ex:
+        tickets = []
+        for start in range(0, 6, 2):
+            slots = []
+            for f in frames[start : start + 2]:
+                slot = ex.input_slot()
+                assert slot.tensor.is_pinned()
+                slot.tensor.copy_(f)
+                slots.append(slot)
+            tickets.append(ex.submit(slots))  # three batches queued before any is collected
+        got = {}
+        for t in tickets:
+            if t.index == 4:
+                with pytest.raises(OutputRangeError) as e:
+                    t.result()
+                assert e.value.frame == 4
+            else:
+                with t as out:
+                    assert out.device.type == "cpu" and out.is_pinned()
+                    got.update({t.index + i: out[i].clone() for i in range(t.size)})
+    assert sorted(got) == [0, 1, 2, 3]
+    for n, y in got.items():
+        want = cpu.restore(frames[n][None])[0]
+        assert (y - want).abs().max() <= 2e-3, n  # TF32 convolutions on the GPU
