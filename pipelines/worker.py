@@ -74,23 +74,18 @@ class SegmentWorker:
         return self.restorers[key]
 
     def run(self, task: PieceTask) -> dict[str, Any]:
-        from err_stream.engine.output_check import OutputRangeError
-
         t0 = time.perf_counter()
         try:
             frames = self._run(task)
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
         except OutputRangeError as e:
-            # The model diverged: trying again gives the same frames. Number the frame in the
-            # whole input and name the job's key that accepts such output.
+            # The model diverged: trying again gives the same frames (kind "output": no retry).
+            # Number the frame in the whole input and name the job's key that accepts it.
             frame = None if e.frame is None else e.frame + (0 if task.whole else task.segment.first_packet)
-            e = e.for_option("accept_out_of_range: true (in the job)", where=str(task.input), frame=frame)
-            return {"ok": False, "kind": "user", "error": str(e), "worker": self.name}
+            e = e.for_option("'accept_out_of_range: true' in the job file", where=str(task.input), frame=frame)
+            return {"ok": False, "kind": "output", "error": str(e), "worker": self.name}
         except UserError as e:
             return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
-        except OutputRangeError as e:  # worded for job files
-            error = str(e.for_option("'accept_out_of_range: true' in the job file"))
-            return {"ok": False, "kind": "output", "error": self._where(task, error), "worker": self.name}
         except ProcessingError as e:
             return {"ok": False, "kind": "processing", "error": self._where(task, str(e)), "worker": self.name}
         except MemoryError:
@@ -119,7 +114,6 @@ class SegmentWorker:
             planned=task.planned,  # every piece gets the encoder chosen for the whole output
             progress=False,
             batch=s.get("batch"),
-            accept_out_of_range=bool(s.get("accept_out_of_range")),
         )
         if task.whole:
             result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)

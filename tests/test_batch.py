@@ -44,17 +44,19 @@ VFR_MS = [0, 40, 80, 200, 233, 300, 420, 430, 500, 620, 700, 733, 800, 850, 900,
 TB = Fraction(1, 12000)
 
 
-def dark_planes(i: int, w: int, h: int):
+def dark_planes(i: int, w: int, h: int, dim: bool = True):
     """A dim version of the tests' moving pattern: what the low-light demo model is for (on
     mid-grey pictures its output leaves [0, 1] and the output guard rightly stops the run).
     Jobs still say accept_out_of_range, so that other demo weights cannot fail the plumbing
     these tests are about."""
     y, cb, cr = clips.yuv_planes(i, w, h)
-    dim = lambda p, zero: (zero + (p.astype(np.float32) - zero) * 0.1).round().astype(np.uint8)  # noqa: E731
-    return dim(y, 16), dim(cb, 128), dim(cr, 128)
+    if not dim:
+        return y, cb, cr
+    scale = lambda p, zero: (zero + (p.astype(np.float32) - zero) * 0.1).round().astype(np.uint8)  # noqa: E731
+    return scale(y, 16), scale(cb, 128), scale(cr, 128)
 
 
-def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters: bool = False) -> Path:
+def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters: bool = False, dim: bool = True) -> Path:
     """Dark H.264 with B-frames (decode order != display order), a closed GOP every 5
     frames, irregular timestamps, BT.709 tags, and an AAC track."""
     tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
@@ -72,7 +74,7 @@ def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters:
             ])
         c.metadata["title"] = "batch test clip"
         for i in range(frames):
-            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), dark_planes(i, 64, 48), tags)
+            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), dark_planes(i, 64, 48, dim), tags)
             f.pts = VFR_MS[i % len(VFR_MS)] * 12 + (i // len(VFR_MS)) * 1250 * 12
             f.time_base = TB
             for p in v.encode(f):
@@ -270,7 +272,7 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
         inputs: [{src}, {bad}]
         output_dir: {out}
         weights: demo
-        accept_out_of_range: true   # the demo weights diverge on this synthetic clip
+        accept_out_of_range: true
         precision: fp32
         codec: ffv1
         container: mkv
@@ -372,17 +374,18 @@ def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, r
     assert all(r["state"] == "done" for r in segments)
 
 
-def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys):
-    """The driver (on Ray) is killed with SIGKILL once two pieces are recorded as done; the
-    resumed run (in-process: the manifest is the same whatever the engine) redoes only the
-    others, and a third run leaves the finished output alone."""
-    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=40, audio=False)
+def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys, ray_cluster):
+    """A driver joined to a running Ray cluster (--address: this module's) is killed with
+    SIGKILL once two pieces are recorded as done; the resumed run (in-process: the manifest
+    is the same whatever the engine) redoes only the others, and a third run leaves the
+    finished output alone."""
+    src = make_vfr_bframes(tmp_path / "clip.mp4", frames=20, audio=False)
     out = tmp_path / "out"
     job = write_job(tmp_path, f"""\
         inputs: [{src}]
         output_dir: {out}
         weights: demo
-        accept_out_of_range: true   # the demo weights diverge on this synthetic clip
+        accept_out_of_range: true
         codec: ffv1
         container: mkv
         segment_seconds: 0.1
@@ -391,7 +394,9 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     cmd = [sys.executable, "-m", "err_stream.cli", "batch", str(job), "--quiet"]
-    driver = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    address = ray.get_runtime_context().gcs_address
+    driver = subprocess.Popen([*cmd, "--address", address], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and driver.poll() is None:
@@ -409,13 +414,13 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
 
         rows = manifest_rows(out, "segments")
         finished_before = {r["idx"]: r["finished"] for r in rows if r["state"] == "done"}
-        assert 2 <= len(finished_before) < len(rows) == 8
+        assert 2 <= len(finished_before) < len(rows) == 4
         assert not (out / "clip.mkv").exists()
 
         resumed = subprocess.run([*cmd, "--resume", "--json", "--engine", "local"], env=env, capture_output=True, timeout=240)
         assert resumed.returncode == 0, resumed.stderr.decode()
         report = json.loads(resumed.stdout)
-        assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 40
+        assert report["inputs"][0]["status"] == "done" and report["inputs"][0]["frames"] == 20
         after = {r["idx"]: r for r in manifest_rows(out, "segments")}
         for idx, finished in finished_before.items():  # finished pieces were not redone
             assert after[idx]["attempts"] == 1 and after[idx]["finished"] == finished
@@ -423,7 +428,7 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
         assert len(manifest_rows(out, "runs")) == 2
         frames, pts, tb, _ = clips.decode_all(out / "clip.mkv")
         _, src_pts, src_tb, _ = clips.decode_all(src)
-        assert len(frames) == 40 and [round(float(p * tb), 3) for p in pts] == [round(float(p * src_tb), 3) for p in src_pts]
+        assert len(frames) == 20 and [round(float(p * tb), 3) for p in pts] == [round(float(p * src_tb), 3) for p in src_pts]
 
         # A finished output is never written again: a third run leaves it alone.
         mtime = (out / "clip.mkv").stat().st_mtime_ns
@@ -431,9 +436,7 @@ def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path
         assert code == 0 and report["inputs"][0]["status"] == "done earlier", err
         assert (out / "clip.mkv").stat().st_mtime_ns == mtime
     finally:
-        # The killed driver's Ray processes (its own process group) end on their own within
-        # about half a minute; end them now.
-        try:
+        try:  # anything the killed driver started itself (its process group)
             os.killpg(driver.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
@@ -456,9 +459,9 @@ def test_a_second_run_without_resume_is_refused(tmp_path, capsys):
 
 
 def test_diverged_output_fails_the_input_once_with_the_job_files_wording(tmp_path, capsys):
-    """The demo weights diverge on this synthetic clip: the output check stops the input
-    (no retry: it would fail the same way) and says which job key accepts such output."""
-    src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False)
+    """The demo weights diverge on this bright synthetic clip: the output check stops the
+    input (no retry: it would fail the same way) and says which job key accepts such output."""
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False, dim=False)
     job = write_job(tmp_path, f"""\
         inputs: [{src}]
         output_dir: {tmp_path / "out"}
