@@ -176,6 +176,9 @@ def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
         print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
         return e.exit_code
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="err-stream: %(message)s", stream=sys.stderr)
+    if not getattr(args, "quiet", False):
+        # The first frame of a size waits for torch.compile (a minute or more): say how long it took.
+        logging.getLogger("err_stream.engine.fast").setLevel(logging.INFO)
     if not args.command:
         build_parser().print_help(sys.stderr)
         return 1
