@@ -167,18 +167,26 @@ def model_steps(args, device: torch.device) -> dict:
             yield "+ cudnn.benchmark", eager(model_cl, half, True)
         torch.backends.cudnn.benchmark = device.type == "cuda"
         yield "+ half weights, float32 islands", fast(half, False, False)
-        yield f"+ torch.compile ({args.compile_backend})", fast(half, True, False)
+        # One compiled FastForward for the remaining steps (and the profile section): each new
+        # one would trace the model again.
+        ff = args.shared_fast = FastForward(model, device, half, compile=True, cuda_graphs=False,
+                                            compile_backend=args.compile_backend)
+        yield f"+ torch.compile ({args.compile_backend})", lambda: ff(x)
         if device.type == "cuda":
-            yield "+ CUDA graphs", fast(half, True, True)
-        if device.type == "cuda":
-            # The chunk-parallel Triton scan (one program per row and chunk) instead of the row-serial one.
-            ff = FastForward(model, device, half, compile=True, cuda_graphs=True, compile_backend=args.compile_backend)
+            ff.cuda_graphs = True
+            yield "+ CUDA graphs", lambda: ff(x)
+            # The chunk-parallel Triton scan (one program per row and chunk) instead of the
+            # row-serial one: a new capture, the same compiled graph (the backend is chosen
+            # inside the registered op).
+            ff.release()
 
             def chunked() -> torch.Tensor:
                 with forced_backend("selective_scan", "triton_chunked"):
                     return ff(x)
 
             yield "+ chunk-parallel Triton scan", chunked
+            ff.release()
+            ff.cuda_graphs = False
         else:
             yield "+ chunk-parallel Triton scan", None
 
@@ -260,8 +268,10 @@ def profile_steps(args, device: torch.device) -> dict:
 
         return run
 
-    # (the smoke run profiles the eager fast path: the model section already traced the compile)
-    ff = FastForward(model, device, half, compile=not args.smoke, cuda_graphs=False, compile_backend=args.compile_backend)
+    # The model section's compiled FastForward when it ran (no second trace); the smoke run
+    # otherwise profiles the eager fast path.
+    ff = getattr(args, "shared_fast", None) or FastForward(
+        model, device, half, compile=not args.smoke, cuda_graphs=False, compile_backend=args.compile_backend)
     for name, fn in (("eager fp32", eager(torch.float32)), ("today's half (autocast)", eager(half)),
                      ("fast path" + (" (compiled)" if ff.compile else ""), lambda: ff(x))):
         out[name] = kernel_counts(fn, device)

@@ -432,7 +432,7 @@ class _Checker:
         return v
 
     def tile(self, node: yaml.Node, where: str):
-        from err_stream.commands.common import parse_tile
+        from err_stream.engine.settings import parse_tile
 
         v = self.text(node, where)
         if v is None:
@@ -440,7 +440,7 @@ class _Checker:
         try:
             parse_tile(v)
         except UserError as e:
-            self.error(node, where, str(e).replace("--tile ", ""))
+            self.error(node, where, f"{v}: {e.reason}")  # the job file names the key itself
             return None
         return v
 

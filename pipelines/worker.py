@@ -42,10 +42,11 @@ class SegmentWorker:
 
         # A Ray worker sees only the GPU Ray gave it: "cuda:N" in a job means "a GPU" there.
         self.own_gpu = own_gpu
-        # Denormals make the scan 10-20x slower on CPUs; workers are their own processes.
-        torch.set_flush_denormal(True)
-        if threads:
-            torch.set_num_threads(max(1, int(threads)))
+        # Workers are their own processes: the same process-wide settings as the command line
+        # (denormals flushed: the scan is 10-20x slower on them; the thread count asked for).
+        from err_stream import runtime
+
+        runtime.configure(max(1, int(threads)) if threads else None)
         self.restorers: dict[tuple, Any] = {}
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -67,6 +68,7 @@ class SegmentWorker:
                 device=settings.get("device"),
                 precision=settings.get("precision"),
                 tile=settings.get("tile") or "auto",
+                memory_budget=settings.get("memory_budget"),
             )
             self.restorers[key] = make_restorer(ns)
         return self.restorers[key]
@@ -109,7 +111,6 @@ class SegmentWorker:
             copy_data=not s.get("no_data"),
             ignore_errors=bool(s.get("ignore_errors")),
             drop_alpha=bool(s.get("drop_alpha")),
-            accept_out_of_range=bool(s.get("accept_out_of_range")),
             planned=task.planned,  # every piece gets the encoder chosen for the whole output
             progress=False,
             batch=s.get("batch"),

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from ..engine.output_check import OutputRangeError
 from .common import ACCEPT_OPTION, add_model_arguments
 
 HELP = "PSNR/SSIM (Y channel, as in the paper) and optionally LPIPS of a model's output against ground truth"
@@ -35,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..engine.output_check import OutputRangeError  # loads torch: only when the command runs
     from ..image import restore_image
     from ..train.datasets import DataError, match_pairs
     from ..train.metrics import LPIPS, psnr, ssim
