@@ -58,7 +58,7 @@ class SegmentWorker:
             return None
         if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
             settings = {**settings, "device": "cuda"}
-        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile"))
+        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile", "memory_budget", "compile"))
         if key not in self.restorers:
             from err_stream.commands.common import make_restorer
 
@@ -69,6 +69,7 @@ class SegmentWorker:
                 precision=settings.get("precision"),
                 tile=settings.get("tile") or "auto",
                 memory_budget=settings.get("memory_budget"),
+                compile=settings.get("compile"),  # None: the command line's default
             )
             self.restorers[key] = make_restorer(ns)
         return self.restorers[key]
@@ -111,6 +112,7 @@ class SegmentWorker:
             copy_data=not s.get("no_data"),
             ignore_errors=bool(s.get("ignore_errors")),
             drop_alpha=bool(s.get("drop_alpha")),
+            accept_out_of_range=bool(s.get("accept_out_of_range")),
             planned=task.planned,  # every piece gets the encoder chosen for the whole output
             progress=False,
             batch=s.get("batch"),
