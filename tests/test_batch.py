@@ -530,3 +530,20 @@ def test_joined_b_frame_and_intra_outputs_keep_every_timestamp(tmp_path, capsys,
     assert len(b_frames) == len(a_frames) == 20
     assert [float(p * b_tb) for p in b_pts] == [float(p * a_tb) for p in a_pts]
     assert len(clips.packets(out / f"in.{container}", "audio")) == len(clips.packets(src, "audio"))
+
+
+def test_one_progress_bar_counts_frames_across_pieces(tmp_path, capsys):
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=20, audio=False)
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {tmp_path / "out"}
+        passthrough: true
+        codec: ffv1
+        container: mkv
+        segment_seconds: 0.3
+        engine: local
+    """)
+    assert cli.main(["batch", str(job)]) == 0
+    out, err = capsys.readouterr()
+    assert "done    20" in out and "20/20" in err and "frame/s" in err
+    assert err.count("batch:") >= 2 and "restoring" not in err  # one bar for the batch, none per piece
