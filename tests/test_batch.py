@@ -214,22 +214,27 @@ def test_per_input_overrides_and_transcoder_option_names(tmp_path, monkeypatch):
     assert special.settings["crf"] == 12 and special.settings["encoder_opt"] == ["tune=grain", "x265-params=aq-mode=3"]
 
 
-def test_shipped_jobs_are_valid(tmp_path, monkeypatch):
-    """Each shipped job checks out once files match its inputs."""
+def test_shipped_jobs_plan_on_real_clips(tmp_path, monkeypatch, capsys):
+    """Each shipped job checks out and its encoder options pass the transcoder's dry run of
+    the output, once clips match its inputs."""
+    import yaml
+
     monkeypatch.chdir(tmp_path)
     jobs = shipped_jobs()
     assert len(jobs) >= 4
     for path in jobs:
-        import yaml
-
         patterns = yaml.safe_load(path.read_text())["inputs"]
         for k, pattern in enumerate(patterns if isinstance(patterns, list) else [patterns]):
             pattern = pattern["path"] if isinstance(pattern, dict) else pattern
-            f = tmp_path / pattern.replace("**/", "").replace("*", f"clip{k}")
+            f = tmp_path / pattern.replace("**/", "day1/").replace("*", f"clip{k}")
             f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_bytes(b"x")
-        job = load_job(path)
-        assert job.inputs, path
+            if f.suffix == ".mov":
+                clips.make_prores_422_10bit(f)
+            else:
+                clips.make_h264_aac(f)
+        code, report, err = batch(path, "--dry-run", capsys=capsys)
+        assert code == 0, f"{path.name}: {err}"
+        assert report["inputs"] and all(r["status"] == "planned" for r in report["inputs"]), (path.name, report)
 
 
 # ----------------------------------------------------------------------------- planning
