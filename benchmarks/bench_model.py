@@ -1,6 +1,9 @@
 """Whole-frame forward time of ERR with our ops against a naive baseline measured in the same run.
 
 "ours" is the model with the default backends (numba scan on CPU; triton/mamba_ssm on CUDA),
+run as given (NCHW, autocast for half precisions); "fast" the same model through the fast path
+(err_stream.engine.fast.FastForward: channels_last, half weights with float32 islands, and with
+``--compile`` torch.compile; CUDA graphs too on CUDA), the path the Restorer uses by default;
 "baseline" the same model and weights with
   * the scan of ``--baseline-scan`` (default: the token-by-token reference), and
   * with ``--baseline-hfr naive`` (default) the frequency branch computed the upstream way: a full
@@ -11,6 +14,7 @@
     python benchmarks/bench_model.py                                 # CPU, 256/512/1024
     python benchmarks/bench_model.py --sizes 512 --repeat 3
     python benchmarks/bench_model.py --threads 1 --clock cpu         # on a busy machine
+    python benchmarks/bench_model.py --sizes 1024 --baseline-scan none --compile   # + compiled column
     python benchmarks/bench_model.py --device cuda --precision fp16 --sizes 3840x2160 \\
         --scan-backend triton --baseline-scan torch --baseline-hfr fast
 
@@ -33,12 +37,20 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from err_stream import runtime  # noqa: E402
+
+# As before err_stream stopped setting it on import: OpenMP threads wait passively (spinning
+# distorts timings on a busy machine). Must come before torch loads.
+runtime.configure(flush_denormal=False)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from err_stream import ERR  # noqa: E402
+from err_stream.engine.fast import FastForward  # noqa: E402
 from err_stream.ops import describe_backends, forced_backend  # noqa: E402
 from err_stream.ops.dct import dct2  # noqa: E402
 
@@ -112,6 +124,16 @@ def make_forward(
     return forward
 
 
+def make_fast_forward(fast: FastForward, multiple: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        ph, pw = (-h) % multiple, (-w) % multiple
+        xp = F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x
+        return fast(xp)[..., :h, :w]
+
+    return forward
+
+
 def time_forward(
     forward: Callable, x: torch.Tensor, repeat: int, warmup: bool = True, clock: Callable[[], float] = time.perf_counter
 ) -> tuple[float, torch.Tensor]:
@@ -156,7 +178,16 @@ def run(args: argparse.Namespace) -> list[dict]:
         ours_backends = describe_backends(device)
     base_desc = f"scan={args.baseline_scan}, hfr={args.baseline_hfr}"
     print(f"# ours: {ours_backends}; baseline: {base_desc}")
-    header = f"{'size':>11} | {'ours s':>8} | {'baseline s':>10} | {'speed-up':>8} | {'max |diff|':>10}"
+    fast = FastForward(model, device, PRECISIONS[args.precision], compile=False)
+    fast_forward = make_fast_forward(fast, model.config.multiple)
+    compiled = None
+    if args.compile:
+        compiled = make_fast_forward(FastForward(model, device, PRECISIONS[args.precision], compile=True), model.config.multiple)
+    print(f"# fast: {fast.describe()}{'; compiled: ' + ('CUDA graphs, ' if device.type == 'cuda' else '') + 'inductor' if compiled else ''}")
+    header = (
+        f"{'size':>11} | {'ours s':>8} | {'fast s':>8} | {'ours/fast':>9} | {'fast |diff|':>11} | "
+        f"{'compiled s':>10} | {'ours/comp':>9} | {'baseline s':>10} | {'base/ours':>9} | {'max |diff|':>10}"
+    )
     print(header)
     print("-" * len(header))
     for text in args.sizes:
@@ -166,6 +197,24 @@ def run(args: argparse.Namespace) -> list[dict]:
         with backends(args.scan_backend, args.rational_backend):
             ours, y = time_forward(forward, x, args.repeat, clock=clock)
         row = {"size": f"{w}x{h}", "ours_s": ours}
+        with backends(args.scan_backend, args.rational_backend):
+            fast_s, yf = time_forward(fast_forward, x, args.repeat, clock=clock)
+        row.update(fast_s=fast_s, fast_speedup=ours / fast_s, fast_max_diff=(yf.float() - y.float()).abs().max().item())
+        del yf
+        cols = f"{row['size']:>11} | {ours:8.3f} | {fast_s:8.3f} | {ours / fast_s:8.2f}x | {row['fast_max_diff']:11.2e} | "
+        if compiled is not None:
+            with backends(args.scan_backend, args.rational_backend):
+                # The warm-up call compiles (or loads the compiled graph from the cache).
+                t0 = time.perf_counter()
+                compiled(x)
+                row["compile_s"] = time.perf_counter() - t0
+                comp_s, yc = time_forward(compiled, x, args.repeat, warmup=False, clock=clock)
+            row.update(compiled_s=comp_s, compiled_speedup=ours / comp_s,
+                       compiled_max_diff=(yc.float() - y.float()).abs().max().item())
+            del yc
+            cols += f"{comp_s:10.3f} | {ours / comp_s:8.2f}x | "
+        else:
+            cols += f"{'-':>10} | {'-':>9} | "
         if args.baseline_scan != "none":
             hfr = naive_hfr(model) if args.baseline_hfr == "naive" else contextlib.nullcontext()
             with hfr, backends(args.baseline_scan, args.baseline_rational):
@@ -174,9 +223,9 @@ def run(args: argparse.Namespace) -> list[dict]:
                     forward, x, args.baseline_repeat, warmup=args.baseline_scan != "reference", clock=clock
                 )
             row.update(baseline_s=base, speedup=base / ours, max_diff=(y.float() - yb.float()).abs().max().item())
-            print(f"{row['size']:>11} | {ours:8.3f} | {base:10.3f} | {base / ours:7.1f}x | {row['max_diff']:10.2e}")
+            print(cols + f"{base:10.3f} | {base / ours:8.1f}x | {row['max_diff']:10.2e}")
         else:
-            print(f"{row['size']:>11} | {ours:8.3f} | {'-':>10} | {'-':>8} | {'-':>10}")
+            print(cols + f"{'-':>10} | {'-':>9} | {'-':>10}")
         sys.stdout.flush()
         rows.append(row)
         del x, y
@@ -202,6 +251,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--channels-last", action="store_true",
         help="model and input in channels_last memory format (both columns; 2-3x faster convolutions on CPU)",
+    )
+    p.add_argument(
+        "--compile", action="store_true",
+        help="add a column for the compiled fast path (on CPU the first compile of ERR takes minutes; "
+        "later runs load it from the cache)",
     )
     p.add_argument(
         "--clock", choices=["wall", "cpu"], default="wall",

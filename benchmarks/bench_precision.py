@@ -19,14 +19,14 @@ import torch
 from err_stream import Restorer, load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = ROOT.parent / "shared" / "golden"
+GOLDEN = ROOT / "tests" / "data"  # the golden fixtures (tests/data/README.md)
 
 
 def _photos() -> dict[str, torch.Tensor]:
     out = {}
-    io = GOLDEN / "err_seed0_io.pt"
-    if io.exists():
-        out["golden input"] = torch.load(io, weights_only=False)["input"]
+    from safetensors.torch import load_file
+
+    out["golden input"] = load_file(GOLDEN / "err_seed0_io.safetensors")["input"]
     try:
         from skimage import data
     except ImportError:

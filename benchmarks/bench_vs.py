@@ -33,7 +33,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
+
+# Before torch loads libgomp: OpenMP threads that spin while waiting starve everything else on
+# a busy CPU (the model alone ran 14 s instead of 0.4 s a frame on the main thread of a loaded
+# 2-core machine), which made the model-only baseline, not the pipeline, the slow side.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -41,7 +47,7 @@ sys.path.insert(0, str(REPO))
 from err_stream import ERR, Restorer, load_model  # noqa: E402
 from err_stream.weights import save_checkpoint  # noqa: E402
 
-GOLDEN = REPO.parent / "shared" / "golden" / "err_seed0_official_format.pth"
+GOLDEN = REPO / "tests" / "data" / "err_seed0_official_format.pth"  # tests/data/README.md
 DISTINCT = 4  # distinct source frames, cycled
 
 
@@ -75,7 +81,8 @@ SCRIPT = textwrap.dedent(
         return out
 
     src = core.std.ModifyFrame(blank, blank, source)
-    out = err(src, weights=weights, device_index=int(device_index), num_streams=int(num_streams))
+    # the benchmark's weights (golden or seeded random) leave [0, 1]: clamp (the check still runs)
+    out = err(src, weights=weights, device_index=int(device_index), num_streams=int(num_streams), accept_out_of_range=True)
     # warm-up outside vspipe's timing: kernel compilation and every stream's first frame
     for f in [out.get_frame_async(n) for n in range(int(warm))]:
         f.result()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .engine import Restorer
+from .engine.output_check import check_output, clamp_output
 from .model import ERR
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
@@ -16,7 +17,7 @@ ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
-def restore_image(model: ERR | Restorer, image: ArrayOrTensor) -> ArrayOrTensor:
+def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_range: bool = False) -> ArrayOrTensor:
     """Restore one image of any size and return the same kind, shape and dtype.
 
     ``image``: numpy H x W x 3 (uint8, uint16, or float in [0, 1]), or a torch tensor
@@ -24,14 +25,28 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor) -> ArrayOrTensor:
     rounded; float results are returned as the network gives them (not clamped). Sizes that
     are not multiples of 128 are reflect-padded right/bottom and cropped back, as in the
     paper's inference script.
+
+    Raises :class:`~err_stream.engine.output_check.OutputRangeError` when the result is
+    non-finite or has more than 0.1 % of pixels outside [-0.1, 1.1] (the weights diverged
+    on this image); ``accept_out_of_range=True`` clamps such a result to [0, 1] instead.
     """
-    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off")
+    # compile=False: one image, one size; compiling for it would not pay off.
+    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off", compile=False)
+
+    @torch.inference_mode()
+    def restore(x: torch.Tensor) -> torch.Tensor:
+        y = restorer.restore(x)
+        if accept_out_of_range:
+            return clamp_output(y)
+        check_output(y)
+        return y
+
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"restore_image: expected an H x W x 3 RGB array, got shape {image.shape}")
         scale = _integer_scale(image.dtype)
         x = torch.from_numpy(np.ascontiguousarray(image).astype(np.float32) / scale).permute(2, 0, 1)
-        y = restorer.restore(x[None])[0].permute(1, 2, 0).cpu().numpy()
+        y = restore(x[None])[0].permute(1, 2, 0).cpu().numpy()
         if scale != 1.0:
             return np.clip(np.rint(y * scale), 0, scale).astype(image.dtype)
         return y.astype(image.dtype, copy=False)
@@ -41,10 +56,10 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor) -> ArrayOrTensor:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"restore_image: expected a 3 x H x W or B x 3 x H x W tensor, got {tuple(image.shape)}")
         if image.is_floating_point():
-            y = restorer.restore(x.float()).to(image.dtype)
+            y = restore(x.float()).to(image.dtype)
         else:
             scale = float(torch.iinfo(image.dtype).max)
-            y = restorer.restore(x.float() / scale)
+            y = restore(x.float() / scale)
             y = (y * scale).round_().clamp_(0, scale).to(image.dtype)
         return y[0] if squeeze else y
     raise TypeError(f"restore_image: expected a numpy array or torch tensor, got {type(image).__name__}")
@@ -101,8 +116,10 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     """Write H x W x 3 uint8/uint16 atomically (temporary file in the same folder, then rename)."""
     import os
 
+    from .io.output_lock import partial_path
+
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.part{path.suffix}")
+    tmp = partial_path(path)  # this run's own name: concurrent runs never share a temporary file
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile

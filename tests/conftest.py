@@ -1,22 +1,24 @@
-"""Shared fixtures: the golden checkpoint and reference outputs in ../shared/golden."""
+"""Shared fixtures: the golden checkpoint and reference tensors in tests/data/ (see its README)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-import torch
+from golden import GOLDEN_CKPT, GOLDEN_IO  # tests/ is on sys.path (pytest's rootdir conftest)
 
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
-GOLDEN_CKPT = GOLDEN / "err_seed0_official_format.pth"
-GOLDEN_IO = GOLDEN / "err_seed0_io.pt"
+
+def _require(path: Path) -> Path:
+    # A missing fixture is a broken checkout, never a reason to skip.
+    if not path.exists():
+        pytest.fail(f"test fixture missing: {path} (tests/data/ ships with the repository)")
+    return path
 
 
 @pytest.fixture(scope="session")
 def golden_path() -> Path:
-    if not GOLDEN_CKPT.exists():
-        pytest.fail(f"golden checkpoint missing at {GOLDEN_CKPT} (shared/ must sit beside the repository)")
-    return GOLDEN_CKPT
+    return _require(GOLDEN_CKPT)
 
 
 @pytest.fixture(scope="session")
@@ -28,25 +30,12 @@ def golden_model(golden_path):
 
 @pytest.fixture(scope="session")
 def golden_io() -> dict:
-    return torch.load(GOLDEN_IO, map_location="cpu", weights_only=False)
+    """Reference tensors by name, plus "strides": the grid each was stored on (tests/golden.py)."""
+    from safetensors import safe_open
+
+    with safe_open(_require(GOLDEN_IO), framework="pt") as f:
+        io = {k: f.get_tensor(k) for k in f.keys()}
+        io["strides"] = json.loads(f.metadata()["strides"])
+    return io
 
 
-_exit_status: list[int] = []
-
-
-def pytest_sessionfinish(session, exitstatus):
-    _exit_status.append(int(exitstatus))
-
-
-def pytest_unconfigure(config):
-    """Known issue: after the VapourSynth tests, the process sometimes aborts while the
-    interpreter shuts down ("terminate called without an active exception", a native thread
-    torn down late) although every test passed. Once pytest has printed its summary, end the
-    process with pytest's own status, skipping the native teardown."""
-    import os
-    import sys
-
-    if "vapoursynth" in sys.modules and _exit_status:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(_exit_status[-1])

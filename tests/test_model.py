@@ -1,4 +1,4 @@
-"""The model against the reference implementation's outputs (golden files)."""
+"""The model against the reference implementation's outputs (golden files in tests/data/)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,13 @@ import math
 
 import pytest
 import torch
+from golden import GOLDEN_KEYS, grid_sample
 
 from err_stream import ERR
 from err_stream.ops import dct2
+
+# The model matches the reference to float32 rounding: 5e-7 measured on the final output.
+GOLDEN_ATOL = 5e-6
 
 
 def _capture(model: ERR, names: set[str]) -> tuple[dict, list]:
@@ -22,8 +26,7 @@ def _capture(model: ERR, names: set[str]) -> tuple[dict, list]:
 
 @pytest.fixture(scope="module")
 def golden_run(golden_model, golden_io):
-    inter = golden_io["intermediates"]
-    seen, hooks = _capture(golden_model, set(inter) | {"enter1"})
+    seen, hooks = _capture(golden_model, set(SUBMODULES) | {"enter1"})
     try:
         with torch.no_grad():
             out = golden_model.forward_stages(golden_io["input"])
@@ -33,11 +36,20 @@ def golden_run(golden_model, golden_io):
     return out, seen
 
 
+def _stored(golden_io: dict, name: str, got: torch.Tensor) -> torch.Tensor:
+    """`got` on the grid the reference tensor `name` was stored on."""
+    return grid_sample(got, golden_io["strides"][name])
+
+
 def test_final_outputs_match_reference(golden_run, golden_io):
     (out, out1, out2), _ = golden_run
+    assert golden_io["strides"]["out"] == 1, "the final output is stored whole"
     for name, got in (("out", out), ("out1", out1), ("out2", out2)):
-        err = (got - golden_io[name]).abs().max().item()
-        assert err <= 1e-4, f"{name}: max abs error {err:.3g}"
+        ref = golden_io[name]
+        got = _stored(golden_io, name, got)
+        assert got.shape == ref.shape
+        err = (got - ref).abs().max().item()
+        assert err <= GOLDEN_ATOL, f"{name}: max abs error {err:.3g}"
 
 
 # Intermediates the model has as submodules; spp/dct/idct are checked separately below.
@@ -51,35 +63,55 @@ SUBMODULES = [
 @pytest.mark.parametrize("name", SUBMODULES)
 def test_intermediate_matches_reference(golden_run, golden_io, name):
     _, seen = golden_run
-    ref = golden_io["intermediates"][name]
-    got = seen[name]
+    ref = golden_io[name]
+    got = _stored(golden_io, name, seen[name])
     assert got.shape == ref.shape
-    assert (got - ref).abs().max().item() <= 1e-4
+    # Relative to the map's scale: deep maps reach |x| ~ 50, float32 rounding grows with it.
+    assert (got - ref).abs().max().item() <= GOLDEN_ATOL * max(1.0, ref.abs().max().item())
 
 
 def test_global_prior_matches_reference(golden_model, golden_run, golden_io):
     _, seen = golden_run
     with torch.no_grad():
         prior = golden_model.spp(seen["enter1"])
-    assert (prior - golden_io["intermediates"]["spp"]).abs().max().item() <= 1e-4
+    ref = golden_io["spp"]
+    assert (_stored(golden_io, "spp", prior) - ref).abs().max().item() <= GOLDEN_ATOL * max(1.0, ref.abs().max().item())
 
 
-def test_frequency_branch_matches_reference(golden_model, golden_io):
-    """The DCT of deep1 is the orthonormal DCT; upstream's IDCT keeps only the DC coefficient,
-    so its output is a constant map per channel, which hfr_frequency reproduces."""
-    inter = golden_io["intermediates"]
-    dk = inter["deep1"]
-    assert (dct2(dk) - inter["dct"]).abs().max().item() <= 1e-3 * inter["dct"].abs().max().item()
-    ref = inter["idct"]
-    assert ref.std(dim=(2, 3)).max().item() < 1e-5, "reference IDCT output should be constant per channel"
+def test_reference_dct_is_the_orthonormal_dct(golden_run, golden_io):
+    """Upstream's DCT of deep1 is the orthonormal 2-D DCT-II (dct2, itself checked against scipy)."""
+    _, seen = golden_run
+    ref = golden_io["dct"]
+    got = _stored(golden_io, "dct", dct2(seen["deep1"]))
+    assert (got - ref).abs().max().item() <= 1e-6 * ref.abs().max().item()
+
+
+def test_reference_idct_keeps_only_the_dc_coefficient(golden_model, golden_io):
+    """Evidence from the reference run, not from our code: upstream's frequency branch ends in
+    a constant map per channel (its IDCT keeps only coefficient [0, 0]), and that constant is
+    the KANs applied to the DC coefficient of deep1's DCT, divided by sqrt(H * W) as the
+    orthonormal inverse does. `hfr_frequency` computes exactly that from deep1's sum."""
+    # Constant to float32 rounding (values ~1, one ulp ~1e-7; measured spread <= 9e-10).
+    assert golden_io["idct.std"].max().item() <= 1e-8, "reference IDCT output is constant per channel"
+    dk_sum, n = golden_io["deep1.sum"], 128 * 192
     with torch.no_grad():
-        freq = golden_model.hfr_frequency(dk.sum(dim=(2, 3)), dk.shape[-2] * dk.shape[-1])
-    assert (freq[:, :, None, None].expand_as(ref) - ref).abs().max().item() <= 1e-5
+        ours = golden_model.hfr_frequency(dk_sum, n)
+        # The same from the reference's own DCT tensor: its [0, 0] coefficient is the DC term
+        # (sum / sqrt(H * W)); the KANs act per coefficient, so the DC output depends on it only.
+        dc = golden_io["dct"][:, :, 0, 0][:, None, :]
+        w = golden_model.FW_KAN1(dc)
+        w = golden_model.FW_KAN2(w) + w
+        w = golden_model.FW_KAN3(w) + w
+        from_reference_dct = w[:, 0, :] / math.sqrt(n)
+    ref = golden_io["idct.value"]
+    assert (ours - ref).abs().max().item() <= GOLDEN_ATOL
+    assert (from_reference_dct - ref).abs().max().item() <= GOLDEN_ATOL
 
 
-def test_frequency_branch_equals_windowed_kan_then_dc_only_idct(golden_model):
-    """Our shortcut (KAN on the DC coefficient only) equals the literal upstream computation:
-    KANs over every coefficient in 64x64 windows, then an IDCT that keeps only [0, 0]."""
+def test_dc_shortcut_equals_windowed_kan_then_dc_only_idct(golden_model):
+    """Our shortcut (KAN on the DC coefficient only) equals running the KANs over every
+    coefficient in 64x64 windows, as upstream does, then keeping only [0, 0]. This checks our
+    own reformulation (it uses our dct2); the reference evidence is the test above."""
     torch.manual_seed(1)
     dk = torch.randn(1, 16, 128, 192)
     spec = dct2(dk)
@@ -98,11 +130,8 @@ def test_frequency_branch_equals_windowed_kan_then_dc_only_idct(golden_model):
 
 
 def test_state_dict_matches_published_layout(golden_model):
-    from pathlib import Path
-
-    listing = Path(__file__).resolve().parents[2] / "shared" / "golden" / "err_state_dict_keys.txt"
     expected = {}
-    for line in listing.read_text().splitlines():
+    for line in GOLDEN_KEYS.read_text().splitlines():
         if line.startswith("#") or not line.strip():
             continue
         key, shape = line.split(" ", 1)

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.fft as scipy_fft  # in the 'test' extra
 import torch
 from PIL import Image
 
@@ -21,7 +22,6 @@ from err_stream.train.degradations import Blur, Haze, LowLight, Rain, build_degr
 from err_stream.train.losses import ERRLoss, LossWeights
 from err_stream.weights import DEMO_WEIGHTS, load_model, read_state_dict
 
-scipy_fft = pytest.importorskip("scipy.fft")
 
 
 def textured(seed: int, h: int = 160, w: int = 160) -> np.ndarray:
@@ -246,7 +246,6 @@ def test_mismatched_sizes_and_cli_exit(data, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- the demo model
-@pytest.mark.skipif(not DEMO_WEIGHTS.exists(), reason="demo weights not built (scripts/train_demo.py)")
 def test_demo_weights_are_the_default_and_brighten():
     model = load_model(device="cpu")
     sd = read_state_dict(DEMO_WEIGHTS)

@@ -25,11 +25,12 @@ from err_stream.io.source import probe
 
 try:
     import clips
+    from golden import GOLDEN_CKPT as GOLDEN
 except ImportError:  # tests/ imported as a package
     from tests import clips
+    from tests.golden import GOLDEN_CKPT as GOLDEN
 
 ROOT = Path(__file__).resolve().parents[1]
-GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "err_seed0_official_format.pth"
 
 
 def run_cli(*args: str, capsys=None) -> tuple[int, str, str]:
@@ -150,7 +151,6 @@ def test_pix_fmt_option_changes_depth_and_subsampling(media, tmp_path, capsys):
     assert np.abs(b[0][0].astype(int) - 4 * a[0][0].astype(int)).max() <= 1
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="golden checkpoint not found")
 def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
     """Each output frame equals what the Restorer gives for that input frame, with the
     YCbCr<->RGB conversion done independently here (numpy, BT.709 limited)."""
@@ -159,7 +159,9 @@ def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
 
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=3, audio=False, crf=10)
     out = tmp_path / "out.mkv"
-    code, stdout, err = run_cli(src, out, "--weights", GOLDEN, "--codec", "ffv1", "--json", "--quiet", capsys=capsys)
+    # The golden checkpoint's random weights leave [0, 1] far: accept and clamp (as the
+    # reference below does; the guard is tested in test_executor.py).
+    code, stdout, err = run_cli(src, out, "--weights", GOLDEN, "--codec", "ffv1", "--json", "--quiet", "--accept-out-of-range", capsys=capsys)
     assert code == 0, err
     summary = json.loads(stdout)
     assert summary["precision"] == "fp32" and summary["passthrough"] is False and summary["frames"] == 3
@@ -328,12 +330,11 @@ def _wait_for(path_glob, tmp_path: Path, proc: subprocess.Popen, timeout: float 
     raise AssertionError("the partial output never appeared")
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="golden checkpoint not found")
 def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=True)
     out = tmp_path / "out.mp4"
     proc = _start([src, out, "--weights", GOLDEN, "--quiet"], tmp_path)
-    partial = _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    partial = _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
     time.sleep(1.0)  # mid-run: the model is restoring frames
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
@@ -346,14 +347,13 @@ def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     assert len(clips.decode_all(out)[0]) == 40
 
 
-@pytest.mark.skipif(not GOLDEN.exists(), reason="golden checkpoint not found")
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_the_existing_output_and_leaves_no_temp(tmp_path, sig):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=False)
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the previous result")
     proc = _start([src, out, "--weights", GOLDEN, "--overwrite", "--quiet"], tmp_path)
-    _wait_for(".out.mp4.err-stream-partial.mp4", tmp_path, proc)
+    _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
     time.sleep(1.0)
     proc.send_signal(sig)
     code = proc.wait(60)

@@ -1,6 +1,7 @@
 """The video pipeline on CUDA (pinned buffers, three streams, events): same results as on CPU.
 
-Skipped without a GPU. Uses a model with seeded random weights, so it needs no checkpoint.
+Skipped without a GPU. Uses a model with seeded random weights, so it needs no checkpoint;
+its output leaves [0, 1] far, so the runs accept and clamp it (the output guard would stop them).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ def test_cuda_pipeline_matches_cpu_and_batching_changes_nothing(tmp_path):
     for name, device, batch in (("cpu", "cpu", 1), ("cuda1", "cuda", 1), ("cuda4", "cuda", 4)):
         restorer = Restorer(model, device=device, precision="fp32", tiling="off")
         outs[name] = tmp_path / f"{name}.mkv"
-        r = transcode(src, outs[name], restorer, codec="ffv1", progress=False, batch=batch)
+        r = transcode(src, outs[name], restorer, codec="ffv1", progress=False, batch=batch, accept_out_of_range=True)
         assert r.frames == 5 and r.batch == batch
     cpu, g1, g4 = (clips.decode_all(outs[k])[0] for k in ("cpu", "cuda1", "cuda4"))
     d = planes_diff(cpu, g1)
@@ -74,7 +75,7 @@ def test_fp16_pipeline_close_to_fp32(tmp_path):
     res = {}
     for precision in ("fp32", "fp16"):
         out = tmp_path / f"{precision}.mkv"
-        transcode(src, out, Restorer(model, device="cuda", precision=precision), codec="ffv1", progress=False)
+        transcode(src, out, Restorer(model, device="cuda", precision=precision), codec="ffv1", progress=False, accept_out_of_range=True)
         res[precision] = clips.decode_all(out)[0]
     d = planes_diff(res["fp32"], res["fp16"])
     assert d.mean() < 1.0 and np.percentile(d, 99) <= 4

@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
 from ..errors import UserError
-from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
-from .common import add_model_arguments, make_restorer
+from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore image files (PNG/JPEG/TIFF, 8 or 16 bit), or every image of a folder"
 
@@ -23,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    from ..image import IMAGE_SUFFIXES  # loads torch: only when the command runs
+
     if not src.exists():
         raise UserError(f"{src}: no such file or folder")
     if src.is_dir():
@@ -40,6 +39,12 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..engine.output_check import OutputRangeError
+    from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
+
+    restore_settings(args).torch_device()  # bad options fail first
     jobs = _jobs(Path(args.input), Path(args.output))
     for _, out in jobs:
         if out.exists() and not args.overwrite:
@@ -51,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 out.parent.mkdir(parents=True)
             else:
                 raise UserError(f"{out.parent}: no such folder")
-    restorer = make_restorer(args)
+    restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
         try:
             image = read_image(src)
@@ -59,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
             raise
         except Exception as e:
             raise UserError(f"{src}: cannot read this image ({e})") from None
-        result = restore_image(restorer, image)
+        try:
+            result = restore_image(restorer, image, accept_out_of_range=args.accept_out_of_range)
+        except OutputRangeError as e:
+            raise e.for_option(ACCEPT_OPTION, where=str(src), frame=None) from None
         if out.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp") and result.dtype != "uint8":
             result = (result.astype("float32") / 257.0).round().astype("uint8")
         write_image(out, result)

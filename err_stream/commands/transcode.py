@@ -5,20 +5,27 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 
-import torch
-
-from ..errors import UserError
-from .common import add_model_arguments, make_restorer
+from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", help="input video (anything FFmpeg reads)")
-    p.add_argument("output", help="output video; the container follows the extension (.mp4, .mov, .mkv, .webm, ...)")
+    p.add_argument("input", help="input video: a file (anything FFmpeg reads), '-' for standard input, or a stream URL "
+                                 "(udp://, tcp://, srt://, rtmp://, rtsp://, http(s)://)")
+    p.add_argument("output", help="output video: a file (the container follows the extension: .mp4, .mov, .mkv, .webm, ...), "
+                                  "'-' for standard output (with --format), or a stream URL (udp://, tcp://, srt://, rtmp://, ...)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only once the new file is complete)")
+    p.add_argument("--no-data", action="store_true",
+                   help="leave the input's data streams out (FFmpeg's -dn); the timecode is kept either way")
+    p.add_argument("--ignore-errors", action="store_true",
+                   help="restore input the decoder reports damaged (errors it concealed) instead of failing; "
+                        "the summary counts them")
+    p.add_argument("--drop-alpha", action="store_true",
+                   help="restore the colour of a video with an alpha channel and leave the alpha out (else refused)")
     p.add_argument("--passthrough", action="store_true", help="skip the model: decode, convert colour and encode only (a check)")
     p.add_argument("--decoder", choices=["auto", "pyav", "dali"], default="auto",
                    help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU), or auto (DALI on a GPU for 8-bit 4:2:0, else PyAV)")
@@ -26,6 +33,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary (frames, seconds, fps, decoder, device, precision) at the end")
     add_model_arguments(p)
+    s = p.add_argument_group("pipes and live streams")
+    s.add_argument("--format", metavar="NAME",
+                   help="output container (FFmpeg muxer name: nut, matroska, mpegts, yuv4mpegpipe, flv, ...); needed for '-'")
+    s.add_argument("--input-format", metavar="NAME", help="input container when FFmpeg cannot tell from the data (e.g. for '-')")
+    s.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="a stream that sends nothing for this long ends the run with exit 2 (default: 10 for network inputs "
+                        "once started; a listener or UDP input waits for its sender without limit)")
+    s.add_argument("--max-delay", type=int, metavar="FRAMES",
+                   help="live run: at most this many frames between decoder and encoder, low-delay encoding "
+                        "(default 8 when an input or output is a network URL)")
+    s.add_argument("--drop-late", action="store_true",
+                   help="live run: drop frames that fall further behind real time than --max-delay frames (counted in the summary)")
     g = p.add_argument_group("encoder (FFmpeg's names; default: the input's codec family at high quality)")
     g.add_argument("--codec", metavar="NAME", help="libx264, libx265, hevc_nvenc, prores_ks, ffv1, libvpx-vp9, libsvtav1, ...")
     g.add_argument("--crf", type=float, metavar="Q", help="constant quality (crf; cq for NVENC)")
@@ -37,42 +56,129 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..io.endpoints import endpoint, output_format
+    from ..io.preflight import plan_output
     from ..io.sink import PartialOutput, choose_encoder
-    from ..io.source import probe
-    from ..video import transcode
+    from ..io.source import check_alpha, probe
+    from ..progress import TqdmProgress
+    from ..video import InputStopped, format_is_extension, transcode
 
-    # Cheap checks first, so a bad path or option fails before the model loads.
-    info = probe(args.input)
-    choose_encoder(info, _path(args.output), args.codec, args.crf, args.encoder_preset, args.pix_fmt, args.encoder_opt)
-    PartialOutput(args.output, overwrite=args.overwrite, source=info.path)
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    # Cheap checks first, so a bad path or option fails before the model loads. A stream
+    # can be read only once: it is opened by transcode(), after the model has loaded.
+    in_ep, out_ep = endpoint(args.input), endpoint(args.output)
+    container = output_format(out_ep, args.format)
+    if out_ep.is_file:
+        PartialOutput(out_ep.path, overwrite=args.overwrite, source=in_ep.path if in_ep.is_file else None)
+    settings = None
+    if in_ep.is_file:
+        info = probe(in_ep.path)
+        check_alpha(info, args.drop_alpha)
+        if out_ep.is_file and format_is_extension(out_ep, container):
+            # A dry run of the output: a stream or option it cannot take fails now, not after the last frame.
+            settings = plan_output(info, out_ep.path, args.codec, args.crf, args.encoder_preset, args.pix_fmt,
+                                   args.encoder_opt, not args.no_data)
+        else:
+            name = out_ep.path if out_ep.is_file else _path(f"stream.{container}")
+            choose_encoder(info, name, args.codec, args.crf, args.encoder_preset, args.pix_fmt, args.encoder_opt, container=container)
+    restore_settings(args).torch_device()  # a bad --device/--tile/... fails before the model loads
     restorer = None if args.passthrough else make_restorer(args)
-    with _terminate_as_interrupt():
-        result = transcode(
-            args.input,
-            args.output,
-            restorer,
-            device=args.device,
-            decoder=args.decoder,
-            codec=args.codec,
-            crf=args.crf,
-            encoder_preset=args.encoder_preset,
-            pix_fmt=args.pix_fmt,
-            encoder_opts=args.encoder_opt,
-            overwrite=args.overwrite,
-            progress=not args.quiet,
-            batch=args.batch,
-        )
+    # Machine-readable output never shares standard output with the video.
+    report = sys.stderr if out_ep.kind == "pipe" else sys.stdout
+    stop_input = threading.Event()
+    try:
+        with _terminate_as_interrupt(), _worded_for_cli(), _ctrl_c_ends_the_stream(stop_input, active=not in_ep.is_file):
+            result = transcode(
+                args.input,
+                args.output,
+                restorer,
+                device=args.device,
+                decoder=args.decoder,
+                codec=args.codec,
+                crf=args.crf,
+                encoder_preset=args.encoder_preset,
+                pix_fmt=args.pix_fmt,
+                encoder_opts=args.encoder_opt,
+                overwrite=args.overwrite,
+                copy_data=not args.no_data,
+                planned=settings,
+                ignore_errors=args.ignore_errors,
+                drop_alpha=args.drop_alpha,
+                progress=None if args.quiet else TqdmProgress(),
+                batch=args.batch,
+                accept_out_of_range=args.accept_out_of_range,
+                format=args.format,
+                input_format=args.input_format,
+                timeout=args.timeout,
+                max_delay=args.max_delay,
+                drop_late=args.drop_late,
+                stop_input=stop_input,
+            )
+    except InputStopped as e:
+        if args.json:
+            print(json.dumps(e.result.as_dict()), file=report)
+        raise
+    if (not in_ep.is_file and not args.quiet) or result.damaged or result.dropped_late:
+        print(_summary(result, out_ep.label(output=True)), file=sys.stderr)
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps(result.as_dict()), file=report)
     return 0
+
+
+def _summary(result, where: str) -> str:
+    parts = [f"err-stream: {result.frames} frames ({result.stream_seconds:.2f} s of stream) written to {where}"]
+    if result.ended == "stopped":
+        parts.append("the input was stopped with Ctrl-C")
+    if result.dropped_late:
+        parts.append(f"{result.dropped_late} dropped late (--drop-late)")
+    if result.damaged:
+        parts.append(f"{result.damaged} damaged pictures dropped")
+    return "; ".join(parts)
 
 
 def _path(p: str):
     from pathlib import Path
 
     return Path(p)
+
+
+class _worded_for_cli:
+    """The output guard's error names the command-line option."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        from ..engine.output_check import OutputRangeError
+
+        if isinstance(e, OutputRangeError):
+            raise e.for_option(ACCEPT_OPTION, where=None) from None
+        return False
+
+
+class _ctrl_c_ends_the_stream:
+    """Reading a stream, the first Ctrl-C ends the input as if the sender had stopped: what
+    arrived is restored and the output finished (exit 0), as one stops a recording. A
+    second Ctrl-C abandons the run (exit 130; a file output is then not written)."""
+
+    def __init__(self, stop: threading.Event, active: bool) -> None:
+        self.stop = stop
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.previous = None
+
+    def __enter__(self):
+        if self.active:
+            self.previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def _handler(self, signum, frame):
+        if self.stop.is_set():
+            raise KeyboardInterrupt
+        self.stop.set()
+        print("\nerr-stream: stopping the input and finishing the output (Ctrl-C again to abandon it)", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 class _terminate_as_interrupt:

@@ -3,18 +3,21 @@ other stream copied packet for packet), and the atomic output file."""
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from .colour import PlaneFormat
+from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
-from .source import VideoInfo, _attached_pic_flag
+from .source import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ DEFAULT_ENCODERS = {
     "ffv1": "ffv1",
 }
 # Tried in order when the family's encoder cannot store the format or the container.
-FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1")
+FALLBACK_ENCODERS = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "wrapped_avframe")  # the last: y4m
 
 ENCODER_DEFAULTS: dict[str, dict[str, str]] = {
     "libx264": {"crf": "16", "preset": "medium"},
@@ -62,9 +65,6 @@ PRESET_OPTION = {
     "libvpx-vp9": "deadline",
 }
 
-PARTIAL_MARK = ".err-stream-partial"
-
-
 def container_format(out: Path) -> str:
     fmt = CONTAINERS.get(out.suffix.lower())
     if fmt is None:
@@ -72,12 +72,31 @@ def container_format(out: Path) -> str:
     return fmt
 
 
-def container_codecs(fmt: str) -> set[str]:
-    """Codec names the muxer accepts."""
+# Extensions that need a muxer option (Blu-ray's M2TS: 192-byte packets with arrival times).
+MUXER_OPTIONS = {".m2ts": {"mpegts_m2ts_mode": "1"}}
+
+# Muxers without a codec table: FFmpeg cannot list what they take (PyAV's list for them
+# holds only MPEG-2, though MPEG-TS carries H.264/HEVC and MXF DNxHR/ProRes), so a dry run
+# of the output (io/preflight.py) decides instead. The stream muxers (RTP, RTSP) likewise.
+UNLISTED_MUXERS = {"mpegts", "mxf", "mxf_d10", "mxf_opatom", "rtp_mpegts", "rtp", "rtsp"}
+
+
+def container_codecs(fmt: str) -> set[str] | None:
+    """Codec names the muxer accepts (None: the muxer cannot say; try it)."""
     import av
 
+    if fmt in UNLISTED_MUXERS:
+        return None
     with av.open(io.BytesIO(), "w", format=fmt) as c:
         return set(c.supported_codecs)
+
+
+def storable(codec: str | None, allowed: set[str] | None) -> bool:
+    return allowed is None or codec in allowed
+
+
+class EncoderOptionError(UserError):
+    """An ``--encoder-opt`` key the encoder does not have."""
 
 
 def _encoder(name: str):
@@ -86,9 +105,9 @@ def _encoder(name: str):
     try:
         codec = av.codec.Codec(name, "w")
     except Exception:
-        raise UserError(f"--codec {name}: no such encoder in this FFmpeg build") from None
+        raise SettingError("codec", name, "no such encoder in this FFmpeg build") from None
     if codec.type != "video":
-        raise UserError(f"--codec {name}: not a video encoder")
+        raise SettingError("codec", name, "not a video encoder")
     return codec
 
 
@@ -136,20 +155,24 @@ def choose_encoder(
     preset: str | None = None,
     pix_fmt: str | None = None,
     encoder_opts: list[str] | tuple[str, ...] = (),
+    *,
+    container: str | None = None,
 ) -> EncoderSettings:
     """Turn the user's encoder options (or the defaults: the input's codec family at high
-    quality, its pixel format) into settings this FFmpeg and OUT's container accept."""
-    fmt = container_format(out)
+    quality, its pixel format) into settings this FFmpeg and OUT's container accept.
+    ``container``: the muxer (default: from OUT's extension)."""
+    fmt = container or container_format(out)
+    where = f"{out.suffix} files" if container is None else f"{fmt} output"
     allowed = container_codecs(fmt)
     want = PlaneFormat.parse(pix_fmt) if pix_fmt else info.pix_fmt
     if codec is not None:
         enc = _encoder(codec)
-        if enc.canonical_name not in allowed:
-            raise UserError(f"--codec {codec}: {enc.canonical_name} cannot be stored in {out.suffix} files")
+        if not storable(enc.canonical_name, allowed):
+            raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {where}")
         formats = [f.name for f in (enc.video_formats or [])]
-        chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+        chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
         if chosen is None:
-            raise UserError(f"--codec {codec} cannot encode {want.name}; it takes {', '.join(formats)} (use --pix-fmt)")
+            raise SettingError("codec", codec, f"cannot encode {want.name}; it takes {', '.join(formats)}", instead=["pix_fmt"])
     else:
         chosen = None
         for name in (DEFAULT_ENCODERS.get(info.codec), *FALLBACK_ENCODERS):
@@ -159,15 +182,15 @@ def choose_encoder(
                 enc = _encoder(name)
             except UserError:
                 continue
-            if enc.canonical_name not in allowed:
+            if not storable(enc.canonical_name, allowed):
                 continue
             formats = [f.name for f in (enc.video_formats or [])]
-            chosen = want if want.name in formats else (None if pix_fmt else _pick_pix_fmt(want, formats))
+            chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
             if chosen is not None:
                 codec = name
                 break
         if chosen is None or codec is None:
-            raise UserError(f"no encoder here can write {want.name} video into {out.suffix} files; choose --codec/--pix-fmt")
+            raise UserError(f"no encoder here can write {want.name} video into {where}", instead=["codec", "pix_fmt"])
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
 
@@ -177,22 +200,23 @@ def choose_encoder(
     if crf is not None:
         key = CRF_OPTION.get(codec)
         if key is None:
-            raise UserError(f"--crf: {codec} has no constant-quality setting (use --encoder-opt)")
+            raise SettingError("crf", crf, f"{codec} has no constant-quality setting", instead=["encoder_opt"])
         options[key] = f"{crf:g}"
     if preset is not None:
         key = PRESET_OPTION.get(codec)
         if key is None:
-            raise UserError(f"--encoder-preset: {codec} has no presets (use --encoder-opt)")
+            raise SettingError("encoder_preset", preset, f"{codec} has no presets", instead=["encoder_opt"])
         options[key] = preset
     for item in encoder_opts:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"--encoder-opt {item!r}: expected KEY=VALUE (e.g. tune=film)")
+            raise SettingError("encoder_opt", item, "expected KEY=VALUE (e.g. tune=film)")
         if key == "x265-params" and "x265-params" in options:
             value = options["x265-params"] + ":" + value
         options[key] = value
-    for st in info.other_streams:
-        if st.type in ("audio", "subtitle", "video") and st.codec not in allowed:
+    copied = info.other_streams if info.format_name != "vapoursynth" else []  # a script's audio is encoded
+    for st in copied:
+        if st.type in ("audio", "subtitle", "video") and not storable(st.codec, allowed):
             raise UserError(_uncopyable(info, st.index, st.type, st.codec, out))
     if info.hdr is not None:
         if codec == "libx265":
@@ -213,47 +237,63 @@ def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: 
 
 # ----------------------------------------------------------------------------- output file
 class PartialOutput:
-    """OUT is written as ``.OUT.err-stream-partial.EXT`` in OUT's folder and renamed into
-    place by :meth:`commit`; anything else (error, Ctrl-C) removes the partial file and
-    leaves OUT (new or pre-existing) untouched. A partial file left by a killed run is
-    removed on the next run for the same OUT."""
+    """OUT is written into this run's own partial file in OUT's folder
+    (``.OUT.err-stream-partial.<pid>-<random>.EXT``) and renamed into place by :meth:`commit`;
+    anything else (error, Ctrl-C) removes the partial file and leaves OUT (new or pre-existing)
+    untouched. While the run writes, OUT is locked (:class:`~.output_lock.OutputLock`): a second
+    run for the same OUT stops at once. Partial files left by killed runs are removed by the
+    next run for the same OUT."""
 
     def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
         out = Path(out)
         self.out = out
         if out.is_dir():
             raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
-        if out.exists() and not overwrite:
-            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
         if not out.parent.is_dir():
             what = "is not a folder" if out.parent.exists() else "no such folder"
             raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
+        holder = lock_holder(out)
+        if holder is not None and holder != os.getpid():
+            raise UserError(f"{out} is being written by another err-stream (pid {holder}); wait for it to finish, stop it, or write to another file")
+        if out.exists() and not overwrite:
+            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
         if source is not None and out.exists() and out.resolve() == Path(source).resolve():
             raise UserError(f"{out}: is the input file; write to another file")
-        self.tmp = out.with_name(f".{out.name}{PARTIAL_MARK}{out.suffix}")
+        self.tmp = partial_path(out)
+        self.lock = OutputLock(out)
         self.committed = False
 
     def __enter__(self) -> PartialOutput:
-        if self.tmp.exists():
-            log.info("removing %s left by an interrupted run", self.tmp)
-            self.tmp.unlink()
+        self.lock.acquire()
         try:
-            with open(self.tmp, "wb"):
-                pass
-        except OSError as e:
-            raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+            self.lock.remove_stale_partials()
+            try:
+                with open(self.tmp, "xb"):
+                    pass
+            except OSError as e:
+                raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+        except BaseException:
+            self.lock.release()
+            raise
         return self
 
     def commit(self) -> None:
-        os.replace(self.tmp, self.out)
+        try:
+            os.replace(self.tmp, self.out)
+        except OSError as e:
+            raise ProcessingError(f"{self.out}: could not put the finished output in place ({e.strerror or e}); "
+                                  f"nothing was written there") from None
         self.committed = True
 
     def __exit__(self, *exc) -> None:
-        if not self.committed:
-            try:
-                self.tmp.unlink()
-            except FileNotFoundError:
-                pass
+        try:
+            if not self.committed:
+                try:
+                    self.tmp.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            self.lock.release()
 
 
 # ----------------------------------------------------------------------------- the sink
@@ -261,17 +301,22 @@ class StreamCopier:
     """Every stream but the restored video, copied packet for packet (no re-encoding) from
     a second reader of the input, kept in step with the video by :meth:`pump`."""
 
-    def __init__(self, info: VideoInfo, out_container, out: Path, allowed: set[str]) -> None:
+    def __init__(self, info: VideoInfo, out_container, out: Path, allowed: set[str] | None,
+                 copy_data: bool = True, only: set[int] | None = None) -> None:
         import av
+
+        from .metadata import carried_as_metadata, stream_tags
 
         self.input = av.open(str(info.path))
         self.output = out_container
         self.map = {}
         for s in self.input.streams:
-            if s.index == info.video_index:
+            if s.index == info.video_index or carried_as_metadata(s):  # timecode and chapters: io/metadata.py
+                continue
+            if (s.type == "data" and not copy_data) or (only is not None and s.index not in only):
                 continue
             name = s.codec_context.name if s.codec_context is not None else None
-            if s.type in ("audio", "subtitle", "video") and name not in allowed:
+            if s.type in ("audio", "subtitle", "video") and not storable(name, allowed):
                 message = _uncopyable(info, s.index, s.type, name, out)
                 self.close()
                 raise UserError(message)
@@ -281,10 +326,9 @@ class StreamCopier:
                 message = f"{info.path}: stream #{s.index} ({s.type}, {name}) cannot be copied to {out.suffix}: {e}"
                 self.close()
                 raise UserError(message) from None
-            for k, v in s.metadata.items():
+            for k, v in stream_tags(s).items():  # language, title, ...
                 o.metadata[k] = v
-            if s.disposition & _attached_pic_flag():
-                o.disposition = s.disposition
+            o.disposition = s.disposition  # default, forced, commentary, attached picture...
             self.map[s.index] = o
         self._packets = self.input.demux([self.input.streams[i] for i in self.map]) if self.map else iter(())
         self._pending = None
@@ -314,32 +358,46 @@ class StreamCopier:
 
 
 class VideoSink:
-    """Encode restored frames with the input's timestamps into the output container."""
+    """Encode restored frames with the input's timestamps into the output container, with
+    the input's metadata (io/metadata.py) and every other stream copied beside them.
+
+    ``copy_data=False`` leaves data streams out (FFmpeg's ``-dn``); ``only``: copy just
+    these input streams (the pre-flight check uses it to find a stream the muxer refuses)."""
 
     # How far ahead of the video the copied streams are muxed (seconds).
     LEAD = 1.0
 
-    def __init__(self, path: Path, out: Path, info: VideoInfo, settings: EncoderSettings) -> None:
+    def __init__(self, path: str | Path, out: str | Path, info: VideoInfo, settings: EncoderSettings, *,
+                 copy_data: bool = True, only: set[int] | None = None, metadata=None,
+                 container: str | None = None, options: dict[str, str] | None = None) -> None:
+        """``path``: where the bytes go (a file, a URL, ``pipe:N``); ``out``: what the user
+        named (for messages); ``container``: the muxer (default: from OUT's extension);
+        ``options``: muxer/protocol options (live outputs)."""
         import av
+
+        from .metadata import FieldFlags, Metadata, apply_metadata, read_metadata
 
         self.info = info
         self.settings = settings
         self.fmt = settings.pix_fmt
-        fmt_name = container_format(out)
+        self.out = out
+        fmt_name = container or container_format(Path(out))
+        self.clock = OutputClock(info, fmt_name, settings.codec)
+        muxer_options = {**MUXER_OPTIONS.get(Path(str(out)).suffix.lower(), {}), **(options or {})}
         try:
-            self.container = av.open(str(path), "w", format=fmt_name)
+            self.container = av.open(str(path), "w", format=fmt_name, container_options=muxer_options)
         except av.error.FFmpegError as e:
             raise UserError(f"{out}: cannot create the output ({e})") from None
         self.copier = None
         try:
-            rate = info.average_rate
-            vs = self.container.add_stream(settings.codec, rate=rate)
+            vs = self.container.add_stream(settings.codec, rate=info.average_rate)
             vs.width, vs.height = info.width, info.height
             vs.pix_fmt = self.fmt.name
-            # The input's own clock: every frame keeps its timestamp (VFR stays VFR).
-            vs.time_base = info.time_base
+            # The input's own clock: every frame keeps its timestamp (VFR stays VFR), except
+            # where the container has none (AVI, y4m: see OutputClock).
+            vs.time_base = self.clock.time_base
             cc = vs.codec_context
-            cc.time_base = info.time_base
+            cc.time_base = self.clock.time_base
             if info.sample_aspect_ratio:
                 cc.sample_aspect_ratio = info.sample_aspect_ratio
             info.tags.apply_to(cc)
@@ -347,56 +405,86 @@ class VideoSink:
             if settings.codec in ("libx265", "hevc_nvenc") and fmt_name in ("mp4", "mov"):
                 cc.codec_tag = "hvc1"  # the tag Apple players require
             self.stream = vs
-            for k, v in self.container_metadata().items():
-                self.container.metadata[k] = v
-            self.copier = StreamCopier(info, self.container, out, container_codecs(fmt_name))
+            script = info.format_name == "vapoursynth"
+            if metadata is None:
+                # A stream is read once: its metadata and other streams are not read again (see LiveSource).
+                metadata = Metadata() if script or info.live is not None else read_metadata(info.path, info.video_index)
+            self.metadata = metadata
+            self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
+            self.fields = FieldFlags(metadata.field_order) if metadata.field_order > 1 else None
+            if script:
+                from .vpy import ScriptAudio
+
+                self.copier = ScriptAudio(info, self.container, fmt_name, only)
+            elif info.live is None:
+                self.copier = StreamCopier(info, self.container, Path(out), container_codecs(fmt_name), copy_data, only)
             try:
                 # Opened from a lower-priority thread: the encoder's worker threads inherit it.
                 call_at_lower_priority(self.container.start_encoding)
             except (av.error.FFmpegError, ValueError) as e:
+                if _is_url(out) and getattr(e, "errno", None) is not None and isinstance(e, OSError):
+                    raise UserError(f"{out}: cannot open the output: {e.strerror or e}") from None
                 raise UserError(f"{out}: cannot start writing: {settings.codec} with {settings.describe()} refused ({e})") from None
+            unused = dict(cc.options or {})
+            if unused:  # FFmpeg leaves the options no part of the encoder took
+                names = ", ".join(f"'{k}'" for k in unused)
+                raise EncoderOptionError(
+                    f"{settings.codec} has no option {names} (FFmpeg: Unrecognized option); "
+                    f"see 'ffmpeg -h encoder={settings.codec}'",
+                    option="encoder_opt",
+                )
         except BaseException:
             self.abort()
             raise
         self.frames = 0
-
-    def container_metadata(self) -> dict[str, str]:
-        import av
-
-        with av.open(str(self.info.path)) as c:
-            skip = ("encoder", "major_brand", "minor_version", "compatible_brands")  # the muxer writes its own
-            return {k: v for k, v in c.metadata.items() if k.lower() not in skip}
 
     def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], pts: int, duration: int = 0) -> None:
         import av
 
         frame = av.VideoFrame(self.info.width, self.info.height, self.fmt.name)
         fill_planes(frame, planes, self.fmt)
-        frame.pts = pts
-        frame.time_base = self.info.time_base
-        if duration:
-            frame.duration = duration
+        frame.pts, frame.duration = self.clock.place(pts, duration)
+        frame.time_base = self.clock.time_base
         self.info.tags.apply_to(frame)
         try:
+            if self.fields is not None:
+                frame = self.fields(frame)
             for packet in self.stream.encode(frame):
                 self.container.mux(packet)
-            self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
-        except av.error.FFmpegError as e:
-            raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+            if self.copier is not None:
+                self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
+        except (OSError, av.error.FFmpegError) as e:
+            if getattr(e, "errno", None) in RECEIVER_GONE:
+                raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
+            if isinstance(e, av.error.FFmpegError):
+                raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+            raise ProcessingError(f"writing frame {self.frames} failed: {e.strerror or e}") from None
         self.frames += 1
 
-    def finish(self) -> None:
+    def finish(self, copy_rest: bool = True) -> None:
+        """Flush the encoder, copy the rest of the other streams (``copy_rest``) and write
+        the trailer."""
         import av
 
         try:
             for packet in self.stream.encode(None):
                 self.container.mux(packet)
-            self.copier.pump(None)
+            if copy_rest and self.copier is not None:
+                self.copier.pump(None)
             self.container.close()
-        except av.error.FFmpegError as e:
-            raise ProcessingError(f"finishing the output failed: {e}") from None
+            if self.clock.moved:
+                log.warning(
+                    "the input's frame rate varies; %d of %d frames were moved onto the constant %s fps grid this "
+                    "container needs (write .mkv or .mp4 to keep every frame's time)",
+                    self.clock.moved, self.frames, f"{float(1 / self.clock.time_base):.3f}",
+                )
+        except (OSError, av.error.FFmpegError) as e:
+            if getattr(e, "errno", None) in RECEIVER_GONE:
+                raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
+            raise ProcessingError(f"finishing the output failed: {getattr(e, 'strerror', None) or e}") from None
         finally:
-            self.copier.close()
+            if self.copier is not None:
+                self.copier.close()
 
     def abort(self) -> None:
         for close in (getattr(self.copier, "close", None), self.container.close):
@@ -406,6 +494,58 @@ class VideoSink:
                 close()
             except Exception:  # already failing: the partial file is removed anyway
                 pass
+
+
+class ReceiverGone(ProcessingError):
+    """A pipe's reader or a network receiver stopped taking the output."""
+
+
+RECEIVER_GONE = (errno.EPIPE, errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ENOTCONN)
+
+
+def _is_url(out) -> bool:
+    return "://" in str(out)
+
+
+def _label(out) -> str:
+    return "standard output" if str(out) == "-" else str(out)
+
+
+class OutputClock:
+    """Output timestamps. Containers with real timestamps get the input's (time base and
+    values). AVI has none: a frame's place is its index at a constant rate, which AVI
+    declares as 1/time base (MXF and MPEG-2 video likewise count frames). There frames go
+    on the grid of the input's average rate at
+    the slot nearest their time (a variable-rate input is therefore made constant-rate,
+    and a frame is never moved by more than half a frame period unless two frames would
+    share a slot)."""
+
+    # MXF counts in edit units of the frame rate; MPEG-1/2 video only knows frame rates
+    # (its time base must be 1/rate).
+    CONSTANT_RATE_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom", "yuv4mpegpipe"}
+    CONSTANT_RATE_ENCODERS = {"mpeg2video", "mpeg1video"}
+
+    def __init__(self, info: VideoInfo, container_format: str, encoder: str = "") -> None:
+        self.info = info
+        self.constant = container_format in self.CONSTANT_RATE_CONTAINERS or encoder in self.CONSTANT_RATE_ENCODERS
+        self.last = -1
+        self.moved = 0  # frames placed more than a quarter period from their own time
+        if self.constant:
+            rate = info.average_rate or Fraction(25)
+            self.time_base = Fraction(rate.denominator, rate.numerator)
+            self.step = info.time_base / self.time_base  # output ticks per input tick
+        else:
+            self.time_base = info.time_base
+
+    def place(self, pts: int, duration: int) -> tuple[int, int]:
+        if not self.constant:
+            return pts, duration
+        exact = pts * self.step
+        slot = max(self.last + 1, round(exact))
+        if abs(slot - exact) > 0.25:
+            self.moved += 1
+        self.last = slot
+        return slot, 1
 
 
 def fill_planes(frame, planes, fmt: PlaneFormat) -> None:

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from .colour import ColourTags, HdrMetadata, PlaneFormat
+from .damage import Damage, DamageWatch
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,19 @@ class VideoInfo:
     sample_aspect_ratio: Fraction | None = None
     rotation: int = 0
     hdr: HdrMetadata | None = None
+    # The picture has an alpha channel (a yuva* format, or VP9's alpha in WebM, which
+    # FFmpeg's decoder drops). The model restores colour, not alpha: see check_alpha.
+    alpha: bool = False
+    script_args: dict | None = None  # a .vpy input: the arguments its globals get (io/vpy.py)
     other_streams: list[StreamSummary] = field(default_factory=list)
+    live: str | None = None  # a pipe or URL (as the user wrote it): read once, no seeking
+
+    @property
+    def label(self) -> str:
+        """How messages name the input."""
+        if self.live is None:
+            return str(self.path)
+        return "standard input" if self.live == "-" else self.live
 
     def describe(self) -> str:
         t = self.tags.describe()
@@ -114,6 +127,10 @@ def probe(path: str | Path) -> VideoInfo:
     import av
 
     path = Path(path)
+    if path.suffix.lower() == ".vpy":
+        from .vpy import probe_vpy
+
+        return probe_vpy(path)
     container = _open(path)
     try:
         vs = _pick_video_stream(container, path)
@@ -126,52 +143,60 @@ def probe(path: str | Path) -> VideoInfo:
             raise UserError(f"{path}: corrupt or truncated video: decoding failed at frame 0 ({_reason(e)})") from None
         if first is None:
             raise UserError(f"{path}: the video stream has no decodable frames (empty or corrupt file)")
-        fmt = PlaneFormat.parse(first.format.name)
-        tags = ColourTags.of(first)
-        cc_tags = ColourTags.of(vs.codec_context)
-        # Some decoders leave frame tags unspecified when the container has them.
-        tags = ColourTags(
-            tags.matrix if tags.matrix != 2 else cc_tags.matrix,
-            tags.range if tags.range != 0 else cc_tags.range,
-            tags.primaries if tags.primaries != 2 else cc_tags.primaries,
-            tags.transfer if tags.transfer != 2 else cc_tags.transfer,
-        )
-        hdr = _hdr_of(first, vs.codec_context)
-        tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
-        rate = vs.average_rate or vs.guessed_rate
-        rate = Fraction(rate.numerator, rate.denominator) if rate else None
-        duration = None
-        if vs.duration is not None:
-            duration = float(vs.duration * vs.time_base)
-        elif container.duration:
-            duration = container.duration / 1e6
-        estimate = vs.frames or (round(duration * rate) if duration and rate else None)
-        sar = vs.sample_aspect_ratio
-        others = [
-            StreamSummary(s.index, s.type, s.codec_context.name if s.codec_context else "none")
-            for s in container.streams
-            if s.index != vs.index
-        ]
-        return VideoInfo(
-            path=path,
-            format_name=container.format.name,
-            video_index=vs.index,
-            codec=vs.codec_context.name,
-            width=first.width,
-            height=first.height,
-            pix_fmt=fmt,
-            tags=tags,
-            time_base=tb,
-            average_rate=rate,
-            frames_estimate=estimate or None,
-            duration=duration,
-            sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else None,
-            rotation=int(getattr(first, "rotation", 0) or 0),
-            hdr=hdr,
-            other_streams=others,
-        )
+        return video_info(container, vs, first, path)
     finally:
         container.close()
+
+
+def video_info(container, vs, first, path: Path, live: str | None = None) -> VideoInfo:
+    """What :func:`probe` reports, from an open container, its video stream and first frame."""
+    name, jpeg_range = plain_pix_fmt(first.format.name)
+    fmt = PlaneFormat.parse(name)
+    tags = ColourTags.of(first)
+    cc_tags = ColourTags.of(vs.codec_context)
+    # Some decoders leave frame tags unspecified when the container has them.
+    tags = ColourTags(
+        tags.matrix if tags.matrix != 2 else cc_tags.matrix,
+        jpeg_range or (tags.range if tags.range != 0 else cc_tags.range),
+        tags.primaries if tags.primaries != 2 else cc_tags.primaries,
+        tags.transfer if tags.transfer != 2 else cc_tags.transfer,
+    )
+    hdr = _hdr_of(first, vs.codec_context)
+    tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
+    rate = vs.average_rate or vs.guessed_rate
+    rate = Fraction(rate.numerator, rate.denominator) if rate else None
+    duration = None
+    if vs.duration is not None:
+        duration = float(vs.duration * vs.time_base)
+    elif container.duration:
+        duration = container.duration / 1e6
+    estimate = vs.frames or (round(duration * rate) if duration and rate else None)
+    sar = vs.sample_aspect_ratio
+    others = [
+        StreamSummary(s.index, s.type, s.codec_context.name if s.codec_context else "none")
+        for s in container.streams
+        if s.index != vs.index
+    ]
+    return VideoInfo(
+        path=path,
+        format_name=container.format.name,
+        video_index=vs.index,
+        codec=vs.codec_context.name,
+        width=first.width,
+        height=first.height,
+        pix_fmt=fmt,
+        tags=tags,
+        time_base=tb,
+        average_rate=rate,
+        frames_estimate=estimate or None,
+        duration=duration,
+        sample_aspect_ratio=Fraction(sar.numerator, sar.denominator) if sar else None,
+        rotation=int(getattr(first, "rotation", 0) or 0),
+        alpha=first.format.name.startswith("yuva") or vs.metadata.get("alpha_mode", vs.metadata.get("ALPHA_MODE")) == "1",
+        hdr=hdr,
+        other_streams=others,
+        live=live,
+    )
 
 
 def _hdr_of(frame, codec_context) -> HdrMetadata | None:
@@ -183,6 +208,22 @@ def _hdr_of(frame, codec_context) -> HdrMetadata | None:
             if key in source and key not in found:
                 found[key] = bytes(source[key])
     return HdrMetadata.from_side_data(found.get(Type.MASTERING_DISPLAY_METADATA), found.get(Type.CONTENT_LIGHT_LEVEL))
+
+
+# FFmpeg's deprecated full-range ("JPEG") formats: the same planes as yuv*, with the range
+# in the name instead of the tag. Encoders other than MJPEG refuse them.
+_JPEG_FORMATS = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p", "yuvj440p": "yuv440p", "yuvj411p": "yuv411p"}
+
+
+def plain_pix_fmt(name: str) -> tuple[str, int]:
+    """``(yuv* name, 2)`` for a ``yuvj*`` format (2: FFmpeg's full-range tag), else
+    ``(name, 0)``; a ``yuva*`` format gives its colour planes' format (the alpha rule is
+    applied by the caller: see :attr:`VideoInfo.alpha`)."""
+    if name in _JPEG_FORMATS:
+        return _JPEG_FORMATS[name], 2
+    if name.startswith("yuva"):
+        return "yuv" + name[4:], 0
+    return name, 0
 
 
 def plane_views(frame, fmt: PlaneFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -202,9 +243,22 @@ class PyAVSource:
 
     name = "pyav"
 
-    def __init__(self, info: VideoInfo, threads: int = 0) -> None:
+    def __init__(self, info: VideoInfo, threads: int = 0, ignore_errors: bool = False) -> None:
         self.info = info
         self.threads = threads
+        # Concealed decoder errors (io/damage.py) fail the run unless ignored; then counted here.
+        self.ignore_errors = ignore_errors
+        self.damage: list = []
+
+    def _damaged(self, found: list) -> None:
+        for d in found:
+            if not self.ignore_errors:
+                raise UserError(
+                    f"{self.info.path}: damaged video: the decoder concealed an error at {d.describe()}",
+                    instead=["ignore_errors"], instead_for="to restore it anyway",
+                )
+            log.warning("%s: damaged video, concealed by the decoder: %s", self.info.path.name, d.describe())
+            self.damage.append(d)
 
     def frames(self) -> Iterator[SourceFrame]:
         import av
@@ -217,40 +271,60 @@ class PyAVSource:
         index = 0
         last_pts: int | None = None
         stream_end: dict[int, float] = {}
+        packet_times: list[float] = []
+        watch = DamageWatch()
         try:
-            try:
-                for packet in container.demux():
-                    if packet.pts is not None and packet.time_base is not None:
-                        end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
-                        stream_end[packet.stream.index] = max(stream_end.get(packet.stream.index, -math.inf), end)
-                    if packet.stream.index != vs.index:
-                        continue
-                    for frame in packet.decode():
-                        if frame.width != info.width or frame.height != info.height or frame.format.name != info.pix_fmt.name:
-                            raise UserError(
-                                f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
-                                f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
+            with watch:
+                try:
+                    for packet in container.demux():
+                        if packet.pts is not None and packet.time_base is not None:
+                            end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
+                            stream_end[packet.stream.index] = max(stream_end.get(packet.stream.index, -math.inf), end)
+                        if packet.stream.index != vs.index:
+                            continue
+                        if packet.pts is not None:
+                            packet_times.append(float(packet.pts * packet.time_base))
+                        for frame in packet.decode():
+                            if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
+                                raise UserError(
+                                    f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
+                                    f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
+                                )
+                            if frame.is_corrupt:
+                                self._damaged([Damage(index, _time(frame.pts, info), "the decoder marked the frame corrupt")])
+                            pts = frame.pts
+                            if pts is None:
+                                pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
+                            last_pts = pts
+                            yield SourceFrame(
+                                index=index,
+                                pts=pts,
+                                duration=int(frame.duration or 0),
+                                planes=plane_views(frame, info.pix_fmt),
+                                keepalive=frame,
                             )
-                        if frame.is_corrupt:
-                            raise UserError(f"{info.path}: corrupt video: frame {index} (t={_time(frame.pts, info):.3f} s) is damaged")
-                        pts = frame.pts
-                        if pts is None:
-                            pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
-                        last_pts = pts
-                        yield SourceFrame(
-                            index=index,
-                            pts=pts,
-                            duration=int(frame.duration or 0),
-                            planes=plane_views(frame, info.pix_fmt),
-                            keepalive=frame,
-                        )
-                        index += 1
-            except av.error.FFmpegError as e:
-                at = f"frame {index}" + (f" (after t={_time(last_pts, info):.3f} s)" if last_pts is not None else "")
-                raise UserError(f"{info.path}: corrupt or truncated video: decoding failed at {at}: {_reason(e)}") from None
+                            index += 1
+                        self._damaged(watch.check(index, packet_times))
+                except av.error.FFmpegError as e:
+                    at = f"frame {index}" + (f" (after t={_time(last_pts, info):.3f} s)" if last_pts is not None else "")
+                    raise UserError(f"{info.path}: corrupt or truncated video: decoding failed at {at}: {_reason(e)}") from None
+            self._damaged(watch.check(index, packet_times))  # errors logged by the last decoder threads
             _check_complete(info, container, stream_end, index, last_pts)
         finally:
             container.close()
+
+
+def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
+    """The one alpha rule: a picture with alpha is refused, whatever the codec (FFV1, VP9 in
+    WebM, ProRes 4444...), unless ``--drop-alpha`` says to restore the colour and leave the
+    alpha out. It is never dropped silently."""
+    if info.alpha and not drop_alpha:
+        raise UserError(
+            f"{info.path}: the video has an alpha channel, which is not restored or carried",
+            instead=["drop_alpha"], instead_for="to restore the colour only",
+        )
+    if info.alpha:
+        log.warning("%s: dropping the alpha channel, as asked", info.path.name)
 
 
 def _tick(info: VideoInfo) -> int:
@@ -294,8 +368,8 @@ def _import_dali():
         import nvidia.dali.fn as fn
         import nvidia.dali.types as types
     except ImportError:
-        raise UserError(
-            "--decoder dali needs NVIDIA DALI: pip install 'err-stream[dali]' (or use --decoder pyav)"
+        raise SettingError(
+            "decoder", "dali", "needs NVIDIA DALI: pip install 'err-stream[dali]'", instead=[("decoder", "pyav")],
         ) from None
     return dali, fn, types
 
@@ -336,11 +410,11 @@ class DaliSource:
 
     def __init__(self, info: VideoInfo, device: str = "cpu", sequence_length: int = 8, threads: int = 2, device_id: int = 0) -> None:
         if info.pix_fmt.bits != 8 or info.pix_fmt.subsampling() != "4:2:0":
-            raise UserError(f"--decoder dali reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}: use --decoder pyav")
+            raise SettingError("decoder", "dali", f"reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}", instead=[("decoder", "pyav")])
         allowed = DALI_GPU_CODECS if device == "gpu" else DALI_CPU_CODECS
         if info.codec not in allowed:
             where = "on the GPU" if device == "gpu" else "with its CPU decoder (VP8, VP9, MJPEG only)"
-            raise UserError(f"--decoder dali cannot decode {info.codec} {where}; use --decoder pyav")
+            raise SettingError("decoder", "dali", f"cannot decode {info.codec} {where}", instead=[("decoder", "pyav")])
         self.info = info
         self.device = device
         self.sequence_length = sequence_length

@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import ERRConfig
 from .hfr import RationalKAN
-from .layers import ConvMlpBlock, ConvPixelShuffleUp, StridedConvDown
+from .layers import ConvMlpBlock, ConvPixelShuffleUp, StridedConvDown, memory_format_of
 from .lfr import ScanUNet
 from .zfe import GlobalPrior, PriorResidualGroup
 
@@ -158,7 +158,8 @@ class ERR(nn.Module):
     def hfr_mix(self, dk: torch.Tensor, freq: torch.Tensor) -> torch.Tensor:
         """``(1 - beta) * convf([freq, dk]) + beta * dk`` with the constant frequency map ``freq`` (B x C)."""
         f = freq.to(dk.dtype)[:, :, None, None].expand_as(dk)
-        return (1 - self.beta) * self.convf(torch.cat([f, dk], dim=1)) + self.beta * dk
+        fdk = torch.cat([f, dk], dim=1).contiguous(memory_format=memory_format_of(dk))  # keep dk's layout
+        return (1 - self.beta) * self.convf(fdk) + self.beta * dk
 
     # ------------------------------------------------------------------ whole frame
     def forward_stages(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

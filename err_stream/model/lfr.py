@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..ops import selective_scan
-from .layers import ConvPixelShuffleUp, StridedConvDown
+from .layers import ConvPixelShuffleUp, LayerNorm, PixelShuffle, StridedConvDown, memory_format_of
 
 
 class SS2D(nn.Module):
@@ -30,7 +30,7 @@ class SS2D(nn.Module):
         self.dt_projs_bias = nn.Parameter(torch.empty(k, d_inner))
         self.A_logs = nn.Parameter(torch.empty(k * d_inner, d_state))  # noqa: N815 - checkpoint key
         self.Ds = nn.Parameter(torch.ones(k * d_inner))  # noqa: N815 - checkpoint key
-        self.out_norm = nn.LayerNorm(d_inner)
+        self.out_norm = LayerNorm(d_inner)
         self.out_proj = nn.Linear(d_inner, d_model, bias=False)
         self.reset_parameters()
 
@@ -79,8 +79,10 @@ class SS2D(nn.Module):
         x, z = self.in_proj(t).chunk(2, dim=-1)
         x = F.silu(self.conv2d(x.permute(0, 3, 1, 2).contiguous()))
         y = self._scan(x).transpose(1, 2).reshape(b, h, w, -1)
-        y = self.out_norm(y.to(self.out_norm.weight.dtype)) * F.silu(z)
-        return self.out_proj(y)
+        # The scan's float32 output is normalised in float32 (a float32 island), then back to
+        # the model's dtype for the projection.
+        y = self.out_norm(y) * F.silu(z)
+        return self.out_proj(y.to(z.dtype))
 
 
 class GatedDepthwiseFFN(nn.Module):
@@ -103,11 +105,11 @@ class ScanBlock(nn.Module):
 
     def __init__(self, channels: int, d_state: int = 16, expand: float = 2.0) -> None:
         super().__init__()
-        self.ln_1 = nn.LayerNorm(channels, eps=1e-6)
+        self.ln_1 = LayerNorm(channels, eps=1e-6)
         self.self_attention = SS2D(channels, d_state=d_state, expand=expand)
         self.skip_scale = nn.Parameter(torch.ones(channels))
         self.conv_blk = GatedDepthwiseFFN(channels)
-        self.ln_2 = nn.LayerNorm(channels)
+        self.ln_2 = LayerNorm(channels)
         self.skip_scale2 = nn.Parameter(torch.ones(channels))
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
@@ -120,7 +122,7 @@ class ScanBlock(nn.Module):
 class _Embedding(nn.Module):
     def __init__(self, conv: nn.Module, shuffle: int | None = None) -> None:
         super().__init__()
-        self.embedding = nn.Sequential(conv) if shuffle is None else nn.Sequential(conv, nn.PixelShuffle(shuffle))
+        self.embedding = nn.Sequential(conv) if shuffle is None else nn.Sequential(conv, PixelShuffle(shuffle))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embedding(x)
@@ -140,7 +142,7 @@ class ScanGroup(nn.Module):
         t = self.embedding_in(x).permute(0, 2, 3, 1)
         for blk in self.l_blk:
             t = blk(t)
-        return self.embedding_out(t.permute(0, 3, 1, 2).contiguous())
+        return self.embedding_out(t.permute(0, 3, 1, 2).contiguous(memory_format=memory_format_of(x)))
 
 
 class ScanUNet(nn.Module):

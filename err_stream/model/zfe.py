@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import ChannelLayerNorm, StridedConvDown
+from .layers import ChannelLayerNorm, StridedConvDown, memory_format_of
 
 
 class GlobalPrior(nn.Module):
@@ -101,12 +101,15 @@ class PriorChannelAttention(nn.Module):
         b, c, h, w = x.shape
         q, k, v = self.qkv_dwconv(self.qkv(x)).chunk(3, dim=1)
         # q, k and v share one batched pass through the matching transformation.
-        qkv = self.matching_transformation(torch.cat([q, k, v], dim=0), prior.repeat(3, 1, 1, 1))
+        # (cat, not repeat: repeat returns NCHW whatever the input's layout)
+        qkv = self.matching_transformation(torch.cat([q, k, v], dim=0), torch.cat([prior] * 3, dim=0))
         q, k, v = qkv.reshape(3, b, self.num_heads, c // self.num_heads, h * w).unbind(0)
-        q = F.normalize(q, dim=-1)
-        k = F.normalize(k, dim=-1)
-        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
-        return self.project_out((attn @ v).reshape(b, c, h, w))
+        # Norms over all h*w pixels and the softmax in float32 (a float32 island in half models).
+        q = F.normalize(q.float(), dim=-1)
+        k = F.normalize(k.float(), dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature.float()).softmax(dim=-1)
+        y = (attn.to(v.dtype) @ v).reshape(b, c, h, w)
+        return self.project_out(y.contiguous(memory_format=memory_format_of(x)))
 
 
 class PriorFeedForward(nn.Module):

@@ -112,16 +112,35 @@ def group_rational(
         raise ValueError(
             f"group_rational: {x.shape[-1]} channels do not split into {denominator.shape[0]} groups"
         )
-    # float64 (a handful of values in ERR's frequency branch) always takes the torch backend.
-    name = backend or ("torch" if x.dtype == torch.float64 else pick_backend("group_rational", x))
-    if name == "triton" and backend is None and torch.is_grad_enabled() and (
-        numerator.requires_grad or denominator.requires_grad
+    if backend is not None and backend not in _BACKENDS:
+        raise ValueError(f"group_rational: unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
+    # float64 (a handful of values in ERR's frequency branch) always takes the torch backend,
+    # as does autograd (training); inference goes through the registered op, which
+    # torch.compile(fullgraph=True) keeps as one node.
+    if x.dtype == torch.float64 or (
+        torch.is_grad_enabled() and (x.requires_grad or numerator.requires_grad or denominator.requires_grad)
     ):
-        name = "torch"  # the Triton kernel has no backward: training needs the coefficients' gradients
+        name = backend or ("torch" if x.dtype == torch.float64 else pick_backend("group_rational", x))
+        if name == "triton" and backend is None and (numerator.requires_grad or denominator.requires_grad):
+            name = "torch"  # the Triton kernel has no backward: training needs the coefficients' gradients
+        return _BACKENDS[name](x, numerator, denominator)
+    return _group_rational_op(x, numerator, denominator, backend or "")
+
+
+@torch.library.custom_op("err_stream::group_rational", mutates_args=())
+def _group_rational_op(x: torch.Tensor, numerator: torch.Tensor, denominator: torch.Tensor, backend: str) -> torch.Tensor:
+    # The backend choice happens inside the op: invisible to the compiler (no graph break).
+    name = backend or pick_backend("group_rational", x)
     fn = _BACKENDS.get(name)
     if fn is None:
         raise ValueError(f"group_rational: unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
-    return fn(x, numerator, denominator)
+    y = fn(x, numerator, denominator)
+    return y.clone() if y is x else y.contiguous()
+
+
+@_group_rational_op.register_fake
+def _(x, numerator, denominator, backend):
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
 
 
 class GroupRational(nn.Module):

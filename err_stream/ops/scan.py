@@ -117,6 +117,12 @@ def _selective_scan_triton(u, delta, A, B, C, D, delta_bias, delta_softplus):
     return selective_scan_triton(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
+def _selective_scan_triton_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    from ._triton_kernels import selective_scan_triton_chunked
+
+    return selective_scan_triton_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
 def _selective_scan_mamba(u, delta, A, B, C, D, delta_bias, delta_softplus):
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # optional extra
 
@@ -132,6 +138,7 @@ _BACKENDS = {
     "torch": _selective_scan_torch,
     "numba": _selective_scan_numba,
     "triton": _selective_scan_triton,
+    "triton_chunked": _selective_scan_triton_chunked,
     "mamba_ssm": _selective_scan_mamba,
 }
 
@@ -148,11 +155,67 @@ def selective_scan(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Run the selective scan with the best backend for ``u``'s device (or ``backend``:
-    ``"reference"``, ``"torch"``, ``"numba"``, ``"triton"``, ``"mamba_ssm"``). Returns float32 (B, D, L)."""
+    ``"reference"``, ``"torch"``, ``"numba"``, ``"triton"``, ``"triton_chunked"``, ``"mamba_ssm"``).
+    Returns float32 (B, D, L).
+
+    Inference goes through the registered op ``torch.ops.err_stream.selective_scan``, which
+    ``torch.compile(fullgraph=True)`` keeps as one opaque node; while autograd records, the
+    differentiable backends are called directly (training)."""
     if u.shape[1] % B.shape[1]:
         raise ValueError(f"selective_scan: {u.shape[1]} channels do not split into {B.shape[1]} groups")
+    if backend is not None and backend not in _BACKENDS:
+        raise ValueError(f"selective_scan: unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
+    tensors = (u, delta, A, B, C, D, delta_bias)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
+        name = backend or pick_backend("selective_scan", u)
+        return _BACKENDS[name](u, delta, A, B, C, D, delta_bias, delta_softplus)
+    return _selective_scan_op(u, delta, A, B, C, D, delta_bias, delta_softplus, backend or "")
+
+
+@torch.library.custom_op("err_stream::selective_scan", mutates_args=())
+def _selective_scan_op(
+    u: torch.Tensor,
+    delta: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None,
+    delta_bias: torch.Tensor | None,
+    delta_softplus: bool,
+    backend: str,
+) -> torch.Tensor:
+    # The backend is chosen here, inside the op, so that the choice (environment, optional
+    # imports, forced_backend) is invisible to the compiler and never breaks a graph.
     name = backend or pick_backend("selective_scan", u)
     fn = _BACKENDS.get(name)
     if fn is None:
         raise ValueError(f"selective_scan: unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
-    return fn(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    return fn(u, delta, A, B, C, D, delta_bias, delta_softplus).contiguous()
+
+
+@_selective_scan_op.register_fake
+def _(u, delta, A, B, C, D, delta_bias, delta_softplus, backend):
+    return u.new_empty(u.shape, dtype=torch.float32)
+
+
+def _scan_setup_context(ctx, inputs, output):
+    ctx.inputs = inputs[:7]
+    ctx.delta_softplus = inputs[7]
+
+
+def _scan_backward(ctx, grad):
+    # Recompute with the differentiable torch backend (the op's output equals it to float32
+    # rounding) and differentiate that: a checkpoint-style backward, used when the op itself
+    # is differentiated (e.g. under torch.compile); eager training calls the torch backend directly.
+    needs = ctx.needs_input_grad[:7]
+    leaves = [None if t is None else t.detach().requires_grad_(bool(n)) for t, n in zip(ctx.inputs, needs)]
+    wanted = [t for t in leaves if t is not None and t.requires_grad]
+    if not wanted:
+        return (None,) * 9
+    with torch.enable_grad():
+        y = _selective_scan_torch(*leaves, ctx.delta_softplus)
+        grads = iter(torch.autograd.grad(y, wanted, grad))
+    return (*(next(grads) if t is not None and t.requires_grad else None for t in leaves), None, None)
+
+
+_selective_scan_op.register_autograd(_scan_backward, setup_context=_scan_setup_context)

@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from ..engine import Restorer
+from ..engine.settings import RestoreSettings
 from ..errors import ProcessingError, UserError
 from ..model import ERR, ERRConfig
 from ..weights import check_state_dict, read_state_dict, resolve_weights, save_checkpoint
@@ -81,7 +82,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg = config
         self.out = Path(out_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = RestoreSettings(device=device).torch_device()
         self.progress = progress
         _seed_everything(cfg.seed)
 
@@ -215,15 +216,11 @@ class Trainer:
         new_file = not csv_path.exists()
         bar = tqdm(total=cfg.schedule.iterations, initial=self.step, desc=cfg.name, unit="it", disable=not self.progress, dynamic_ncols=True)
         # On CPU, denormal floats (tiny decay products in the scan, tiny gradients) make steps
-        # up to ten times slower; flushing them to zero changes nothing measurable. The flag is
-        # per thread: it reaches torch's worker threads only if they start after it is set
-        # (err_stream.cli.main sets it first thing); switched back off after the run.
-        flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        # up to ten times slower: callers run err_stream.runtime.configure() first (the CLI
+        # and scripts/train_demo.py do), which flushes them to zero.
         try:
             return self._loop(csv_path, new_file, bar, stop_at)
         finally:
-            if flush:
-                torch.set_flush_denormal(False)
             bar.close()
             if self._tb is not None:
                 self._tb.close()
@@ -282,7 +279,8 @@ class Trainer:
         """Mean PSNR / SSIM (Y channel, crop border 4) of the model's output on the validation set."""
         assert self.valset is not None
         precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
-        restorer = Restorer(self.model, device=self.device, precision=precision, tiling="auto")
+        # compile=False: a new Restorer per validation would compile (minutes on a CPU) every time.
+        restorer = Restorer(self.model, device=self.device, precision=precision, tiling="auto", compile=False)
         scores = []
         try:
             for _, lq, gt in self.valset:

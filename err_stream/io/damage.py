@@ -1,0 +1,83 @@
+"""Decoder errors that FFmpeg conceals.
+
+Many decoders repair what they can of a damaged picture and go on: an FFV1 slice whose CRC
+does not match, an H.264 macroblock row that fails to parse. The frame comes out looking
+plausible, no exception is raised, and PyAV exposes no per-frame error flag. What FFmpeg
+does do is log the error. :class:`DamageWatch` captures the decoder's error-level log
+while a stream is decoded and turns each message into a :class:`Damage` with the frame it
+belongs to, so the run fails (or, with ``--ignore-errors``, counts it) instead of passing
+concealed damage off as a clean restoration.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+# FFmpeg's error messages name the time of the damage for some decoders (FFV1: "at 0.12 seconds").
+_AT_SECONDS = re.compile(r"at (\d+(?:\.\d+)?) seconds")
+
+
+@dataclass
+class Damage:
+    frame: int
+    seconds: float | None
+    message: str
+
+    def describe(self) -> str:
+        at = f" (t={self.seconds:.3f} s)" if self.seconds is not None else ""
+        return f"frame {self.frame}{at}: {self.message}"
+
+
+class DamageWatch:
+    """Capture FFmpeg's error log while decoding (decoder threads included)."""
+
+    def __init__(self) -> None:
+        self.found: list[Damage] = []
+        self._seen = 0
+
+    def __enter__(self) -> DamageWatch:
+        import av
+
+        self._level = av.logging.get_level()
+        av.logging.set_level(av.logging.ERROR)
+        self._capture = av.logging.Capture(local=False)
+        self._logs = self._capture.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import av
+
+        try:
+            self._capture.__exit__(*exc)
+        finally:
+            av.logging.set_level(self._level)
+
+    def check(self, frame_index: int, packet_times: list[float]) -> list[Damage]:
+        """New errors since the last call, placed at the frame their time names (its rank
+        among the video packets read so far), else at ``frame_index`` (the frame being
+        decoded; with frame threads it may be a few frames late)."""
+        import av
+
+        new = self._logs[self._seen :]
+        self._seen = len(self._logs)
+        lines = [text.strip() for level, _name, text in new if level is not None and level <= av.logging.ERROR and text.strip()]
+        if not lines:
+            return []
+        message = " ".join(lines)
+        seconds = None
+        m = _AT_SECONDS.search(message)
+        if m:
+            seconds = float(m.group(1))
+            message = _AT_SECONDS.sub("", message).strip()
+        frame = frame_index
+        if seconds is not None and packet_times:
+            frame = sum(1 for t in packet_times if t < seconds - 1e-6)
+        d = Damage(frame, seconds, message)
+        self.found.append(d)
+        return [d]
+
+
+def seconds_of(pts: int, time_base: Fraction) -> float:
+    return float(pts * time_base)

@@ -1,0 +1,135 @@
+"""What a batch worker does with one piece: cut it out of the input, restore it with the
+transcoder, and say how it went. A worker keeps each model it loaded for the next pieces.
+
+The same class runs in-process (``engine: local``) and as a Ray actor (``engine: ray``);
+errors come back as values so that the driver decides about retries.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from err_stream.engine.output_check import OutputRangeError
+from err_stream.errors import ProcessingError, UserError
+
+from .segments import Segment, SegmentPlan, sha256, write_segment_input
+
+
+@dataclass
+class PieceTask:
+    input_id: int
+    input: Path
+    output: Path  # the piece's restored file, or the final output when ``whole``
+    settings: dict[str, Any]
+    segment: Segment
+    plan: SegmentPlan | None = None  # None when ``whole``
+    piece_input: Path | None = None
+    whole: bool = False  # one piece: the transcoder writes the final output itself
+    planned: Any = None  # the encoder settings the driver's plan_output chose for the final output
+    attempts: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class SegmentWorker:
+    def __init__(self, threads: int | None = None, own_gpu: bool = False) -> None:
+        import torch
+
+        # A Ray worker sees only the GPU Ray gave it: "cuda:N" in a job means "a GPU" there.
+        self.own_gpu = own_gpu
+        # Workers are their own processes: the same process-wide settings as the command line
+        # (denormals flushed: the scan is 10-20x slower on them; the thread count asked for).
+        from err_stream import runtime
+
+        runtime.configure(max(1, int(threads)) if threads else None)
+        self.restorers: dict[tuple, Any] = {}
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
+        if gpus and torch.cuda.is_available():
+            self.name += f":gpu{gpus}"
+
+    def restorer(self, settings: dict[str, Any]):
+        if settings.get("passthrough"):
+            return None
+        if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
+            settings = {**settings, "device": "cuda"}
+        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile"))
+        if key not in self.restorers:
+            from err_stream.commands.common import make_restorer
+
+            ns = SimpleNamespace(
+                weights=settings.get("weights"),
+                preset=settings.get("preset"),
+                device=settings.get("device"),
+                precision=settings.get("precision"),
+                tile=settings.get("tile") or "auto",
+                memory_budget=settings.get("memory_budget"),
+            )
+            self.restorers[key] = make_restorer(ns)
+        return self.restorers[key]
+
+    def run(self, task: PieceTask) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            frames = self._run(task)
+            return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
+        except OutputRangeError as e:
+            # The model diverged: trying again gives the same frames (kind "output": no retry).
+            # Number the frame in the whole input and name the job's key that accepts it.
+            frame = None if e.frame is None else e.frame + (0 if task.whole else task.segment.first_packet)
+            e = e.for_option("'accept_out_of_range: true' in the job file", where=str(task.input), frame=frame)
+            return {"ok": False, "kind": "output", "error": str(e), "worker": self.name}
+        except UserError as e:
+            return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
+        except ProcessingError as e:
+            return {"ok": False, "kind": "processing", "error": self._where(task, str(e)), "worker": self.name}
+        except MemoryError:
+            return {"ok": False, "kind": "processing", "error": "out of memory", "worker": self.name}
+        except Exception as e:  # anything else is a failure of this attempt, retried
+            return {"ok": False, "kind": "processing", "error": f"{type(e).__name__}: {e}", "worker": self.name}
+
+    def _run(self, task: PieceTask) -> int:
+        from err_stream.video import transcode
+
+        s = task.settings
+        restorer = self.restorer(s)
+        if self.own_gpu and str(s.get("device") or "").startswith("cuda"):
+            s = {**s, "device": "cuda"}
+        options = dict(
+            device=s.get("device"),
+            decoder=s.get("decoder", "auto"),
+            codec=s.get("codec"),
+            crf=s.get("crf"),
+            encoder_preset=s.get("encoder_preset"),
+            pix_fmt=s.get("pix_fmt"),
+            encoder_opts=s.get("encoder_opt") or (),
+            copy_data=not s.get("no_data"),
+            ignore_errors=bool(s.get("ignore_errors")),
+            drop_alpha=bool(s.get("drop_alpha")),
+            planned=task.planned,  # every piece gets the encoder chosen for the whole output
+            progress=False,
+            batch=s.get("batch"),
+        )
+        if task.whole:
+            result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)
+            return result.frames
+        assert task.plan is not None and task.piece_input is not None
+        try:
+            write_segment_input(task.plan, task.segment, task.piece_input)
+            # A restored piece left by a killed attempt is replaced.
+            result = transcode(task.piece_input, task.output, restorer, overwrite=True, **options)
+        finally:
+            task.piece_input.unlink(missing_ok=True)
+        return result.frames
+
+    @staticmethod
+    def _where(task: PieceTask, message: str) -> str:
+        """Errors about a piece's file are about the input, from the piece's start."""
+        if task.piece_input is not None:
+            message = message.replace(str(task.piece_input), f"{task.input} (piece {task.segment.index}, from t={task.segment.start:.3f} s)")
+        return message

@@ -1,0 +1,177 @@
+"""Loopback stream helpers for the tests and benchmarks: free ports, a paced MPEG-TS sender
+(run as its own process so it can be killed mid-stream), and a TCP receiver.
+
+Everything talks to 127.0.0.1 only, and every wait is bounded in time.
+
+Run as a script, it is the sender::
+
+    python tests/streams.py URL --frames N --fps F [--size WxH] [--kill-after K] [--stamps FILE]
+
+It encodes frame ``i`` of :func:`clips.yuv_planes` losslessly (x264 qp 0, every frame an
+IDR, no B-frames) with pts ``i`` in 1/fps, paced in real time, and writes each frame's
+send time (``time.time()``) to ``--stamps``. ``--kill-after K`` ends the process with
+SIGKILL right after frame K was sent: no trailer, no goodbye.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port nobody uses on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def udp_port_bound(port: int) -> bool:
+    """Whether someone has bound ``port`` (our bind fails then)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+        return False
+
+
+def wait_until(check, timeout: float, what: str, step: float = 0.02) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if check():
+            return
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def sender_command(url: str, frames: int, fps: int = 25, size: str = "64x48", kill_after: int | None = None,
+                   stamps: Path | None = None, connect_timeout: float = 20.0) -> list[str]:
+    cmd = [sys.executable, str(HERE / "streams.py"), url, "--frames", str(frames), "--fps", str(fps), "--size", size,
+           "--connect-timeout", str(connect_timeout)]
+    if kill_after is not None:
+        cmd += ["--kill-after", str(kill_after)]
+    if stamps is not None:
+        cmd += ["--stamps", str(stamps)]
+    return cmd
+
+
+def child_env() -> dict:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(HERE), os.environ.get("PYTHONPATH", "")]))
+
+
+class Receiver:
+    """A TCP listener on 127.0.0.1 that stores everything one client sends, in a thread.
+    Listening starts in the constructor, so a client may connect right away."""
+
+    def __init__(self, path: Path, timeout: float = 60.0, read_limit: int | None = None) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1)
+        self.sock.settimeout(timeout)
+        self.port = self.sock.getsockname()[1]
+        self.read_limit = read_limit
+        self.received = 0
+        self.arrivals: list[tuple[float, int]] = []  # (time.time(), bytes so far)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="receiver", daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"tcp://127.0.0.1:{self.port}"
+
+    def _run(self) -> None:
+        try:
+            conn, _ = self.sock.accept()
+            conn.settimeout(self.sock.gettimeout())
+            with conn, open(self.path, "wb") as f:
+                while True:
+                    data = conn.recv(1 << 16)
+                    if not data:
+                        return
+                    f.write(data)
+                    f.flush()
+                    self.received += len(data)
+                    self.arrivals.append((time.time(), self.received))
+                    if self.read_limit is not None and self.received >= self.read_limit:
+                        return  # hang up: the sender finds its receiver gone
+        except BaseException as e:  # reported by join()
+            self.error = e
+        finally:
+            self.sock.close()
+
+    def join(self, timeout: float = 60.0) -> None:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("the receiver did not finish in time")
+        if self.error is not None and not isinstance(self.error, (ConnectionResetError,)):
+            raise self.error
+
+
+def send(url: str, frames: int, fps: int, size: str, kill_after: int | None, stamps: Path | None, connect_timeout: float) -> None:
+    import av
+
+    import clips
+
+    w, h = (int(v) for v in size.split("x"))
+    deadline = time.monotonic() + connect_timeout
+    while True:  # the listener (err-stream) may not be up yet: retry, bounded
+        try:
+            c = av.open(url, "w", format="mpegts", options={"flush_packets": "1"})
+            s = c.add_stream("libx264", rate=fps)
+            s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+            s.time_base = Fraction(1, fps)
+            s.codec_context.time_base = Fraction(1, fps)
+            s.codec_context.options = {"qp": "0", "tune": "zerolatency", "g": "1", "bf": "0", "preset": "ultrafast"}
+            c.start_encoding()
+            break
+        except (av.error.ConnectionRefusedError, av.error.FFmpegError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    out = open(stamps, "w") if stamps else None
+    t0 = time.monotonic()
+    for i in range(frames):
+        wait = t0 + i / fps - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        f = av.VideoFrame(w, h, "yuv420p")
+        clips.fill(f, clips.yuv_planes(i, w, h))
+        f.pts = i
+        f.time_base = Fraction(1, fps)
+        for p in s.encode(f):
+            c.mux(p)
+        if out:
+            out.write(f"{i} {time.time():.6f}\n")
+            out.flush()
+        if kill_after is not None and i == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+    for p in s.encode(None):
+        c.mux(p)
+    c.close()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("url")
+    ap.add_argument("--frames", type=int, required=True)
+    ap.add_argument("--fps", type=int, default=25)
+    ap.add_argument("--size", default="64x48")
+    ap.add_argument("--kill-after", type=int)
+    ap.add_argument("--stamps", type=Path)
+    ap.add_argument("--connect-timeout", type=float, default=20.0)
+    a = ap.parse_args()
+    sys.path.insert(0, str(HERE))
+    send(a.url, a.frames, a.fps, a.size, a.kill_after, a.stamps, a.connect_timeout)
