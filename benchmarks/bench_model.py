@@ -37,8 +37,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from err_stream import runtime  # noqa: E402
+
+# As before err_stream stopped setting it on import: OpenMP threads wait passively (spinning
+# distorts timings on a busy machine). Must come before torch loads.
+runtime.configure(flush_denormal=False)
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 

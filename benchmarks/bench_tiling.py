@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 def _child(args: argparse.Namespace) -> None:
     import resource
 
+    from err_stream import runtime
+
+    runtime.configure(flush_denormal=False)  # passive OpenMP waits, as the other front ends
     import torch
 
     from err_stream import ERR, Restorer

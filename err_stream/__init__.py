@@ -1,38 +1,28 @@
-"""err-stream: the ERR restoration network (CVPR 2025) on images and video, exactly and fast."""
+"""err-stream: the ERR restoration network (CVPR 2025) on images and video, exactly and fast.
+
+Importing the package changes nothing in the process (no environment variables, no thread
+settings) and does not import torch: the names below load on first use (so ``err-stream``
+answers Ctrl-C during start-up itself, and ``--help`` is quick). Front ends call
+:func:`err_stream.runtime.configure` for the process-wide settings.
+"""
 
 from __future__ import annotations
 
-import os as _os
-
-# OpenMP threads (torch's and numba's) spin while waiting for work by default. When anything
-# else wants the cores (decoder/encoder threads, VapourSynth, another process) the spinning
-# starves the real work: a 256x384 frame took 3.5 s instead of 0.45 s on a loaded 2-core
-# machine. Passive waiting costs little here and avoids that; set before torch loads libgomp
-# (an explicit OMP_WAIT_POLICY from the user wins).
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from ._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# The public names load torch and the model on first use, not at import: ``err-stream``
-# answers Ctrl-C during start-up itself (exit 130), and ``--help`` is quick.
-_LAZY = {
-    "Restorer": ".engine",
-    "restore_image": ".image",
+_EXPORTS = {
     "ERR": ".model",
     "ERRConfig": ".model",
-    "CheckpointError": ".weights",
+    "Restorer": ".engine.restorer",
+    "RestoreSettings": ".engine.settings",
+    "restore_image": ".image",
     "load_model": ".weights",
+    "CheckpointError": ".weights",
+    "SettingError": ".errors",
+    "UserError": ".errors",
 }
+__all__ = [*_EXPORTS, "__version__"]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["ERR", "ERRConfig", "Restorer", "restore_image", "load_model", "CheckpointError", "__version__"]
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

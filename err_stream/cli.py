@@ -14,7 +14,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import ProcessingError, UserError
+from .errors import NO_VALUE, ProcessingError, UserError
 
 # subcommand -> module in err_stream.commands (each has HELP, add_arguments(p), run(args) -> int)
 COMMANDS = {
@@ -60,6 +60,17 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _add_global_arguments(p, version=False)
         mod.add_arguments(p)
     return parser
+
+
+# How settings named in library errors are written on the command line when suggested.
+_SUGGESTED = {"weights": "--weights FILE", "preset": "--preset NAME"}
+
+
+def cli_spelling(option: str, value: object = NO_VALUE) -> str:
+    """A setting as this command line writes it: ``--tile 64x64``, ``--weights FILE``."""
+    if value is NO_VALUE:
+        return _SUGGESTED.get(option, "--" + option.replace("_", "-"))
+    return f"--{option.replace('_', '-')} {value}"
 
 
 def _add_global_arguments(parser: argparse.ArgumentParser, version: bool = True) -> None:
@@ -133,6 +144,8 @@ class _InterruptWatch:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help", "--version") for a in argv):
+        return _main(argv)  # help needs no torch
     with _InterruptWatch() as watch:
         try:
             return _run_main(argv, watch)
@@ -144,29 +157,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run_main(argv: list[str], watch: _InterruptWatch) -> int:
-    flushing = False
     try:
-        # Scan decays underflow into denormals, which make CPU arithmetic 10-20x slower; set
-        # this before torch starts its worker threads so they inherit it.
-        import torch
+        from .runtime import configured
 
-        flushing = torch.set_flush_denormal(True)
-        return _main(argv, watch)
+        # Before torch loads: OpenMP waits passively; denormals flushed in the threads torch
+        # starts (restored when main() returns, as it may run inside another program).
+        with configured():
+            return _main(argv, watch)
     except KeyboardInterrupt:  # Ctrl-C while starting up (importing torch, loading the model)
         print("err-stream: interrupted", file=sys.stderr)
         return 130
-    finally:
-        if flushing:  # leave the calling thread as we found it (main() can be called in-process)
-            torch.set_flush_denormal(False)
 
 
 def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
     try:
         args = parse_arguments(argv)
     except UserError as e:
-        print(f"err-stream: error: {e}", file=sys.stderr)
+        print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
         return e.exit_code
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="err-stream: %(message)s", stream=sys.stderr)
+    if not getattr(args, "quiet", False):
+        # The first frame of a size waits for torch.compile (a minute or more): say how long it took.
+        logging.getLogger("err_stream.engine.fast").setLevel(logging.INFO)
     if not args.command:
         build_parser().print_help(sys.stderr)
         return 1
@@ -175,7 +187,10 @@ def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
     except (UserError, ProcessingError) as e:
         if watch is not None and watch.pressed:
             raise KeyboardInterrupt from e
-        print(f"err-stream: {'error' if isinstance(e, UserError) else 'failed'}: {e}", file=sys.stderr)
+        if isinstance(e, UserError):
+            print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
+        else:
+            print(f"err-stream: failed: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("err-stream: interrupted", file=sys.stderr)

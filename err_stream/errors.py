@@ -1,15 +1,67 @@
-"""Error types the command line maps to exit codes.
+"""Typed errors. The library raises them; each front end words them in its own vocabulary.
 
 * :class:`UserError` (exit 1): something the user can fix: a bad path, an unreadable or
   corrupt input, an unsupported stream, a bad option. One line, saying what to do.
+* :class:`SettingError`: a :class:`UserError` about one setting, carrying the setting's
+  name and the value given, so the command line can say ``--tile 64x64: ...`` and the
+  VapourSynth filter ``tile=[64, 64]: ...`` from the same error.
 * :class:`ProcessingError` (exit 2): a failure while processing valid input.
+
+Library code names settings by their neutral names (``device``, ``precision``, ``tile``,
+``memory_budget``, ``weights``, ``preset``, ...), never by a front end's spelling of them;
+:meth:`UserError.describe` takes the front end's speller.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
+# A front end's way to write a setting: (name, value or NO_VALUE) -> e.g. "--tile 64x64",
+# "tile=[64, 64]" or, for a suggestion without a value, "--weights FILE".
+Speller = Callable[[str, object], str]
+NO_VALUE = object()
+
+
+def plain_speller(option: str, value: object = NO_VALUE) -> str:
+    """The library's own wording (used by ``str(error)``): ``tile=(64, 64)``, ``weights``."""
+    return option if value is NO_VALUE else f"{option}={value!r}"
+
 
 class UserError(Exception):
+    """Something the user can fix. ``option``/``value``: the setting at fault, if one is;
+    ``instead``: what the user could pass instead, each a setting's name or a
+    ``(name, value)`` pair, worded by the front end; ``instead_for``: what that gets the user
+    (e.g. "for whole frames")."""
+
     exit_code = 1
+
+    def __init__(
+        self, reason: str, *, option: str | None = None, value: object = NO_VALUE,
+        instead: Sequence[str | tuple[str, object]] = (), instead_for: str = "",
+    ) -> None:
+        self.reason = reason
+        self.option = option
+        self.value = value
+        self.instead = tuple(instead)
+        self.instead_for = instead_for
+        super().__init__(self.describe(plain_speller))
+
+    def describe(self, spell: Speller) -> str:
+        """The message, with settings written the way ``spell`` writes them."""
+        msg = self.reason if self.option is None else f"{spell(self.option, self.value)}: {self.reason}"
+        if self.instead:
+            msg += "; " + (self.instead_for + " " if self.instead_for else "") + "pass " + " or ".join(spell(*o) if isinstance(o, tuple) else spell(o, NO_VALUE) for o in self.instead)
+        return msg
+
+
+class SettingError(UserError, ValueError):
+    """A setting whose value cannot work (a ValueError too, for API callers)."""
+
+    def __init__(
+        self, option: str, value: object, reason: str, *,
+        instead: Sequence[str | tuple[str, object]] = (), instead_for: str = "",
+    ) -> None:
+        super().__init__(reason, option=option, value=value, instead=instead, instead_for=instead_for)
 
 
 class ProcessingError(Exception):

@@ -30,7 +30,8 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_
     non-finite or has more than 0.1 % of pixels outside [-0.1, 1.1] (the weights diverged
     on this image); ``accept_out_of_range=True`` clamps such a result to [0, 1] instead.
     """
-    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off")
+    # compile=False: one image, one size; compiling for it would not pay off.
+    restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off", compile=False)
 
     @torch.inference_mode()
     def restore(x: torch.Tensor) -> torch.Tensor:

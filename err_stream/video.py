@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -32,10 +31,12 @@ import numpy as np
 import torch
 
 from .engine.executor import ExecutorClosed, StreamingExecutor
-from .errors import ProcessingError, UserError
-from .io.colour import YCbCrConverter, resolve_full_range, resolve_matrix
+from .engine.settings import RestoreSettings
+from .errors import ProcessingError, SettingError, UserError
+from .io.colour import PackedFrameColour, YCbCrConverter, resolve_full_range, resolve_matrix
 from .io.endpoints import StdoutClaim, endpoint, output_format, output_options
 from .io.live_source import LiveSource
+from .progress import Progress
 from .io.priority import lower_thread_priority
 from .io.preflight import plan_output
 from .io.sink import CONTAINERS, EncoderSettings, PartialOutput, VideoSink, choose_encoder
@@ -89,9 +90,9 @@ def choose_decoder(requested: str, info: VideoInfo, device: torch.device) -> str
     code values (7/8/8 on a lossless VP9, 25/14/21 on full-range MJPEG), so it is used only
     when asked for (``--decoder dali``), as a fast but inexact path."""
     if requested not in DECODERS:
-        raise UserError(f"--decoder {requested}: choose one of {', '.join(DECODERS)}")
+        raise SettingError("decoder", requested, f"choose one of {', '.join(DECODERS)}")
     if requested == "dali":
-        log.warning("--decoder dali: colours are approximate (DALI converts to RGB itself); --decoder pyav is exact")
+        log.warning("decoder dali: colours are approximate (DALI converts to RGB itself); decoder pyav is exact")
     return "pyav" if requested == "auto" else requested
 
 
@@ -119,7 +120,7 @@ def transcode(
     planned: EncoderSettings | None = None,
     ignore_errors: bool = False,
     drop_alpha: bool = False,
-    progress: bool = True,
+    progress: Progress | None = None,
     batch: int | None = None,
     queue_frames: int = 8,
     accept_out_of_range: bool = False,
@@ -219,11 +220,9 @@ def _transcode(info, live_source, partial, stack, in_ep, out_ep, container, sett
     if restorer is not None:
         dev = restorer.device
     else:
-        dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {dev}: CUDA is not available on this machine; use --device cpu")
+        dev = RestoreSettings(device=device).torch_device()
     if batch is not None and batch < 1:
-        raise UserError("--batch must be at least 1")
+        raise SettingError("batch", batch, "must be at least 1")
     batch = batch or default_batch(info, dev)
     if max_delay is not None:
         batch = min(batch, max_delay)
@@ -244,10 +243,8 @@ def _transcode(info, live_source, partial, stack, in_ep, out_ep, container, sett
     what = "passthrough (no model)" if restorer is None else f"model {restorer.precision}"
     line = (f"{info.describe()} -> {settings.describe()}; decoder {decoder_name}, {dev}, {what}, batch {batch}"
             + (f", at most {max_delay} frames in flight" if max_delay is not None else ""))
-    if progress:
-        print(line, file=sys.stderr)  # says which decoder ran (--decoder auto)
-    else:
-        log.info(line)
+    log.info(line)  # says which decoder ran (decoder "auto"); also given to the progress callback
+    progress = _NoticedProgress(progress, line)
 
     if partial is not None:
         target = partial.tmp
@@ -390,6 +387,29 @@ class _Channel:
         return self.q.get_nowait()
 
 
+class _NoticedProgress:
+    """The caller's progress callback (or none), given the run's description with ``begin``."""
+
+    def __init__(self, inner: Progress | None, note: str) -> None:
+        self.inner, self.note = inner or None, note  # False (older callers): none
+
+    def begin(self, task: str, total: int | None) -> None:
+        if self.inner is not None:
+            self.inner.begin(task, total, self.note)
+
+    def advance(self, n: int = 1) -> None:
+        if self.inner is not None:
+            self.inner.advance(n)
+
+    def status(self, text: str) -> None:
+        if self.inner is not None and hasattr(self.inner, "status"):
+            self.inner.status(text)
+
+    def end(self) -> None:
+        if self.inner is not None:
+            self.inner.end()
+
+
 class _Run:
     def __init__(self, info, settings: EncoderSettings, source, sink: VideoSink, restorer, device, batch, queue_frames, progress,
                  accept_out_of_range=False, max_delay: int | None = None, drop_late: bool = False):
@@ -411,15 +431,15 @@ class _Run:
         self.q_out = _Channel(3, self.stop)
         matrix = resolve_matrix(info.tags, info.width, info.height)
         self.converter = YCbCrConverter(matrix, resolve_full_range(info.tags, info.pix_fmt.name))
-        self.in_shapes = info.pix_fmt.plane_shapes(info.width, info.height)
-        self.out_shapes = settings.pix_fmt.plane_shapes(info.width, info.height)
+        self.colour = PackedFrameColour(self.converter, info.pix_fmt, settings.pix_fmt, info.width, info.height)
+        self.in_shapes, self.out_shapes = self.colour.in_shapes, self.colour.out_shapes
         dali = isinstance(source, DaliSource)
         # One frame's code planes travel packed in one host buffer (pinned on CUDA): enough
         # buffers for the decode queue, the batch being uploaded and one being filled.
         self.executor = StreamingExecutor(
             restorer,
             device=device,
-            pre=self._from_rgb601 if dali else self._from_codes,
+            pre=self._from_rgb601 if dali else self.colour.to_rgb,
             post=self._to_codes,
             max_batch=batch,
             depth=4,
@@ -434,19 +454,12 @@ class _Run:
         self.threads: list[threading.Thread] = []
 
     # -- device-side conversions around the model (run by the executor)
-    def _from_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        y, cb, cr = _split(codes, self.in_shapes)
-        return self.converter.planes_to_rgb(y, cb, cr, self.info.pix_fmt)
-
     def _from_rgb601(self, rgb8: torch.Tensor) -> torch.Tensor:
         return self.converter.from_bt601_limited_rgb(rgb8)
 
     def _to_codes(self, rgb: torch.Tensor) -> torch.Tensor:
-        if self.restorer is not None:
-            rgb = rgb.clamp(0.0, 1.0)  # passthrough is not clamped, so its round trip is exact
-        planes = self.converter.rgb_to_planes(rgb, self.settings.pix_fmt)
-        dtype = self.settings.pix_fmt.torch_dtype
-        return torch.cat([p.reshape(rgb.shape[0], -1).to(dtype) for p in planes], dim=1)
+        # Passthrough is not clamped, so its round trip is exact.
+        return self.colour.from_rgb(rgb, clamp=self.restorer is not None)
 
     # -- threads
     def _guard(self, fn):
@@ -496,19 +509,11 @@ class _Run:
             self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
 
     def _encode(self) -> None:
-        from tqdm import tqdm
-
         lower_thread_priority()
 
         live = self.info.frames_estimate is None
-        bar = tqdm(
-            total=self.info.frames_estimate,
-            unit="frame",
-            desc="passthrough" if self.restorer is None else "restoring",
-            disable=not self.progress,
-            file=sys.stderr,
-            dynamic_ncols=True,
-        )
+        bar = self.progress
+        bar.begin("passthrough" if self.restorer is None else "restoring", self.info.frames_estimate)
         try:
             while True:
                 item = self.q_out.get()
@@ -533,11 +538,11 @@ class _Run:
                             self.in_flight.release()
                         if live:  # no length, so no ETA: how far into the stream, and how far behind it
                             extra = f", {self.dropped_late} dropped late" if self.dropped_late else ""
-                            bar.set_postfix_str(f"t={self.clock.stream_seconds:.2f}s lag={self.clock.lag:.2f}s{extra}", refresh=False)
-                        bar.update(1)
+                            bar.status(f"t={self.clock.stream_seconds:.2f}s lag={self.clock.lag:.2f}s{extra}")
+                        bar.advance(1)
             self.sink.finish()
         finally:
-            bar.close()
+            bar.end()
 
     def _submit(self, frames: list[SourceFrame]) -> None:
         inputs = [f.keepalive if f.keepalive is not None else f.rgb601 for f in frames]
@@ -601,11 +606,3 @@ class _Run:
         self.executor.close()
         for t in self.threads:
             t.join(2.0)
-
-
-def _split(codes: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
-    out, at = [], 0
-    for h, w in shapes:
-        out.append(codes[:, at : at + h * w].view(-1, h, w))
-        at += h * w
-    return out

@@ -11,46 +11,23 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .engine.settings import RestoreSettings
 from .errors import UserError
 from .model import ERR, ERRConfig
 
+# The preset table and the package's own weights live in .presets (no torch needed to list them).
+from .presets import DEMO_WEIGHTS, HF_REPO, HF_REPO_TYPE, HF_URL, PRESETS, Preset  # noqa: F401
+
 log = logging.getLogger(__name__)
-
-HF_REPO = "Chenzzzzzz/ERR"
-HF_REPO_TYPE = "dataset"
-HF_URL = f"https://huggingface.co/datasets/{HF_REPO}"
-
-# Where our own demo weights live inside the package (see err_stream/train).
-DEMO_WEIGHTS = Path(__file__).parent / "assets" / "demo-lowlight.safetensors"
 
 
 class CheckpointError(UserError, ValueError):
     """A file that is not an ERR checkpoint (or not one we can read)."""
-
-
-@dataclass(frozen=True)
-class Preset:
-    name: str
-    task: str
-    # Lower-case tokens that identify the task's file among the repository's files.
-    tokens: tuple[str, ...]
-
-
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        Preset("uhd-ll", "low-light enhancement (UHD-LL)", ("uhdll", "ll", "lowlight", "low")),
-        Preset("uhd-haze", "dehazing (UHD-Haze)", ("uhdhaze", "haze", "dehaze")),
-        Preset("uhd-blur", "deblurring (UHD-Blur)", ("uhdblur", "blur", "deblur")),
-        Preset("4k-rain13k", "deraining (4K-Rain13k)", ("4krain13k", "rain13k", "rain", "derain")),
-    )
-}
 
 
 # ----------------------------------------------------------------------------- reading files
@@ -148,11 +125,13 @@ def pick_preset_file(preset: Preset, files: list[str]) -> str:
                 return err_hits[0]
             raise CheckpointError(
                 f"preset {preset.name}: several files in {HF_URL} could be the {preset.task} checkpoint: "
-                + ", ".join(sorted(hits)) + "; download the right one and pass it with --weights FILE"
+                + ", ".join(sorted(hits)) + "; download the right one and use it as the weights file",
+                instead=["weights"],
             )
     raise CheckpointError(
         f"preset {preset.name}: no {preset.task} checkpoint found among {len(ckpts)} checkpoint files of {HF_URL}; "
-        "download it from there and pass it with --weights FILE"
+        "download it from there and use it as the weights file",
+        instead=["weights"],
     )
 
 
@@ -160,11 +139,11 @@ def _tokens_of(path: str) -> set[str]:
     return {t for t in re.split(r"[^a-z0-9]+", path.lower()) if t}
 
 
-def _offline_message(preset: Preset, reason: str) -> str:
-    return (
-        f"preset {preset.name}: cannot download the {preset.task} checkpoint ({reason}). "
-        f"Download it by hand from {HF_URL} and pass it with --weights FILE "
-        f"(or set HF_HUB_OFFLINE=0 and check your network/proxy)."
+def _offline_error(preset: Preset, reason: str) -> CheckpointError:
+    return CheckpointError(
+        f"preset {preset.name}: cannot download the {preset.task} checkpoint ({reason}); check the network or "
+        f"proxy (and that HF_HUB_OFFLINE is not 1), or download it by hand from {HF_URL} and use it as the weights file",
+        instead=["weights"],
     )
 
 
@@ -180,16 +159,16 @@ def fetch_preset(name: str) -> Path:
         return cached
     reason = _hub_unreachable()
     if reason:
-        raise CheckpointError(_offline_message(preset, reason))
+        raise _offline_error(preset, reason)
     try:
         files = HfApi().list_repo_files(HF_REPO, repo_type=HF_REPO_TYPE)
     except Exception as e:
-        raise CheckpointError(_offline_message(preset, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")) from None
+        raise _offline_error(preset, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
     filename = pick_preset_file(preset, files)
     try:
         return Path(hf_hub_download(HF_REPO, filename, repo_type=HF_REPO_TYPE, cache_dir=_hf_cache_dir()))
     except Exception as e:
-        raise CheckpointError(_offline_message(preset, f"{type(e).__name__}")) from None
+        raise _offline_error(preset, f"{type(e).__name__}") from None
 
 
 def _hub_unreachable(timeout: float = 3.0) -> str | None:
@@ -262,7 +241,7 @@ def _preset(name: str) -> Preset:
     try:
         return PRESETS[name.lower()]
     except KeyError:
-        raise CheckpointError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+        raise CheckpointError(f"unknown preset; choose one of: {', '.join(PRESETS)}", option="preset", value=name) from None
 
 
 # ----------------------------------------------------------------------------- the model
@@ -271,8 +250,8 @@ def resolve_weights(path_or_preset: str | os.PathLike | None) -> Path:
     if path_or_preset is None or str(path_or_preset) == "demo":
         if not DEMO_WEIGHTS.exists():
             raise CheckpointError(
-                "no weights given and the embedded demo weights are not installed; "
-                "pass --weights FILE or --preset NAME (" + ", ".join(PRESETS) + ")"
+                "no weights given and the embedded demo weights are not installed (presets: " + ", ".join(PRESETS) + ")",
+                instead=["weights", "preset"],
             )
         return DEMO_WEIGHTS
     s = str(path_or_preset)
@@ -293,11 +272,10 @@ def load_model(
     """
     path = resolve_weights(path_or_preset)
     sd = read_state_dict(path)
-    model = ERR(ERRConfig())
+    model = ERR(ERRConfig.from_state_dict(sd))
     check_state_dict(model, sd, str(path))
     model.load_state_dict({k: v.float() for k, v in sd.items()}, strict=True)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = RestoreSettings(device=device).torch_device()
     model = model.to(device=device, dtype=dtype or torch.float32).eval()
     return model
 

@@ -29,7 +29,16 @@ from err_stream.errors import ProcessingError, UserError
 
 from .job import InputJob, Job
 from .manifest import MANIFEST_NAME, Manifest
-from .segments import SegmentPlan, join_segments, plan_segments, segment_container, sha256
+from .segments import (
+    RATE_IN_HEADERS,
+    SegmentPlan,
+    constant_rate,
+    join_segments,
+    piece_suffix,
+    plan_segments,
+    segment_container,
+    sha256,
+)
 from .worker import PieceTask
 
 log = logging.getLogger(__name__)
@@ -194,7 +203,7 @@ def _dry_run(job: Job, engine: str, address: str | None, resume: bool, t0: float
             r.status, r.frames, r.segments = "done earlier", row["frames"], row["segments"]
         else:
             try:
-                plan = _check_input(item, resume=resume and row is not None and row["state"] == "running", dry_run=True)
+                plan, _ = _check_input(item, resume=resume and row is not None and row["state"] == "running", dry_run=True)
                 r.frames, r.segments = plan.frames, len(plan.segments)
                 r.seconds = round(plan.duration, 3)
             except UserError as e:
@@ -206,20 +215,31 @@ def _dry_run(job: Job, engine: str, address: str | None, resume: bool, t0: float
     return report
 
 
-def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> SegmentPlan:
-    """The transcoder's own cheap checks (probe, encoder, output path), then the cuts."""
-    from err_stream.io.sink import PartialOutput, choose_encoder
-    from err_stream.io.source import probe
+def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> tuple[SegmentPlan, Any]:
+    """The transcoder's own checks before any frame (probe, alpha, the output proven by a
+    dry run of the encoder and muxer, the output path), then the cuts. Returns the plan and
+    the encoder settings every piece uses."""
+    from err_stream.io.preflight import plan_output
+    from err_stream.io.sink import OutputClock, PartialOutput, container_format
+    from err_stream.io.source import check_alpha, probe
 
     s = item.settings
     info = probe(item.path)
-    choose_encoder(info, item.output, s.get("codec"), s.get("crf"), s.get("encoder_preset"), s.get("pix_fmt"), s.get("encoder_opt") or ())
+    check_alpha(info, bool(s.get("drop_alpha")))
+    settings = plan_output(info, item.output, s.get("codec"), s.get("crf"), s.get("encoder_preset"), s.get("pix_fmt"),
+                           s.get("encoder_opt") or (), not s.get("no_data"))
     if not dry_run:
         item.output.parent.mkdir(parents=True, exist_ok=True)
     if item.output.parent.is_dir():  # (a dry run creates no folders)
         # An output that exists is kept unless the job says overwrite (or it is our own unfinished one).
         PartialOutput(item.output, overwrite=bool(s.get("overwrite")) or resume, source=item.path)
-    return plan_segments(item.path, item.segment_seconds)
+    seconds = item.segment_seconds
+    if container_format(item.output) in OutputClock.CONSTANT_RATE_CONTAINERS or settings.codec in OutputClock.CONSTANT_RATE_ENCODERS:
+        seconds = 0  # frames are placed on a constant-rate grid there: restored in one piece
+    plan = plan_segments(item.path, seconds)
+    if len(plan.segments) > 1 and settings.codec in RATE_IN_HEADERS and not constant_rate(plan):
+        plan = plan_segments(item.path, 0)  # see RATE_IN_HEADERS
+    return plan, settings
 
 
 class _Driver:
@@ -230,6 +250,10 @@ class _Driver:
         self.pending: deque[PieceTask] = deque()
         self.joins: dict[Future, _Input] = {}
         self.bar = None
+        self.piece_frames: dict[tuple[int, int], int] = {}  # frames restored, per running piece
+        self.counted = 0  # what the bar shows
+        self.settled: set[tuple[int, int]] = set()  # finished pieces: late counts for them are ignored
+        self.polled = 0.0
 
     # -- planning
     def prepare(self, resume: bool) -> None:
@@ -256,7 +280,7 @@ class _Driver:
             # Only an input an earlier run was writing may replace what it left at the destination.
             inp.resumed = row is not None and row["state"] == "running"
             try:
-                plan = _check_input(item, resume=inp.resumed)
+                plan, planned = _check_input(item, resume=inp.resumed)
             except UserError as e:
                 self._fail(inp, str(e))
                 continue
@@ -264,11 +288,11 @@ class _Driver:
             m.plan_segments(inp.id, [(s.index, s.frames, s.start, s.end) for s in plan.segments])
             m.set_input(inp.id, state="running", error=None, frames=plan.frames)
             folder = self.job.output_dir / PIECES_DIR / f"{inp.id:05d}"
-            ext = item.output.suffix
+            ext = piece_suffix(planned.codec, item.output.suffix)
             done_rows = {r["idx"]: r for r in m.segments(inp.id)}
             for seg in plan.segments:
                 if inp.whole:
-                    task = PieceTask(inp.id, item.path, item.output, item.settings, seg, whole=True)
+                    task = PieceTask(inp.id, item.path, item.output, item.settings, seg, whole=True, planned=planned)
                     task.settings = {**item.settings, "overwrite": bool(item.settings.get("overwrite")) or inp.resumed}
                 else:
                     piece_out = folder / f"piece-{seg.index:05d}{ext}"
@@ -277,7 +301,8 @@ class _Driver:
                     if r is not None and r["state"] == "done" and piece_out.exists() and r["checksum"] == sha256(piece_out):
                         inp.pieces[seg.index] = piece_out
                         continue  # restored by an earlier run
-                    task = PieceTask(inp.id, item.path, piece_out, item.settings, seg, plan=plan, piece_input=piece_in)
+                    task = PieceTask(inp.id, item.path, piece_out, item.settings, seg, plan=plan, piece_input=piece_in,
+                                     planned=planned)
                     folder.mkdir(parents=True, exist_ok=True)
                 m.set_segment(inp.id, seg.index, state="pending")
                 inp.remaining.add(seg.index)
@@ -312,7 +337,10 @@ class _Driver:
                     self.manifest.segment_started(task.input_id, task.segment.index, worker)
                 if pool is not None and pool.busy():
                     for task, result in pool.collect(timeout=0.2):
+                        self._count(pool)
                         self._finished(task, result)
+                    if time.monotonic() - self.polled > 0.5:
+                        self._count(pool)
                 else:
                     time.sleep(0.05)
                 self._reap_joins()
@@ -361,8 +389,9 @@ class _Driver:
             inp.worker_seconds += result["seconds"]
             inp.remaining.discard(seg.index)
             inp.pieces[seg.index] = task.output
+            self.settled.add((inp.id, seg.index))
+            self._advance(seg.frames - self.piece_frames.pop((inp.id, seg.index), 0))
             if self.bar is not None:
-                self.bar.update(seg.frames)
                 self.bar.set_postfix_str(f"{len(self.pending)} waiting")
             if inp.report.status != "failed" and not inp.remaining:
                 if task.whole:
@@ -370,8 +399,10 @@ class _Driver:
                 else:
                     self._join(inp)
             return
+        self._advance(-self.piece_frames.pop((inp.id, seg.index), 0))  # its frames will be restored again
         m.set_segment(inp.id, seg.index, state="failed", worker=result["worker"], error=result["error"], finished=time.time())
-        if result["kind"] != "user" and task.attempts <= self.job.retries and inp.report.status != "failed":
+        # User errors and diverged output would fail the same way again: no retry.
+        if result["kind"] not in ("user", "output") and task.attempts <= self.job.retries and inp.report.status != "failed":
             log.warning("%s piece %d failed (%s); trying again (%d of %d)", inp.job.path, seg.index, result["error"],
                         task.attempts + 1, self.job.retries + 1)
             m.set_segment(inp.id, seg.index, state="pending")
@@ -381,12 +412,27 @@ class _Driver:
             tries = f" (after {task.attempts} attempts)" if task.attempts > 1 else ""
             self._fail(inp, result["error"] + tries)
 
+    def _count(self, pool) -> None:
+        """Frames the workers restored since the last look: the bar moves frame by frame."""
+        self.polled = time.monotonic()
+        for key, n in pool.frames().items():
+            if key in self.settled:
+                continue
+            self.piece_frames[key] = self.piece_frames.get(key, 0) + n
+            self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        self.counted += n
+        if self.bar is not None and n:
+            self.bar.update(n)
+
     def _join(self, inp: _Input) -> None:
         if not hasattr(self, "joiner"):
             self.joiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="err-stream-join")
         pieces = [inp.pieces[s.index] for s in inp.plan.segments]
         overwrite = bool(inp.job.settings.get("overwrite")) or inp.resumed
-        self.joins[self.joiner.submit(_join_and_check, inp.plan, pieces, inp.job.output, overwrite)] = inp
+        copy_data = not inp.job.settings.get("no_data")
+        self.joins[self.joiner.submit(_join_and_check, inp.plan, pieces, inp.job.output, overwrite, copy_data)] = inp
 
     def _reap_joins(self) -> None:
         for fut in [f for f in self.joins if f.done()]:
@@ -424,6 +470,6 @@ class _Driver:
         self.pending = deque(t for t in self.pending if t.input_id != inp.id)
 
 
-def _join_and_check(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: bool) -> tuple[int, str]:
-    frames = join_segments(plan, pieces, out, overwrite=overwrite)
+def _join_and_check(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: bool, copy_data: bool) -> tuple[int, str]:
+    frames = join_segments(plan, pieces, out, overwrite=overwrite, copy_data=copy_data)
     return frames, sha256(out)

@@ -106,6 +106,18 @@ def plan_segments(path: str | Path, seconds: float) -> SegmentPlan:
     return SegmentPlan(path, info.video_index, info.codec, tb, n, float((end_pts - origin) * tb), segments, pts)
 
 
+def constant_rate(plan: SegmentPlan) -> bool:
+    """Every frame lasts the same (within a tick)."""
+    times = sorted(plan.pts)
+    steps = {b - a for a, b in zip(times, times[1:])}
+    return not steps or max(steps) - min(steps) <= 1
+
+
+# Encoders that write the stream's frame rate into their headers (HEVC's VUI timing): on a
+# variable-rate input each piece has its own average rate, so pieces would not share headers.
+RATE_IN_HEADERS = {"libx265", "hevc_nvenc"}
+
+
 def segment_container(codec: str, time_base: Fraction) -> str:
     """A container that keeps the piece's timestamps exactly: QuickTime keeps the stream's
     time base; Matroska counts milliseconds (exact when the input does too); NUT otherwise."""
@@ -116,6 +128,21 @@ def segment_container(codec: str, time_base: Fraction) -> str:
     if (1000 * time_base).denominator == 1 and codec in container_codecs("matroska"):
         return "mkv"
     return "nut"
+
+
+def piece_suffix(encoder: str, output_suffix: str) -> str:
+    """Where a restored piece is written: QuickTime when it takes the codec (it keeps every
+    packet's presentation and decode times exactly, where Matroska would drop decode times
+    and MPEG-TS shift both), else the output's own container."""
+    import av
+
+    from err_stream.io.sink import container_codecs
+
+    try:
+        codec = av.codec.Codec(encoder, "w").name
+    except Exception:
+        return output_suffix
+    return ".mov" if codec in (container_codecs("mov") or set()) else output_suffix
 
 
 def write_segment_input(plan: SegmentPlan, seg: Segment, dst: Path) -> None:
@@ -185,13 +212,15 @@ def sha256(path: Path, chunk: int = 1 << 20) -> str:
 
 
 # ----------------------------------------------------------------------------- joining
-def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: bool = False) -> int:
+def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: bool = False, copy_data: bool = True) -> int:
     """Mux the restored pieces' video packets, in order, with the input's other streams,
-    chapters and metadata into ``out`` (atomically). Checks that the pieces hold exactly the
-    planned frames with the planned timestamps. Returns the number of frames."""
+    chapters and metadata into ``out`` (atomically), the way the transcoder's sink does.
+    Checks that the pieces hold exactly the planned frames with the planned timestamps.
+    Returns the number of frames."""
     import av
 
-    from err_stream.io.sink import PartialOutput, StreamCopier, container_codecs, container_format
+    from err_stream.io.metadata import apply_metadata, read_metadata
+    from err_stream.io.sink import MUXER_OPTIONS, PartialOutput, StreamCopier, container_codecs, container_format
     from err_stream.io.source import probe
 
     info = probe(plan.path)
@@ -207,23 +236,18 @@ def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: b
                     f"{plan.path}: restored pieces 0 and {k} were encoded with different stream headers; "
                     "they cannot be joined (is the encoder deterministic in its settings?)"
                 )
+        metadata = read_metadata(plan.path, info.video_index)
         with partial:
             copier = None
-            with av.open(str(partial.tmp), "w", format=fmt) as oc:
+            with av.open(str(partial.tmp), "w", format=fmt, container_options=MUXER_OPTIONS.get(out.suffix.lower(), {})) as oc:
                 try:
                     vo = oc.add_stream_from_template(first)
                     vo.time_base = first.time_base
                     if first.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
-                        vo.codec_tag = "hvc1"
-                    with av.open(str(plan.path)) as src:
-                        skip = ("encoder", "major_brand", "minor_version", "compatible_brands")
-                        for k, v in src.metadata.items():
-                            if k.lower() not in skip:
-                                oc.metadata[k] = v
-                        chapters = src.chapters()
-                    if chapters:
-                        oc.set_chapters(chapters)
-                    copier = StreamCopier(info, oc, out, container_codecs(fmt))
+                        vo.codec_tag = "hvc1"  # as the transcoder writes it
+                    for what in apply_metadata(metadata, oc, vo, fmt):
+                        log.warning("%s: not kept in %s: %s", plan.path, out.name, what)
+                    copier = StreamCopier(info, oc, out, container_codecs(fmt), copy_data)
                     frames = _mux_pieces(plan, inputs, streams, oc, vo, copier)
                     copier.pump(None)
                 finally:

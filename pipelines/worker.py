@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from err_stream.engine.output_check import OutputRangeError
 from err_stream.errors import ProcessingError, UserError
 
 from .segments import Segment, SegmentPlan, sha256, write_segment_input
@@ -30,8 +31,54 @@ class PieceTask:
     plan: SegmentPlan | None = None  # None when ``whole``
     piece_input: Path | None = None
     whole: bool = False  # one piece: the transcoder writes the final output itself
+    planned: Any = None  # the encoder settings the driver's plan_output chose for the final output
     attempts: int = 0
     extra: dict = field(default_factory=dict)
+
+
+class FrameCounter:
+    """Frames restored so far, per piece, as workers report them (a Ray actor on a cluster);
+    the driver takes the counts to draw one progress bar for the batch."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, int], int] = {}
+
+    def add(self, key: tuple[int, int], n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def take(self) -> dict[tuple[int, int], int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+class _PieceProgress:
+    """The transcoder's progress callback in a worker: frames go to the counter, at most
+    about twice a second (and at the end)."""
+
+    def __init__(self, counter, key: tuple[int, int]) -> None:
+        self.counter, self.key = counter, key
+        self.pending, self.last = 0, time.monotonic()
+
+    def begin(self, task: str, total: int | None, note: str = "") -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        self.pending += n
+        if time.monotonic() - self.last >= 0.5:
+            self.flush()
+
+    def status(self, text: str) -> None:
+        pass
+
+    def end(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            add = self.counter.add
+            (add.remote if hasattr(add, "remote") else add)(self.key, self.pending)
+            self.pending = 0
+        self.last = time.monotonic()
 
 
 class SegmentWorker:
@@ -40,10 +87,11 @@ class SegmentWorker:
 
         # A Ray worker sees only the GPU Ray gave it: "cuda:N" in a job means "a GPU" there.
         self.own_gpu = own_gpu
-        # Denormals make the scan 10-20x slower on CPUs; workers are their own processes.
-        torch.set_flush_denormal(True)
-        if threads:
-            torch.set_num_threads(max(1, int(threads)))
+        # Workers are their own processes: the same process-wide settings as the command line
+        # (denormals flushed: the scan is 10-20x slower on them; the thread count asked for).
+        from err_stream import runtime
+
+        runtime.configure(max(1, int(threads)) if threads else None)
         self.restorers: dict[tuple, Any] = {}
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         gpus = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -55,7 +103,7 @@ class SegmentWorker:
             return None
         if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
             settings = {**settings, "device": "cuda"}
-        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile"))
+        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile", "memory_budget", "compile"))
         if key not in self.restorers:
             from err_stream.commands.common import make_restorer
 
@@ -65,15 +113,26 @@ class SegmentWorker:
                 device=settings.get("device"),
                 precision=settings.get("precision"),
                 tile=settings.get("tile") or "auto",
+                memory_budget=settings.get("memory_budget"),
+                compile=settings.get("compile"),  # None: the command line's default
             )
             self.restorers[key] = make_restorer(ns)
         return self.restorers[key]
 
-    def run(self, task: PieceTask) -> dict[str, Any]:
+    def run(self, task: PieceTask, counter=None) -> dict[str, Any]:
+        """Restore one piece; ``counter`` (a :class:`FrameCounter` or its Ray actor) hears
+        of every frame."""
         t0 = time.perf_counter()
         try:
-            frames = self._run(task)
+            progress = _PieceProgress(counter, (task.input_id, task.segment.index)) if counter is not None else None
+            frames = self._run(task, progress)
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
+        except OutputRangeError as e:
+            # The model diverged: trying again gives the same frames (kind "output": no retry).
+            # Number the frame in the whole input and name the job's key that accepts it.
+            frame = None if e.frame is None else e.frame + (0 if task.whole else task.segment.first_packet)
+            e = e.for_option("'accept_out_of_range: true' in the job file", where=str(task.input), frame=frame)
+            return {"ok": False, "kind": "output", "error": str(e), "worker": self.name}
         except UserError as e:
             return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
         except ProcessingError as e:
@@ -83,7 +142,7 @@ class SegmentWorker:
         except Exception as e:  # anything else is a failure of this attempt, retried
             return {"ok": False, "kind": "processing", "error": f"{type(e).__name__}: {e}", "worker": self.name}
 
-    def _run(self, task: PieceTask) -> int:
+    def _run(self, task: PieceTask, progress=None) -> int:
         from err_stream.video import transcode
 
         s = task.settings
@@ -98,9 +157,13 @@ class SegmentWorker:
             encoder_preset=s.get("encoder_preset"),
             pix_fmt=s.get("pix_fmt"),
             encoder_opts=s.get("encoder_opt") or (),
-            progress=False,
-            batch=s.get("batch"),
+            copy_data=not s.get("no_data"),
+            ignore_errors=bool(s.get("ignore_errors")),
+            drop_alpha=bool(s.get("drop_alpha")),
             accept_out_of_range=bool(s.get("accept_out_of_range")),
+            planned=task.planned,  # every piece gets the encoder chosen for the whole output
+            progress=progress,
+            batch=s.get("batch"),
         )
         if task.whole:
             result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)

@@ -152,12 +152,13 @@ def test_executor_guard_names_the_frame_and_accepting_clamps(golden_model):
 
 
 def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work():
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     class Slow:
         device = torch.device("cpu")
 
         def restore(self, x):
+            started.set()
             release.wait(10)
             return x
 
@@ -165,6 +166,7 @@ def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work()
     thread = ex._state.thread
     first = ex.submit([torch.full((3, 8, 8), 0.5)])
     queued = ex.submit([torch.full((3, 8, 8), 0.5)])
+    assert started.wait(30)  # the first batch is running, the second queued
     closer = threading.Thread(target=ex.close)
     closer.start()
     release.set()

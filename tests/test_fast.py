@@ -3,7 +3,13 @@ float32 islands, compile-time reporting, CUDA graphs (CUDA only)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +19,7 @@ from err_stream import ERR, Restorer
 from err_stream.engine.fast import FastForward, compile_cache_dir, float32_parameters, prepare_model
 from err_stream.model.layers import ChannelLayerNorm, PixelShuffle
 from err_stream.model.lfr import ScanBlock
+from err_stream.ops import selective_scan
 from err_stream.ops.scan import _selective_scan_op, selective_scan_reference
 
 from test_ops import scan_inputs  # tests/ is on sys.path (pytest rootdir insertion)
@@ -27,11 +34,11 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @pytest.fixture(scope="module")
 def frame() -> torch.Tensor:
-    """A 256 x 384 frame with structure (gradients, texture), like the golden input's size."""
+    """A 128 x 256 frame with structure (gradients, texture)."""
     gen = torch.Generator().manual_seed(7)
-    yy, xx = torch.meshgrid(torch.linspace(0, 1, 256), torch.linspace(0, 1, 384), indexing="ij")
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 128), torch.linspace(0, 1, 256), indexing="ij")
     base = torch.stack([0.1 + 0.3 * xx, 0.15 + 0.2 * yy, 0.1 + 0.1 * torch.sin(9 * xx * yy)])
-    return (base + 0.03 * torch.randn(3, 256, 384, generator=gen)).clamp(0, 1)[None]
+    return (base + 0.03 * torch.randn(3, 128, 256, generator=gen)).clamp(0, 1)[None]
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +54,8 @@ def test_scan_op_passes_opcheck():
     """Schema, fake (meta) kernel and autograd registration of the registered scan op."""
     u, delta, A, B, C, D, bias = scan_inputs(1, 8, 40, n=4, g=2)
     torch.library.opcheck(_selective_scan_op, (u, delta, A, B, C, D, bias, True, "torch"))
-    torch.library.opcheck(_selective_scan_op, (u, delta, A, B, C, None, None, False, ""))
+    # Without softplus the raw dt must be positive (a decaying state), as in test_ops.
+    torch.library.opcheck(_selective_scan_op, (u, delta.abs() * 0.2, A, B, C, None, None, False, ""))
 
 
 def test_scan_op_gradient_equals_reference():
@@ -70,9 +78,12 @@ def test_scan_op_gradient_equals_reference():
 # ---------------------------------------------------------------- one graph, compiled == eager
 
 
-def test_forward_is_one_graph_and_compiled_equals_eager(golden_model, reference_out, frame):
+def test_forward_is_one_graph_and_compiled_equals_eager(golden_model, reference_out, frame, monkeypatch, tmp_path):
     """torch.compile(fullgraph=True) of the whole forward: one graph, no break (fullgraph raises
-    on any), output equal to eager; the first call of each size is reported once."""
+    on any break: the same check as ``torch._dynamo.explain`` giving 1 graph / 0 breaks, for one
+    trace instead of two), output equal to eager; the first call of each size is reported once."""
+    for var in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # keep compile caches out of $HOME
+        monkeypatch.setenv(var, str(tmp_path / var))
     graphs: list = []
 
     def counting_backend(gm, example_inputs):
@@ -91,16 +102,8 @@ def test_forward_is_one_graph_and_compiled_equals_eager(golden_model, reference_
     assert (y - reference_out).abs().max().item() <= 1e-5
     fast(frame)
     assert len(graphs) == 1, "the second call of the same size must not recompile"
-    assert len(reports) == 1 and reports[0][0] == (1, 256, 384, torch.float32) and reports[0][1] > 0
+    assert len(reports) == 1 and reports[0][0] == (1, 128, 256, torch.float32) and reports[0][1] > 0
     assert fast.compile_seconds == {reports[0][0]: reports[0][1]}
-
-
-def test_dynamo_explain_finds_no_graph_break():
-    torch.manual_seed(0)
-    model = ERR().eval()
-    with torch.no_grad():
-        explained = torch._dynamo.explain(model.forward_stages)(torch.rand(1, 3, 128, 128))
-    assert (explained.graph_count, explained.graph_break_count) == (1, 0), explained.break_reasons
 
 
 def test_inductor_compiles_a_scan_block_equal_to_eager():
@@ -147,7 +150,10 @@ def test_channel_layer_norm_keeps_layout_and_computes_in_float32():
     assert cl.is_contiguous(memory_format=torch.channels_last) and torch.allclose(cl, ref, atol=1e-5)
     half = norm(x.bfloat16())
     assert half.dtype == torch.bfloat16
-    assert (half.float() - ref).abs().max().item() < 0.02 * ref.abs().max().item()
+    exact = norm(x.bfloat16().float())  # the same (rounded) input, normalised in float32
+    # Only the output's rounding remains (2^-8 relative); statistics in bfloat16 would be off by
+    # about one input step (2 at 300), i.e. ~5 % of a channel's spread.
+    assert (half.float() - exact).abs().max().item() < 0.01 * exact.abs().max().item()
 
 
 def test_fast_model_convolutions_see_channels_last(golden_model):
@@ -213,21 +219,73 @@ def test_restorer_fast_path_whole_and_tiled(golden_model):
 
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_fast_path_compiled_graphs_equal_eager(golden_model, reference_out, frame):
+def test_cuda_fast_path_compiled_graphs_equal_eager(golden_model, reference_out, frame, monkeypatch):
+    import copy
+
+    # float32 means float32 here: no TF32 in the convolutions (cuDNN's default allows it).
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     x = frame.cuda()
     ref = reference_out.cuda()
     fp32 = FastForward(golden_model, "cuda", compile=True, cuda_graphs=True)
+    assert next(golden_model.parameters()).device.type == "cpu", "the caller's model must stay where it was"
     y = fp32(x)
-    assert (y - ref).abs().max().item() <= 1e-4  # TF32 off by default: float32 convolutions
-    y2 = fp32(x * 0.5)
+    assert (y - ref).abs().max().item() <= 1e-4  # CPU reference against cuDNN/inductor float32
+    y2 = fp32(x * 0.5)  # the same graph, replayed on new input
     with torch.no_grad():
-        assert (y2 - golden_model.cuda()(x * 0.5)).abs().max().item() <= 1e-4
+        eager2 = copy.deepcopy(golden_model).cuda()(x * 0.5)
+    assert (y2 - eager2).abs().max().item() <= 1e-4
     assert len(fp32._graphs) == 1
     side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
         y3 = fp32(x)
     torch.cuda.synchronize()
-    assert len(fp32._graphs) == 2 and torch.equal(y3, y)  # one graph per stream
+    assert len(fp32._graphs) == 2  # one graph per stream (per executor slot)
+    assert (y3 - y).abs().max().item() <= 1e-6
     for dtype in (torch.float16, torch.bfloat16):
         half = FastForward(golden_model, "cuda", dtype, compile=True, cuda_graphs=True)
         assert psnr(half(x), ref) >= 50, dtype
+
+
+CHUNKED_CHECK = r"""
+import json, sys
+sys.path.insert(0, "tests")
+from err_stream.ops._triton_kernels import selective_scan_triton_chunked
+from err_stream.ops.scan import selective_scan_reference
+from test_ops import scan_inputs
+errs = {}
+for shape, opts in [((1, 8, 150, 16, 2), (True, True, True)), ((1, 6, 37, 5, 3), (False, False, False)),
+                    ((2, 4, 700, 16, 1), (True, False, True))]:
+    u, delta, A, B, C, D, bias = scan_inputs(*shape)
+    if not opts[2]:
+        delta = delta.abs() * 0.2
+    args = (u, delta, A, B, C, D if opts[0] else None, bias if opts[1] else None, opts[2])
+    ref = selective_scan_reference(*args)
+    # chunks of 16 and 16 chunks per carry step: several carry steps and ragged tails
+    y = selective_scan_triton_chunked(*args, chunk=16, block_chunks=16)
+    errs[str(shape)] = ((y - ref).abs().max() / ref.abs().max()).item()
+print(json.dumps(errs))
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton missing")
+def test_chunk_parallel_triton_scan_in_interpreter():
+    """The chunk-parallel Triton scan (one program per row and chunk, chunks chained by an
+    associative scan), run by Triton's CPU interpreter, against the reference."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, "-c", CHUNKED_CHECK], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    errs = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert max(errs.values()) < 1e-5, errs
+
+
+@pytest.mark.gpu
+@needs_cuda
+@pytest.mark.parametrize("shape", [(2, 64, 1000, 16, 4), (1, 12, 129, 5, 3), (1, 256, 4096, 16, 4)])
+def test_chunk_parallel_triton_scan_on_cuda(shape):
+    u, delta, A, B, C, D, bias = (t.cuda() for t in scan_inputs(*shape))
+    ref = selective_scan_reference(u, delta, A, B, C, D, bias, True)
+    y = selective_scan(u, delta, A, B, C, D, bias, True, backend="triton_chunked")
+    assert ((y - ref).abs().max() / ref.abs().max()).item() < 1e-5

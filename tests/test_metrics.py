@@ -141,10 +141,12 @@ def test_eval_runs_the_model_and_prints_a_table(tmp_path, capsys):
     torch.manual_seed(0)
     model = ERR().eval()
     weights = save_checkpoint(model, tmp_path / "w.pth")
-    assert cli(["eval", "--input", str(inp), "--target", str(gt), "--weights", str(weights), "--device", "cpu",
-                "--crop-border", "0"]) == 0
+    args = ["eval", "--input", str(inp), "--target", str(gt), "--weights", str(weights), "--device", "cpu", "--crop-border", "0"]
+    assert cli(args) == 2  # seeded random weights: far out of range, the output check stops
+    assert "img0" in capsys.readouterr().err
+    assert cli([*args, "--accept-out-of-range"]) == 0
     table = capsys.readouterr().out
-    expected = restore_image(model, pairs[0][0])
+    expected = restore_image(model, pairs[0][0], accept_out_of_range=True)
     value = psnr(expected, pairs[0][1], crop_border=0)
     assert f"{value:.3f}" in table and "mean" in table and "img0" in table
 

@@ -7,17 +7,33 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from err_stream import Restorer, restore_image
+from err_stream import Restorer
+from err_stream import restore_image as _restore_image
 from err_stream.engine.padding import pad_to_multiple
 
 
+# The golden checkpoint's seeded random weights leave [0, 1] far (the output guard refuses
+# that); these tests are about padding, dtypes and tiling, so accept and clamp, and compare
+# with the clamped reference. The guard has its own tests (test_output_guard.py).
+def restore_image(model, image):
+    return _restore_image(model, image, accept_out_of_range=True)
+
+
 def _reference_restore(model, x: torch.Tensor) -> torch.Tensor:
-    """The paper's inference: reflect-pad right/bottom to a multiple of 128, run, crop."""
+    """The paper's inference: reflect-pad right/bottom to a multiple of 128, run, crop; then
+    clamped to [0, 1] as restore_image(..., accept_out_of_range=True) does."""
     h, w = x.shape[-2:]
     ph, pw = (-h) % 128, (-w) % 128
     xp = F.pad(x, (0, pw, 0, ph), mode="reflect")
     with torch.no_grad():
-        return model(xp)[..., :h, :w]
+        return model(xp)[..., :h, :w].clamp(0, 1)
+
+
+def restore_image(model, image):
+    """The golden checkpoint's seeded random weights put most pixels far outside [0, 1],
+    which the output check refuses (tests/test_executor.py): these tests of padding, dtypes
+    and sizes accept and clamp, and compare with the clamped reference."""
+    return _restore_image(model, image, accept_out_of_range=True)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +50,7 @@ def test_odd_size_matches_reference_inference(golden_model, photo):
     ref = _reference_restore(golden_model, x)
     got = restore_image(golden_model, x)
     assert got.shape == x.shape
-    assert (got - ref).abs().max().item() <= 1e-5
+    assert (got - ref.clamp(0, 1)).abs().max().item() <= 1e-5
 
 
 @pytest.mark.parametrize("dtype, scale", [(np.uint8, 255), (np.uint16, 65535), (np.float32, 1)])
@@ -45,7 +61,7 @@ def test_numpy_dtypes_round_trip(golden_model, photo, dtype, scale):
     x = torch.from_numpy(img.astype(np.float32) / scale).permute(2, 0, 1)[None]
     ref = _reference_restore(golden_model, x)[0].permute(1, 2, 0).numpy()
     if scale == 1:
-        assert np.abs(out - ref).max() <= 1e-5
+        assert np.abs(out - np.clip(ref, 0, 1)).max() <= 1e-5
     else:
         expected = np.clip(np.rint(ref * scale), 0, scale)
         assert np.abs(out.astype(np.float64) - expected).max() <= 1  # rounding at .5 boundaries
@@ -123,3 +139,33 @@ def test_bf16_policy_stays_close_to_fp32(golden_model, photo):
     mse = ((half.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean().item()
     psnr = 10 * np.log10(1 / max(mse, 1e-12))
     assert psnr > 30, psnr  # bf16 keeps ~3 significant digits; fp16 on GPU is measured in the benchmark
+
+
+def test_the_tiled_schedule_is_the_models_and_consistent(golden_model):
+    """The engine takes halo, grid, size multiple and memory figures from the model's schedule,
+    and every step reads only maps that the input or an earlier step provides."""
+    from err_stream.model.schedule import ShellStep, TrunkStep, err_schedule
+
+    sched = err_schedule(golden_model)
+    r = Restorer(golden_model, tiling=(200, 200))
+    assert r.multiple == sched.multiple == 128 and r.tiling == (192, 192)  # on the schedule's 16-px grid
+    have = {"x"}
+    for step in sched.steps:
+        reads = step.reads if isinstance(step, TrunkStep) else [n for n, _ in step.reads]
+        assert set(reads) <= have, (step.name, set(reads) - have)
+        if isinstance(step, ShellStep):
+            have |= {n for n, _ in step.keeps} | {n + "_sum" for n, _ in step.sums}
+            assert step.bytes_per_pixel > 0
+        else:
+            with torch.no_grad():
+                have |= set(step.run(golden_model, _trunk_probe(golden_model, step)))
+    assert sched.output in have
+    assert [s.name for s in sched.steps if not s.half_safe] == ["frequency"]
+
+
+def _trunk_probe(model, step) -> dict:
+    """Small stand-in maps for a trunk step's inputs (shapes of a 256x256 frame)."""
+    c = model.config.channels
+    shapes = {"x": (1, 3, 256, 256), "x1": (1, c, 32, 32), "pooled": (1, 3 * c, 32, 32), "e1_sum": (1, c),
+              "x2": (1, c, 64, 64), "dk": (1, c, 128, 128), "dk_sum": (1, c)}
+    return {name: torch.rand(shapes[name]) for name in step.reads}

@@ -65,11 +65,28 @@ def test_other_network_lists_missing_and_unexpected_keys(tmp_path):
 
 def test_wrong_shape_is_named(golden_path, tmp_path):
     sd = read_state_dict(golden_path)
-    sd["enter1.0.weight"] = torch.zeros(32, 3, 3, 3)
-    path = tmp_path / "wide.pth"
+    sd["enter1.0.weight"] = torch.zeros(16, 4, 3, 3)  # a 4-channel input: no ERR configuration has that
+    path = tmp_path / "rgba.pth"
     torch.save({"params": sd}, path)
-    with pytest.raises(CheckpointError, match=r"shape mismatch: enter1\.0\.weight: file \(32, 3, 3, 3\) vs model \(16, 3, 3, 3\)"):
+    with pytest.raises(CheckpointError, match=r"1 shape mismatch: enter1\.0\.weight: file \(16, 4, 3, 3\) vs model \(16, 3, 3, 3\)"):
         load_model(path, device="cpu")
+
+
+def test_the_configuration_is_read_from_the_checkpoint(tmp_path):
+    """A checkpoint of another ERR size (more blocks, fewer heads, wider scan, ...) builds that
+    network: the configuration comes from the file's shapes, not from our defaults."""
+    from err_stream import ERR, ERRConfig
+
+    cfg = ERRConfig(channels=8, number_block=2, unit_num=2, num_heads=4, ffn_expansion_factor=3.0, scan_width=16, scan_depth=1, kan_groups=4)
+    torch.manual_seed(0)
+    small = ERR(cfg).eval()
+    path = save_checkpoint(small, tmp_path / "small.safetensors")
+    loaded = load_model(path, device="cpu")
+    assert loaded.config == cfg
+    assert ERRConfig.from_state_dict(read_state_dict(path)) == cfg
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), small(x))
 
 
 def test_dataparallel_prefix_is_accepted(golden_model, tmp_path):
@@ -140,7 +157,9 @@ def test_weights_fetch_downloads_into_the_hf_cache_then_works_offline(fake_hub, 
     from PIL import Image
 
     Image.new("RGB", (40, 30), (20, 30, 40)).save(img)
-    r = _cli(["image", str(img), str(tmp_path / "out.png"), "--preset", "uhd-ll", "--device", "cpu"], offline, tmp_path)
+    # (The golden checkpoint's random weights leave [0, 1] far: accept and clamp; the guard is tested elsewhere.)
+    r = _cli(["image", str(img), str(tmp_path / "out.png"), "--preset", "uhd-ll", "--device", "cpu", "--accept-out-of-range"],
+             offline, tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "out.png").exists()
 

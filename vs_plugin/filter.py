@@ -18,10 +18,13 @@ How frames flow:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from err_stream.errors import NO_VALUE
 
 if TYPE_CHECKING:
     import vapoursynth as vs
@@ -51,6 +54,7 @@ def err(
     tile: Sequence[int] | None = None,
     matrix: int | None = None,
     accept_out_of_range: bool = False,
+    precision: str | None = None,
 ) -> vs.VideoNode:
     """Restore ``clip`` with ERR; returns a clip of the same format, size, length and props.
 
@@ -67,6 +71,8 @@ def err(
             GPU; 1 on the CPU. VapourSynth needs at least ``num_streams`` threads
             (``core.num_threads``) to keep them busy.
         fp16: half-precision compute; default: on for RGBH clips on a GPU, otherwise off.
+        precision: ``"fp32"``, ``"fp16"`` or ``"bf16"`` (the general form of ``fp16``; pass
+            one of the two).
         tile: ``[w, h]``: restore with exact tiles of this size (at least 128x128; the result
             equals the whole-frame one, with less memory); ``[0, 0]``: always the whole frame;
             default: whole frame when it fits the GPU memory, else the largest tiles that do.
@@ -77,29 +83,33 @@ def err(
             naming the frame; ``True`` clamps such output to [0, 1] and goes on.
     """
     vs = import_vapoursynth()
+    from err_stream import runtime
+    from err_stream.errors import UserError
+
+    runtime.configure()  # before torch loads: passive OpenMP waits, denormals flushed
     core = vs.core
     fmt = _check_clip(vs, clip)
-    device = _device(device_index)
     num_streams = _check_num_streams(num_streams)
-    tiling = _tiling(tile)
-    if fp16 is None:
-        fp16 = device.type == "cuda" and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16 and fmt.color_family == vs.RGB
-    elif not isinstance(fp16, (bool, int)):
-        raise vs.Error(f"err: fp16 must be True or False, got {fp16!r}")
-    elif fp16 and device.type != "cuda":
-        raise vs.Error("err: fp16=True needs a GPU; on the CPU leave fp16 unset (float32 is used)")
+    try:
+        settings = _settings(vs, fmt, device_index, fp16, precision, tile)
+        device = settings.torch_device()
+    except UserError as e:
+        raise vs.Error("err: " + e.describe(filter_spelling)) from None
     if not isinstance(accept_out_of_range, bool):
         raise vs.Error(f"err: accept_out_of_range must be True or False, got {accept_out_of_range!r}")
     if matrix is not None and (not isinstance(matrix, int) or matrix in (_MATRIX_RGB, _MATRIX_UNSPECIFIED, 3) or not 0 < matrix <= 14):
         raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
 
     direct = fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT
-    if direct:
+    # YUV goes to the device as code planes and is converted there by the transcoder's own
+    # colour code (err_stream.io.colour), so a clip gets the same pixels through both.
+    packed = None if direct or fmt.color_family != vs.YUV else _packed_colour(vs, clip, fmt, matrix)
+    if direct or packed is not None:
         work = clip
     else:
         work, back = _to_rgbs(vs, core, clip, fmt, matrix)
 
-    restorer = _restorer(vs, preset, weights, device, fp16, tiling, num_streams)
+    restorer = _restorer(vs, preset, weights, settings, device, num_streams)
 
     import torch
 
@@ -107,22 +117,28 @@ def err(
 
     host_dtype = torch.float16 if direct and fmt.bits_per_sample == 16 else torch.float32
     lanes = num_streams + 1
+    pre = None
+    input_shape: tuple[int, ...] = (3, clip.height, clip.width)
     if direct:  # float RGB keeps the network's values (the guard bounds them)
         post = (lambda y: y.half()) if host_dtype == torch.float16 else None
-    else:  # converted back to integer/YUV: clamp first
+    elif packed is not None:  # YUV codes in, YUV codes out (clamped to [0, 1] before)
+        pre, post = packed.to_rgb, packed.from_rgb
+        input_shape, host_dtype = (packed.in_fmt.frame_elements(clip.width, clip.height),), packed.in_fmt.torch_dtype
+    else:  # converted back to integer RGB: clamp first
         post = lambda y: y.clamp_(0.0, 1.0)  # noqa: E731
     executor = StreamingExecutor(
         restorer,
+        pre=pre,
         post=post,
         depth=num_streams,
-        input_shape=(3, clip.height, clip.width),
+        input_shape=input_shape,
         input_dtype=host_dtype,
         input_slots=lanes,
         accept_out_of_range=accept_out_of_range,
         name="err-vs-executor",
     )
-    out = _parallel_modify(core, work, _frame_callbacks(vs, executor), lanes=lanes)
-    if not direct:
+    out = _parallel_modify(core, work, _frame_callbacks(vs, executor, packed), lanes=lanes)
+    if not direct and packed is None:
         out = core.std.CopyFrameProps(back(out), clip)
     return out
 
@@ -145,23 +161,6 @@ def _check_clip(vs, clip):
     return fmt
 
 
-def _device(device_index):
-    import torch
-
-    vs = import_vapoursynth()
-    if device_index is None:
-        return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    if not isinstance(device_index, int) or device_index < -1:
-        raise vs.Error(f"err: device_index must be a GPU number (0, 1, ...) or -1 for the CPU, got {device_index!r}")
-    if device_index == -1:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise vs.Error(f"err: device_index={device_index} needs CUDA, which is not available here; pass device_index=-1 (or omit it) to run on the CPU")
-    if device_index >= torch.cuda.device_count():
-        raise vs.Error(f"err: device_index={device_index}, but this machine has {torch.cuda.device_count()} GPU(s); pass 0 to {torch.cuda.device_count() - 1}")
-    return torch.device("cuda", device_index)
-
-
 def _check_num_streams(num_streams) -> int:
     vs = import_vapoursynth()
     if isinstance(num_streams, bool) or not isinstance(num_streams, int) or num_streams < 1:
@@ -169,24 +168,54 @@ def _check_num_streams(num_streams) -> int:
     return num_streams
 
 
-def _tiling(tile):
-    vs = import_vapoursynth()
-    if tile is None:
-        return "auto"
-    if isinstance(tile, (str, bytes)) or not isinstance(tile, Sequence) or len(tile) != 2 or not all(isinstance(v, int) for v in tile):
+def _settings(vs, fmt, device_index, fp16, precision, tile):
+    """The filter's arguments in the library's terms (a RestoreSettings; checked there)."""
+    from err_stream.engine.settings import RestoreSettings
+
+    if device_index is None:
+        device = None
+    elif isinstance(device_index, bool) or not isinstance(device_index, int) or device_index < -1:
+        raise vs.Error(f"err: device_index must be a GPU number (0, 1, ...) or -1 for the CPU, got {device_index!r}")
+    else:
+        device = "cpu" if device_index == -1 else f"cuda:{device_index}"
+    if tile is not None and (isinstance(tile, (str, bytes)) or not isinstance(tile, Sequence) or len(tile) != 2):
         raise vs.Error(f"err: tile must be [w, h] (two whole numbers; [0, 0] for whole frames), got {tile!r}")
-    w, h = tile
-    if w == 0 or h == 0:
-        if w != h:
-            raise vs.Error(f"err: tile={list(tile)}: use [0, 0] for whole frames, or a size of at least [128, 128]")
-        return "off"
-    if min(w, h) < 128:
-        raise vs.Error(f"err: tile={list(tile)}: tiles must be at least [128, 128] (or [0, 0] for whole frames)")
-    return (w, h)
+    if fp16 is not None and not isinstance(fp16, (bool, int)):
+        raise vs.Error(f"err: fp16 must be True or False, got {fp16!r}")
+    if fp16 is not None and precision is not None:
+        raise vs.Error("err: pass either fp16 or precision, not both")
+    settings = RestoreSettings(device=device, precision=precision, tile="auto" if tile is None else list(tile))
+    on_gpu = settings.torch_device().type == "cuda"
+    if fp16 is not None:
+        if fp16 and not on_gpu:
+            raise vs.Error("err: fp16=True needs a GPU; on the CPU leave fp16 unset (float32 is used)")
+        settings = dataclasses.replace(settings, precision="fp16" if fp16 else "fp32")
+    elif precision is None:
+        # Half precision where the clip is half already (RGBH on a GPU); float32 otherwise.
+        rgbh = fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 16 and fmt.color_family == vs.RGB
+        settings = dataclasses.replace(settings, precision="fp16" if on_gpu and rgbh else "fp32")
+    return settings
+
+
+_VS_ARGUMENT = {"device": "device_index"}
+_VS_SUGGESTED = {"weights": 'weights="file.pth"', "preset": "preset=NAME"}
+
+
+def filter_spelling(option: str, value: object = NO_VALUE) -> str:
+    """A setting as this filter's arguments write it: ``tile=[64, 64]``, ``device_index=-1``."""
+    if value is NO_VALUE:
+        return _VS_SUGGESTED.get(option, option + "=")
+    if option == "device":
+        value = -1 if value == "cpu" else int(str(value).partition(":")[2] or 0)
+    elif option == "tile" and value in ("off", "auto"):
+        value = [0, 0] if value == "off" else None
+    elif isinstance(value, tuple):
+        value = list(value)
+    return f"{_VS_ARGUMENT.get(option, option)}={value!r}"
 
 
 # ----------------------------------------------------------------------------- model
-def _restorer(vs, preset, weights, device, fp16, tiling, num_streams):
+def _restorer(vs, preset, weights, settings, device, num_streams):
     from err_stream.engine import Restorer
     from err_stream.errors import UserError
     from err_stream.weights import PRESETS, load_model
@@ -198,21 +227,51 @@ def _restorer(vs, preset, weights, device, fp16, tiling, num_streams):
     try:
         model = load_model(weights if weights is not None else preset, device="cpu")
     except UserError as e:
-        raise vs.Error("err: " + _as_filter_arguments(str(e))) from None
+        raise vs.Error("err: " + e.describe(filter_spelling)) from None
     # Several frames are in flight on a GPU: give each a share of the memory budget.
     budget = 0.8 / num_streams if device.type == "cuda" else None
-    return Restorer(model, device=device, precision="fp16" if fp16 else "fp32", tiling=tiling, memory_budget=budget)
-
-
-def _as_filter_arguments(message: str) -> str:
-    """Checkpoint errors speak of the command-line options; name the filter's arguments."""
-    return (
-        message.replace("--weights FILE", 'weights="file.pth"')
-        .replace("--preset NAME", "preset=NAME")
-    )
+    return Restorer(model, settings=dataclasses.replace(settings, device=str(device), memory_budget=budget))
 
 
 # ----------------------------------------------------------------------------- formats
+_SUBSAMPLING_NAMES = {(1, 1): "yuv420p", (1, 0): "yuv422p", (0, 0): "yuv444p"}
+
+
+def _packed_colour(vs, clip, fmt, matrix):
+    """The device-side colour conversion for a YUV clip (err_stream.io.colour, as the
+    transcoder's), or None for formats it does not take (float YUV, odd subsampling)."""
+    from err_stream.errors import UserError
+    from err_stream.io.colour import PackedFrameColour, PlaneFormat, YCbCrConverter
+
+    base = _SUBSAMPLING_NAMES.get((fmt.subsampling_w, fmt.subsampling_h))
+    if fmt.sample_type != vs.INTEGER or base is None:
+        return None
+    try:
+        plane_format = PlaneFormat.parse(base if fmt.bits_per_sample == 8 else f"{base}{fmt.bits_per_sample}le")
+    except UserError:
+        return None
+    props = clip.get_frame(0).props
+    matrix = _yuv_matrix(vs, props, matrix)
+    try:
+        converter = YCbCrConverter(int(matrix), is_full_range(props, yuv=True))
+    except ValueError:
+        raise vs.Error(f"err: YUV matrix {matrix} is not supported; pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020)") from None
+    return PackedFrameColour(converter, plane_format, plane_format, clip.width, clip.height)
+
+
+def _yuv_matrix(vs, props, matrix):
+    """The YUV matrix: the ``matrix`` argument, else the frames' ``_Matrix``, else an error."""
+    if matrix is not None:
+        return matrix
+    matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
+    if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
+        raise vs.Error(
+            "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
+            "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
+        )
+    return matrix
+
+
 def _to_rgbs(vs, core, clip, fmt, matrix):
     """RGBS version of ``clip`` and a function that converts an RGBS result back to ``fmt``."""
     props = clip.get_frame(0).props
@@ -220,15 +279,9 @@ def _to_rgbs(vs, core, clip, fmt, matrix):
     to_rgb: dict = {"format": vs.RGBS}
     back: dict = {"format": fmt.id}
     if yuv:
-        if matrix is None:
-            matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
-            if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
-                raise vs.Error(
-                    "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
-                    "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
-                )
-        else:
+        if matrix is not None:
             to_rgb["matrix_in"] = matrix
+        matrix = _yuv_matrix(vs, props, matrix)
         back["matrix"] = matrix
         if "_ChromaLocation" in props:
             back["chromaloc"] = props["_ChromaLocation"]
@@ -253,25 +306,38 @@ def is_full_range(props, yuv: bool) -> bool:
 
 
 # ----------------------------------------------------------------------------- frame serving
-def _frame_callbacks(vs, executor):
+def _frame_callbacks(vs, executor, packed=None):
     """``make(offset, cycle)``: the callback for the lane holding frames offset, offset +
-    cycle, ... (its ``n`` counts the lane's frames; errors name the clip's frame)."""
+    cycle, ... (its ``n`` counts the lane's frames; errors name the clip's frame). With
+    ``packed`` (a YUV clip), the frame's planes travel packed in one buffer."""
     from err_stream.engine import OutputRangeError
 
     def make(offset: int, cycle: int):
         return lambda n, f: restore_frame(n * cycle + offset, f)
 
+    def planes_of(buffer: np.ndarray, shapes) -> list[np.ndarray]:
+        if buffer.dtype == np.int16:  # 16-bit codes travel as int16 (see PlaneFormat.torch_dtype)
+            buffer = buffer.view(np.uint16)
+        out, at = [], 0
+        for h, w in shapes:
+            out.append(buffer[at : at + h * w].reshape(h, w))
+            at += h * w
+        return out
+
     def restore_frame(n: int, f):
         slot = executor.input_slot()
         host = slot.tensor.numpy()
+        inputs = planes_of(host, packed.in_shapes) if packed is not None else host
         for p in range(3):
-            np.copyto(host[p], np.asarray(f[p]))
+            np.copyto(inputs[p], np.asarray(f[p]), casting="unsafe")
         try:
             with executor.submit([slot], index=n) as result:  # waits for this frame only
                 out = f.copy()  # keeps the input frame's properties
                 restored = result[0].numpy()
+                if packed is not None:
+                    restored = planes_of(restored, packed.out_shapes)
                 for p in range(3):
-                    np.copyto(np.asarray(out[p]), restored[p])
+                    np.copyto(np.asarray(out[p]), restored[p], casting="unsafe")
         except OutputRangeError as e:
             raise vs.Error("err: " + str(e.for_option("accept_out_of_range=True"))) from None
         return out

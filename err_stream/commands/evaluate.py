@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_model_arguments
+from .common import ACCEPT_OPTION, add_model_arguments
 
 HELP = "PSNR/SSIM (Y channel, as in the paper) and optionally LPIPS of a model's output against ground truth"
 
@@ -34,6 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ..engine.output_check import OutputRangeError  # loads torch: only when the command runs
     from ..image import restore_image
     from ..train.datasets import DataError, match_pairs
     from ..train.metrics import LPIPS, psnr, ssim
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.restored:
         from .common import make_restorer
 
-        restorer = make_restorer(args)
+        restorer = make_restorer(args, same_size_frames=False)
     lpips = LPIPS(device=restorer.device if restorer is not None else "cpu") if args.lpips else None
 
     rows = []
@@ -60,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
             x, gt = inputs.get(i), targets.get(i)
         except Exception as e:
             raise UserError(f"{name}: cannot read this image ({e})") from None
-        y = restore_image(restorer, x) if restorer is not None else x
+        try:
+            y = restore_image(restorer, x, accept_out_of_range=args.accept_out_of_range) if restorer is not None else x
+        except OutputRangeError as e:
+            raise e.for_option(ACCEPT_OPTION, where=name, frame=None) from None
         if min(gt.shape[:2]) <= 2 * args.crop_border + 10:
             raise UserError(f"{name}: {gt.shape[1]}x{gt.shape[0]} is too small for --crop-border {args.crop_border} and SSIM's 11x11 window")
         row = {"name": name, "psnr": psnr(y, gt, args.crop_border), "ssim": ssim(y, gt, args.crop_border)}

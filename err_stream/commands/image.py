@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tqdm import tqdm
-
-from ..engine.output_check import OutputRangeError
 from ..errors import UserError
-from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
-from .common import ACCEPT_OPTION, add_model_arguments, make_restorer
+from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore image files (PNG/JPEG/TIFF, 8 or 16 bit), or every image of a folder"
 
@@ -24,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
+    from ..image import IMAGE_SUFFIXES  # loads torch: only when the command runs
+
     if not src.exists():
         raise UserError(f"{src}: no such file or folder")
     if src.is_dir():
@@ -41,6 +39,12 @@ def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..engine.output_check import OutputRangeError
+    from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
+
+    restore_settings(args).torch_device()  # bad options fail first
     jobs = _jobs(Path(args.input), Path(args.output))
     for _, out in jobs:
         if out.exists() and not args.overwrite:
@@ -52,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                 out.parent.mkdir(parents=True)
             else:
                 raise UserError(f"{out.parent}: no such folder")
-    restorer = make_restorer(args)
+    restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
         try:
             image = read_image(src)

@@ -7,8 +7,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import torch
-
+from ..engine.settings import RestoreSettings
 from ..errors import UserError
 
 HELP = "train or fine-tune ERR on paired folders or synthetically degraded photos (YAML config)"
@@ -55,11 +54,11 @@ def run(args: argparse.Namespace) -> int:
         for f in (out / "checkpoints").glob("*"):
             f.unlink()
         (out / "log.csv").unlink(missing_ok=True)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
+    device = str(RestoreSettings(device=args.device).torch_device())
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from .. import runtime
+
+        runtime.configure(args.threads)
     trainer = Trainer(cfg, out, device=device, resume=args.resume, progress=not args.quiet)
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(_command_line(args, device) + "\n")

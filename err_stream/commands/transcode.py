@@ -8,10 +8,7 @@ import signal
 import sys
 import threading
 
-import torch
-
-from ..errors import UserError
-from .common import ACCEPT_OPTION, add_model_arguments, make_restorer
+from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
 
@@ -63,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from ..io.preflight import plan_output
     from ..io.sink import PartialOutput, choose_encoder
     from ..io.source import check_alpha, probe
+    from ..progress import TqdmProgress
     from ..video import InputStopped, format_is_extension, transcode
 
     # Cheap checks first, so a bad path or option fails before the model loads. A stream
@@ -82,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             name = out_ep.path if out_ep.is_file else _path(f"stream.{container}")
             choose_encoder(info, name, args.codec, args.crf, args.encoder_preset, args.pix_fmt, args.encoder_opt, container=container)
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available on this machine; use --device cpu")
+    restore_settings(args).torch_device()  # a bad --device/--tile/... fails before the model loads
     restorer = None if args.passthrough else make_restorer(args)
     # Machine-readable output never shares standard output with the video.
     report = sys.stderr if out_ep.kind == "pipe" else sys.stdout
@@ -106,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
                 planned=settings,
                 ignore_errors=args.ignore_errors,
                 drop_alpha=args.drop_alpha,
-                progress=not args.quiet,
+                progress=None if args.quiet else TqdmProgress(),
                 batch=args.batch,
                 accept_out_of_range=args.accept_out_of_range,
                 format=args.format,

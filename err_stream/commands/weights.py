@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..weights import DEMO_WEIGHTS, PRESETS, fetch_preset, list_cached
+from ..presets import DEMO_WEIGHTS, PRESETS
 
 HELP = "download the authors' checkpoints (presets) or list the cached ones"
 
@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..weights import fetch_preset, list_cached
+
     if args.action == "fetch":
         path = fetch_preset(args.name)
         print(path)

@@ -40,13 +40,11 @@ HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def compile_cache_dir() -> Path:
-    """Where compiled artefacts live: ``$ERR_STREAM_CACHE/compile``, else
-    ``$XDG_CACHE_HOME/err-stream/compile``, else ``~/.cache/err-stream/compile``."""
-    root = os.environ.get("ERR_STREAM_CACHE")
-    if root:
-        return Path(root) / "compile"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "err-stream" / "compile"
+    """Where compiled artefacts live: ``compile`` in err-stream's cache folder
+    (:func:`err_stream.runtime.cache_dir`)."""
+    from ..runtime import cache_dir
+
+    return cache_dir() / "compile"
 
 
 def _use_compile_cache() -> Path:
@@ -74,10 +72,15 @@ def float32_parameters(model: ERR) -> Iterator[tuple[str, nn.Parameter]]:
             yield prefix + "temperature", module.temperature
 
 
-def prepare_model(model: ERR, dtype: torch.dtype = torch.float32, channels_last: bool = True) -> ERR:
-    """A copy of ``model`` (eval mode, same device) with weights in ``dtype`` except the float32
-    islands, and convolution weights channels_last if asked. ``model`` is left untouched."""
+def prepare_model(
+    model: ERR, dtype: torch.dtype = torch.float32, channels_last: bool = True, device: torch.device | str | None = None
+) -> ERR:
+    """A copy of ``model`` (eval mode, on ``device``, default the model's) with weights in
+    ``dtype`` except the float32 islands, and convolution weights channels_last if asked.
+    ``model`` is left untouched."""
     fast = copy.deepcopy(model).eval()
+    if device is not None:
+        fast = fast.to(device)
     fast.requires_grad_(False)
     if dtype != torch.float32:
         keep = {name for name, _ in float32_parameters(fast)}
@@ -127,7 +130,7 @@ class FastForward:
         is_cuda = self.device.type == "cuda"
         self.dtype = dtype
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model = prepare_model(model.to(self.device), dtype, channels_last)
+        self.model = prepare_model(model, dtype, channels_last, self.device)
         self.compile = is_cuda if compile is None else bool(compile)
         self.cuda_graphs = (is_cuda and self.compile) if cuda_graphs is None else bool(cuda_graphs)
         if self.cuda_graphs and not is_cuda:

@@ -264,6 +264,42 @@ class YCbCrConverter:
 _BT601_LIMITED = YCbCrConverter(MATRIX_BT601, full_range=False)
 
 
+class PackedFrameColour:
+    """The colour path every front end uses: one frame's code planes packed in one flat
+    buffer (how frames travel to the device) <-> B x 3 x H x W R'G'B' float32 on the device.
+
+    The transcoder and the VapourSynth filter both convert with this, so the same frames
+    give the same pixels through either. ``to_rgb``: packed codes (B x N, ``in_fmt``) ->
+    RGB; ``from_rgb``: RGB (clamped to [0, 1] when ``clamp``) -> packed codes (B x N',
+    ``out_fmt``, in its transfer dtype).
+    """
+
+    def __init__(self, converter: YCbCrConverter, in_fmt: PlaneFormat, out_fmt: PlaneFormat, width: int, height: int) -> None:
+        self.converter, self.in_fmt, self.out_fmt = converter, in_fmt, out_fmt
+        self.in_shapes = in_fmt.plane_shapes(width, height)
+        self.out_shapes = out_fmt.plane_shapes(width, height)
+
+    def to_rgb(self, codes: torch.Tensor) -> torch.Tensor:
+        y, cb, cr = split_planes(codes, self.in_shapes)
+        return self.converter.planes_to_rgb(y, cb, cr, self.in_fmt)
+
+    def from_rgb(self, rgb: torch.Tensor, clamp: bool = True) -> torch.Tensor:
+        if clamp:
+            rgb = rgb.clamp(0.0, 1.0)
+        planes = self.converter.rgb_to_planes(rgb, self.out_fmt)
+        dtype = self.out_fmt.torch_dtype
+        return torch.cat([p.reshape(rgb.shape[0], -1).to(dtype) for p in planes], dim=1)
+
+
+def split_planes(codes: torch.Tensor, shapes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """B x N packed codes -> the planes (B x h x w views) of the given shapes."""
+    out, at = [], 0
+    for h, w in shapes:
+        out.append(codes[:, at : at + h * w].view(-1, h, w))
+        at += h * w
+    return out
+
+
 def code_values(p: torch.Tensor) -> torch.Tensor:
     """Integer code planes (uint8, uint16, or int16 holding 16-bit patterns) as float32."""
     if p.dtype == torch.int16:

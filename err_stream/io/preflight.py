@@ -80,8 +80,8 @@ def plan_output(
                 log.warning("%s cannot be written into %s files here; using %s", settings.codec, out.suffix, other.codec)
                 return other
     raise UserError(
-        f"{out}: {container_format(out)} output cannot take {settings.describe()} video ({video_failure}); "
-        f"choose another --codec/--pix-fmt or container"
+        f"{out}: {container_format(out)} output cannot take {settings.describe()} video ({video_failure})",
+        instead=["codec", "pix_fmt"], instead_for="write another container, or",
     )
 
 

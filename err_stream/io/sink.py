@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from .colour import PlaneFormat
 from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
@@ -105,9 +105,9 @@ def _encoder(name: str):
     try:
         codec = av.codec.Codec(name, "w")
     except Exception:
-        raise UserError(f"--codec {name}: no such encoder in this FFmpeg build") from None
+        raise SettingError("codec", name, "no such encoder in this FFmpeg build") from None
     if codec.type != "video":
-        raise UserError(f"--codec {name}: not a video encoder")
+        raise SettingError("codec", name, "not a video encoder")
     return codec
 
 
@@ -168,11 +168,11 @@ def choose_encoder(
     if codec is not None:
         enc = _encoder(codec)
         if not storable(enc.canonical_name, allowed):
-            raise UserError(f"--codec {codec}: {enc.canonical_name} cannot be stored in {where}")
+            raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {where}")
         formats = [f.name for f in (enc.video_formats or [])]
         chosen = want if want.name in formats or enc.video_formats is None else (None if pix_fmt else _pick_pix_fmt(want, formats))
         if chosen is None:
-            raise UserError(f"--codec {codec} cannot encode {want.name}; it takes {', '.join(formats)} (use --pix-fmt)")
+            raise SettingError("codec", codec, f"cannot encode {want.name}; it takes {', '.join(formats)}", instead=["pix_fmt"])
     else:
         chosen = None
         for name in (DEFAULT_ENCODERS.get(info.codec), *FALLBACK_ENCODERS):
@@ -190,7 +190,7 @@ def choose_encoder(
                 codec = name
                 break
         if chosen is None or codec is None:
-            raise UserError(f"no encoder here can write {want.name} video into {where}; choose --codec/--pix-fmt")
+            raise UserError(f"no encoder here can write {want.name} video into {where}", instead=["codec", "pix_fmt"])
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
 
@@ -200,17 +200,17 @@ def choose_encoder(
     if crf is not None:
         key = CRF_OPTION.get(codec)
         if key is None:
-            raise UserError(f"--crf: {codec} has no constant-quality setting (use --encoder-opt)")
+            raise SettingError("crf", crf, f"{codec} has no constant-quality setting", instead=["encoder_opt"])
         options[key] = f"{crf:g}"
     if preset is not None:
         key = PRESET_OPTION.get(codec)
         if key is None:
-            raise UserError(f"--encoder-preset: {codec} has no presets (use --encoder-opt)")
+            raise SettingError("encoder_preset", preset, f"{codec} has no presets", instead=["encoder_opt"])
         options[key] = preset
     for item in encoder_opts:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UserError(f"--encoder-opt {item!r}: expected KEY=VALUE (e.g. tune=film)")
+            raise SettingError("encoder_opt", item, "expected KEY=VALUE (e.g. tune=film)")
         if key == "x265-params" and "x265-params" in options:
             value = options["x265-params"] + ":" + value
         options[key] = value
@@ -429,8 +429,9 @@ class VideoSink:
             if unused:  # FFmpeg leaves the options no part of the encoder took
                 names = ", ".join(f"'{k}'" for k in unused)
                 raise EncoderOptionError(
-                    f"--encoder-opt: {settings.codec} has no option {names} (FFmpeg: Unrecognized option); "
-                    f"see 'ffmpeg -h encoder={settings.codec}'"
+                    f"{settings.codec} has no option {names} (FFmpeg: Unrecognized option); "
+                    f"see 'ffmpeg -h encoder={settings.codec}'",
+                    option="encoder_opt",
                 )
         except BaseException:
             self.abort()

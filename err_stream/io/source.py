@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from .colour import ColourTags, HdrMetadata, PlaneFormat
 from .damage import Damage, DamageWatch
 
@@ -254,8 +254,8 @@ class PyAVSource:
         for d in found:
             if not self.ignore_errors:
                 raise UserError(
-                    f"{self.info.path}: damaged video: the decoder concealed an error at {d.describe()} "
-                    f"(restore it anyway with --ignore-errors)"
+                    f"{self.info.path}: damaged video: the decoder concealed an error at {d.describe()}",
+                    instead=["ignore_errors"], instead_for="to restore it anyway",
                 )
             log.warning("%s: damaged video, concealed by the decoder: %s", self.info.path.name, d.describe())
             self.damage.append(d)
@@ -320,11 +320,11 @@ def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
     alpha out. It is never dropped silently."""
     if info.alpha and not drop_alpha:
         raise UserError(
-            f"{info.path}: the video has an alpha channel, which is not restored or carried; "
-            f"add --drop-alpha to restore the colour only"
+            f"{info.path}: the video has an alpha channel, which is not restored or carried",
+            instead=["drop_alpha"], instead_for="to restore the colour only",
         )
     if info.alpha:
-        log.warning("%s: dropping the alpha channel (--drop-alpha)", info.path.name)
+        log.warning("%s: dropping the alpha channel, as asked", info.path.name)
 
 
 def _tick(info: VideoInfo) -> int:
@@ -368,8 +368,8 @@ def _import_dali():
         import nvidia.dali.fn as fn
         import nvidia.dali.types as types
     except ImportError:
-        raise UserError(
-            "--decoder dali needs NVIDIA DALI: pip install 'err-stream[dali]' (or use --decoder pyav)"
+        raise SettingError(
+            "decoder", "dali", "needs NVIDIA DALI: pip install 'err-stream[dali]'", instead=[("decoder", "pyav")],
         ) from None
     return dali, fn, types
 
@@ -410,11 +410,11 @@ class DaliSource:
 
     def __init__(self, info: VideoInfo, device: str = "cpu", sequence_length: int = 8, threads: int = 2, device_id: int = 0) -> None:
         if info.pix_fmt.bits != 8 or info.pix_fmt.subsampling() != "4:2:0":
-            raise UserError(f"--decoder dali reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}: use --decoder pyav")
+            raise SettingError("decoder", "dali", f"reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}", instead=[("decoder", "pyav")])
         allowed = DALI_GPU_CODECS if device == "gpu" else DALI_CPU_CODECS
         if info.codec not in allowed:
             where = "on the GPU" if device == "gpu" else "with its CPU decoder (VP8, VP9, MJPEG only)"
-            raise UserError(f"--decoder dali cannot decode {info.codec} {where}; use --decoder pyav")
+            raise SettingError("decoder", "dali", f"cannot decode {info.codec} {where}", instead=[("decoder", "pyav")])
         self.info = info
         self.device = device
         self.sequence_length = sequence_length

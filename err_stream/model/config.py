@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,3 +30,32 @@ class ERRConfig:
     def from_dict(cls, d: dict) -> "ERRConfig":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+    @classmethod
+    def from_state_dict(cls, sd: Mapping[str, Any]) -> "ERRConfig":
+        """The configuration a state dict was made with, read from its keys and shapes.
+
+        Hyper-parameters whose keys are absent keep their defaults (the strict load that
+        follows then names the missing keys)."""
+        found: dict[str, Any] = {}
+
+        def shape(key: str, dim: int) -> int | None:
+            t = sd.get(key)
+            return int(t.shape[dim]) if t is not None and len(t.shape) > dim else None
+
+        def count(prefix: str) -> int | None:
+            pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+            idx = {int(m[1]) for k in sd for m in [pattern.match(k)] if m}
+            return max(idx) + 1 if idx else None
+
+        c = shape("enter1.0.weight", 0)
+        found["channels"] = c
+        found["number_block"] = count("block.")
+        found["unit_num"] = count("block.0.TransformerBlock.")
+        found["num_heads"] = shape("block.0.TransformerBlock.0.attn.temperature", 0)
+        hidden = shape("block.0.TransformerBlock.0.ffn.project_in.0.weight", 0)
+        found["ffn_expansion_factor"] = hidden / c if hidden and c else None
+        found["scan_width"] = shape("middle.conv_01.weight", 0)
+        found["scan_depth"] = count("middle.down_group1.l_blk.")
+        found["kan_groups"] = shape("FW_KAN1.act1.weight_denominator", 0)
+        return cls(**{k: v for k, v in found.items() if v is not None})

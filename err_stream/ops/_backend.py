@@ -33,6 +33,7 @@ _REQUIRES = {
     "mamba_ssm": "mamba_ssm",
     "kat_rational": "kat_rational",
     "triton": "triton",
+    "triton_chunked": "triton",
     "numba": "numba",
 }
 

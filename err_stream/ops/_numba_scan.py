@@ -31,6 +31,16 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
+from ..runtime import numba_cache_dir
+
+# numba caches compiled functions beside their source by default, that is inside the
+# installed package. Ours go to the user's cache directory (NUMBA_CACHE_DIR, when set, wins).
+# numba picks a function's cache place when it is decorated, so the setting is put back
+# after the kernels below: other packages' numba functions keep numba's own default.
+_NUMBA_CACHE_DIR_BEFORE = numba.config.CACHE_DIR
+if not _NUMBA_CACHE_DIR_BEFORE:
+    numba.config.CACHE_DIR = str(numba_cache_dir())
+
 # Channels per SIMD block: 16 float32 = one AVX-512 register (two AVX2 registers).
 LANES = 16
 
@@ -169,6 +179,9 @@ def _scan_kernel(u, delta, bias, softplus, a_t, B, C, d_skip, out):  # pragma: n
                     acc[j] += hv * cn
             for j in range(LANES):
                 out[bi, c0 + j, t] = acc[j] + d_skip[c0 + j] * uv[j]
+
+
+numba.config.CACHE_DIR = _NUMBA_CACHE_DIR_BEFORE
 
 
 def _pad_groups(x: torch.Tensor, groups: int, per_group: int, padded: int) -> torch.Tensor:

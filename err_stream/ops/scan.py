@@ -117,6 +117,12 @@ def _selective_scan_triton(u, delta, A, B, C, D, delta_bias, delta_softplus):
     return selective_scan_triton(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
+def _selective_scan_triton_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus):
+    from ._triton_kernels import selective_scan_triton_chunked
+
+    return selective_scan_triton_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
+
+
 def _selective_scan_mamba(u, delta, A, B, C, D, delta_bias, delta_softplus):
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # optional extra
 
@@ -132,6 +138,7 @@ _BACKENDS = {
     "torch": _selective_scan_torch,
     "numba": _selective_scan_numba,
     "triton": _selective_scan_triton,
+    "triton_chunked": _selective_scan_triton_chunked,
     "mamba_ssm": _selective_scan_mamba,
 }
 
@@ -148,7 +155,8 @@ def selective_scan(
     backend: str | None = None,
 ) -> torch.Tensor:
     """Run the selective scan with the best backend for ``u``'s device (or ``backend``:
-    ``"reference"``, ``"torch"``, ``"numba"``, ``"triton"``, ``"mamba_ssm"``). Returns float32 (B, D, L).
+    ``"reference"``, ``"torch"``, ``"numba"``, ``"triton"``, ``"triton_chunked"``, ``"mamba_ssm"``).
+    Returns float32 (B, D, L).
 
     Inference goes through the registered op ``torch.ops.err_stream.selective_scan``, which
     ``torch.compile(fullgraph=True)`` keeps as one opaque node; while autograd records, the

@@ -29,6 +29,7 @@ import torch
 import yaml
 
 from ..engine import Restorer
+from ..engine.settings import RestoreSettings
 from ..errors import ProcessingError, UserError
 from ..model import ERR, ERRConfig
 from ..weights import check_state_dict, read_state_dict, resolve_weights, save_checkpoint
@@ -81,7 +82,7 @@ class Trainer:
     ) -> None:
         self.cfg = cfg = config
         self.out = Path(out_dir)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = RestoreSettings(device=device).torch_device()
         self.progress = progress
         _seed_everything(cfg.seed)
 
@@ -110,8 +111,15 @@ class Trainer:
             log.info("fine-tuning from %s%s", path, f" (fresh: {', '.join(fresh)})" if fresh else "")
         self.model.to(self.device).train()
 
+        if cfg.train.trainable:
+            prefixes = tuple(cfg.train.trainable)
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name.startswith(prefixes))
+            if not any(p.requires_grad for p in self.model.parameters()):
+                raise UserError(f"train.trainable: no parameter name starts with {', '.join(prefixes)}")
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
         s = cfg.schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: cosine_factor(step, s.iterations, s.warmup, o.lr, s.eta_min)
@@ -167,7 +175,8 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             clip = self.cfg.train.grad_clip
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf")))
+            trained = [p for p in self.model.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, clip if clip else float("inf")))
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.scheduler.step()
@@ -207,15 +216,11 @@ class Trainer:
         new_file = not csv_path.exists()
         bar = tqdm(total=cfg.schedule.iterations, initial=self.step, desc=cfg.name, unit="it", disable=not self.progress, dynamic_ncols=True)
         # On CPU, denormal floats (tiny decay products in the scan, tiny gradients) make steps
-        # up to ten times slower; flushing them to zero changes nothing measurable. The flag is
-        # per thread: it reaches torch's worker threads only if they start after it is set
-        # (err_stream.cli.main sets it first thing); switched back off after the run.
-        flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        # up to ten times slower: callers run err_stream.runtime.configure() first (the CLI
+        # and scripts/train_demo.py do), which flushes them to zero.
         try:
             return self._loop(csv_path, new_file, bar, stop_at)
         finally:
-            if flush:
-                torch.set_flush_denormal(False)
             bar.close()
             if self._tb is not None:
                 self._tb.close()
