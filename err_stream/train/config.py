@@ -94,6 +94,9 @@ class Train:
     virtual_size: float = 0.0
     virtual_max_pixels: int = 7680 * 4320
     virtual_warmup: int = 0  # iterations over which the virtual sizes grow from the crop's to the max
+    # Train only parameters whose names start with these prefixes (the rest stay frozen, and
+    # autograd stops before them): fine-tuning one stage on a small budget. Empty: all.
+    trainable: list[str] = field(default_factory=list)
 
 
 @dataclass

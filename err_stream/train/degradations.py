@@ -235,8 +235,8 @@ class CameraLowLight(Degradation):
     * ``ev`` (2-8): stops of light missing from the scene; ``lit_probability`` of the pairs
       are instead normally lit, drawn from ``lit_ev`` (0-1), so the model learns to leave
       good footage alone;
-    * ``gain_share`` (0-0.75): the share of the drop the camera makes up with ISO gain
-      (the frame ends ``ev * (1 - share)`` stops dark);
+    * ``gain_share`` (0-0.5): the share of the drop the camera makes up with ISO gain
+      (the frame ends ``ev * (1 - share)`` stops dark: 1-8 EV);
     * ``full_well`` (2,000-20,000 e-, log-uniform): electrons per photosite at full scale at
       base ISO; at gain ``2**g`` full scale is ``full_well / 2**g`` electrons, so the Poisson
       shot noise grows with the ISO; ``read_noise`` (1-6 e-, log-uniform) before the gain and
@@ -261,7 +261,7 @@ class CameraLowLight(Degradation):
     ev: Range = (2.0, 8.0)
     lit_probability: float = 0.0
     lit_ev: Range = (0.0, 1.0)
-    gain_share: Range = (0.0, 0.75)
+    gain_share: Range = (0.0, 0.5)
     full_well: Range = (2000.0, 20000.0)
     read_noise: Range = (1.0, 6.0)
     post_gain_noise: Range = (0.0005, 0.003)

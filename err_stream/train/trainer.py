@@ -111,8 +111,15 @@ class Trainer:
             log.info("fine-tuning from %s%s", path, f" (fresh: {', '.join(fresh)})" if fresh else "")
         self.model.to(self.device).train()
 
+        if cfg.train.trainable:
+            prefixes = tuple(cfg.train.trainable)
+            for name, p in self.model.named_parameters():
+                p.requires_grad_(name.startswith(prefixes))
+            if not any(p.requires_grad for p in self.model.parameters()):
+                raise UserError(f"train.trainable: no parameter name starts with {', '.join(prefixes)}")
         o = cfg.optim
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas))
         s = cfg.schedule
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: cosine_factor(step, s.iterations, s.warmup, o.lr, s.eta_min)
@@ -168,7 +175,8 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             clip = self.cfg.train.grad_clip
-            grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip else float("inf")))
+            trained = [p for p in self.model.parameters() if p.requires_grad]
+            grad_norm = float(torch.nn.utils.clip_grad_norm_(trained, clip if clip else float("inf")))
             self.scaler.step(self.optimizer)
             self.scaler.update()
         self.scheduler.step()

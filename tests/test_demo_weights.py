@@ -1,0 +1,72 @@
+"""The shipped demo weights stay bounded at every frame size, dark or normally lit (issue 9).
+
+The frequency branch is the only part of ERR that depends on the frame size (through the DC
+coefficient, mean * sqrt(h/2 * w/2)), so running it at virtual sizes from 128x128 to 8K on a
+small crop covers every size in milliseconds; one real 1024x1024 frame checks the claim.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from err_stream.image import restore_image
+from err_stream.train.datasets import _skimage_image, to_numpy, to_tensor
+from err_stream.train.degradations import CameraLowLight
+from err_stream.train.virtual_size import virtual_frame_size
+from err_stream.weights import DEMO_WEIGHTS, load_model
+
+SIZES = [(128, 128), (256, 256), (512, 512), (1024, 1024), (1920, 1080), (2048, 2048), (3840, 2160), (7680, 4320)]
+
+
+def in_range_share(y: torch.Tensor) -> float:
+    assert torch.isfinite(y).all(), "non-finite output"
+    return float(((y >= -0.05) & (y <= 1.05)).float().mean())
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # several threads starve each other on a busy machine
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model(str(DEMO_WEIGHTS), device="cpu").eval()
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    """A 128x128 crop of a held-out photograph: dark (two camera draws), as is, and bright."""
+    clean = to_tensor(_skimage_image("coffee")[100:228, 200:328])
+    deg = CameraLowLight(lit_probability=0.0)
+    dark = [deg.pair(clean, np.random.default_rng(s))[0] for s in (1, 2)]
+    return torch.stack([*dark, clean, (clean * 1.6).clamp(0, 1)])
+
+
+@pytest.mark.parametrize("w,h", SIZES, ids=[f"{w}x{h}" for w, h in SIZES])
+def test_bounded_at_every_virtual_frame_size(model, inputs, w, h):
+    with torch.inference_mode(), virtual_frame_size(model, w * h):
+        y = model(inputs)
+    assert in_range_share(y) >= 0.999
+
+
+def test_bounded_on_a_real_1024_frame(model):
+    photo = np.asarray(Image.fromarray(_skimage_image("chelsea")).resize((1024, 1024), Image.Resampling.LANCZOS))
+    dark = CameraLowLight(lit_probability=0.0).pair(to_tensor(photo), np.random.default_rng(7))[0]
+    with torch.inference_mode():
+        y = restore_image(model, dark)
+    assert in_range_share(y) >= 0.999
+    assert float(y.clamp(0, 1).mean()) > float(dark.mean())  # it brightens
+
+
+def test_normally_lit_input_is_not_destroyed(model, inputs):
+    with torch.inference_mode():
+        y = model(inputs[2:3]).clamp(0, 1)
+    from err_stream.train.metrics import psnr
+
+    assert psnr(to_numpy(y[0]), to_numpy(inputs[2])) > 15.0
