@@ -65,6 +65,8 @@ def main() -> int:
     p.add_argument("--batch-size", type=int, help="override train.batch_size (smaller GPUs; the card records it)")
     p.add_argument("--skip-train", action="store_true", help="only export and measure the run in --out")
     p.add_argument("--eval-draws", type=int, default=2, help="darkenings per held-out photograph in the evaluation")
+    p.add_argument("--metrics", nargs="+", metavar="JSON",
+                   help="use these eval_demo.py --json results (e.g. one per size, run in parallel) instead of evaluating here")
     args = p.parse_args()
     runtime.configure()  # denormals flushed: CPU steps are up to 10x slower on them
 
@@ -109,7 +111,13 @@ def main() -> int:
 
     from eval_demo import evaluate
 
-    res = evaluate(str(DEMO_WEIGHTS), device=args.device, draws=args.eval_draws)
+    if args.metrics:
+        parts = [json.loads(Path(f).read_text()) for f in args.metrics]
+        res = dict(parts[0])
+        res["sizes"] = {k: v for part in parts for k, v in part["sizes"].items()}
+        res["images"] = [r for part in parts for r in part["images"]]
+    else:
+        res = evaluate(str(DEMO_WEIGHTS), device=args.device, draws=args.eval_draws)
     cfg_every = int(yaml.safe_load((out / "config.yaml").read_text())["log"]["every"])
     log_rows = _rows(out / "log.csv")
     rows = [r for r in log_rows if r["loss"] and r["loss"] != "nan"]
