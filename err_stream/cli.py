@@ -151,9 +151,24 @@ def main(argv: list[str] | None = None) -> int:
             return _run_main(argv, watch)
         except BaseException:
             if watch.pressed:
-                print("err-stream: interrupted", file=sys.stderr)
-                return 130
+                return _interrupted()
             raise
+
+
+def _interrupted() -> int:
+    """Report Ctrl-C and make sure the exit status stays 130. A KeyboardInterrupt that lands
+    inside code an extension runs through ``PyRun_String`` while importing (pybind11's exec,
+    e.g. in torch's import) sets CPython's "unhandled KeyboardInterrupt" flag even though we
+    caught it, and the interpreter then kills itself with SIGINT at exit (status -2). Running
+    any code through PyRun_String clears that flag again."""
+    print("err-stream: interrupted", file=sys.stderr)
+    try:
+        import ctypes
+
+        ctypes.pythonapi.PyRun_SimpleString(b"pass")
+    except Exception:  # not CPython, or no ctypes: only the exit status is at stake
+        pass
+    return 130
 
 
 def _run_main(argv: list[str], watch: _InterruptWatch) -> int:
@@ -165,8 +180,7 @@ def _run_main(argv: list[str], watch: _InterruptWatch) -> int:
         with configured():
             return _main(argv, watch)
     except KeyboardInterrupt:  # Ctrl-C while starting up (importing torch, loading the model)
-        print("err-stream: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
 
 
 def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
@@ -193,8 +207,7 @@ def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
             print(f"err-stream: failed: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print("err-stream: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
 
 
 if __name__ == "__main__":  # pragma: no cover
