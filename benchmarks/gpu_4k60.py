@@ -242,9 +242,13 @@ def kernel_counts(fn: Callable[[], torch.Tensor], device: torch.device) -> dict:
     if device.type == "cuda":
         kernels = [e for e in events if e.device_type == torch.autograd.DeviceType.CUDA]
         kind = "CUDA kernels"
-    else:  # CPU: count the aten ops that ran (no kernel launches to count)
-        kernels = [e for e in events if e.name.startswith("aten::") and e.cpu_parent is None]
-        kind = "top-level aten ops"
+    else:  # CPU: count the outermost aten ops that ran (no kernel launches to count); in
+        # compiled code they sit under the compiled region's event, not at the top.
+        def outermost(e) -> bool:
+            return e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")
+
+        kernels = [e for e in events if e.name.startswith("aten::") and outermost(e)]
+        kind = "outermost aten ops"
     names = [e.name.lower() for e in kernels]
     return {
         "counted": kind,

@@ -30,11 +30,11 @@ from err_stream.errors import UserError
 
 # Options of `err-stream IN OUT`, usable for the whole job and per input.
 TRANSCODE_KEYS = (
-    "weights", "preset", "device", "precision", "tile", "accept_out_of_range",
+    "weights", "preset", "device", "precision", "tile", "memory_budget", "compile", "accept_out_of_range",
     "decoder", "batch", "passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha",
     "codec", "crf", "encoder_preset", "pix_fmt", "encoder_opt",
 )
-BOOLEAN_KEYS = ("passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha", "accept_out_of_range")
+BOOLEAN_KEYS = ("passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha", "accept_out_of_range", "compile")
 # Where and how an input's output is written and cut; also per input.
 OUTPUT_KEYS = ("output_dir", "name", "container", "segment_seconds")
 # The whole job only.
@@ -322,6 +322,8 @@ class _Checker:
                 out[key] = self.choice(node, where, ("auto", "pyav", "dali"))
             elif key == "tile":
                 out[key] = self.tile(node, where)
+            elif key == "memory_budget":
+                out[key] = self.memory(node, where)
             elif key == "batch":
                 out[key] = self.integer(node, where, minimum=1)
             elif key in BOOLEAN_KEYS:
@@ -441,6 +443,19 @@ class _Checker:
             parse_tile(v)
         except UserError as e:
             self.error(node, where, f"{v}: {e.reason}")  # the job file names the key itself
+            return None
+        return v
+
+    def memory(self, node: yaml.Node, where: str):
+        from err_stream.engine.settings import parse_memory
+
+        v = self.scalar(node, where, "bytes (e.g. 6GiB)")
+        if v is _INVALID:
+            return None
+        try:
+            parse_memory(v)
+        except UserError as e:
+            self.error(node, where, f"{v}: {getattr(e, 'reason', e)}")
             return None
         return v
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from err_stream.errors import UserError
 
-from .worker import PieceTask, SegmentWorker
+from .worker import FrameCounter, PieceTask, SegmentWorker
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +26,7 @@ class InProcessPool:
 
     def __init__(self, threads: int | None = None) -> None:
         self.worker = SegmentWorker(threads)
+        self.counter = FrameCounter()
         self.queue: list[PieceTask] = []
         self.size = 1
         self.description = f"in-process, 1 worker ({self.worker.name})"
@@ -41,7 +42,11 @@ class InProcessPool:
         if not self.queue:
             return []
         task = self.queue.pop(0)
-        return [(task, self.worker.run(task))]
+        return [(task, self.worker.run(task, self.counter))]
+
+    def frames(self) -> dict[tuple[int, int], int]:
+        """Frames restored per piece since the last call."""
+        return self.counter.take()
 
     def busy(self) -> int:
         return len(self.queue)
@@ -104,6 +109,7 @@ class RayPool:
         self.options = dict(num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
         self.threads = int(cpus_per_worker)
         self.actor_class = ray.remote(SegmentWorker)
+        self.counter = ray.remote(FrameCounter).options(num_cpus=0).remote()
         self.actors = [self._start() for _ in range(workers)]
         self.idle = list(self.actors)
         self.inflight: dict[Any, tuple[Any, PieceTask]] = {}
@@ -124,7 +130,7 @@ class RayPool:
 
     def submit(self, task: PieceTask) -> str | None:
         actor = self.idle.pop(0)
-        self.inflight[actor.run.remote(task)] = (actor, task)
+        self.inflight[actor.run.remote(task, self.counter)] = (actor, task)
         return None  # which process runs it is known when it answers
 
     def collect(self, timeout: float) -> list[tuple[PieceTask, dict[str, Any]]]:
@@ -151,8 +157,15 @@ class RayPool:
             out.append((task, result))
         return out
 
+    def frames(self) -> dict[tuple[int, int], int]:
+        """Frames restored per piece since the last call (empty if the counter is slow)."""
+        try:
+            return self.ray.get(self.counter.take.remote(), timeout=2)
+        except Exception:
+            return {}
+
     def close(self) -> None:
-        for actor in self.actors:
+        for actor in [*self.actors, self.counter]:
             try:
                 self.ray.kill(actor)
             except Exception:

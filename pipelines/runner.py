@@ -250,6 +250,10 @@ class _Driver:
         self.pending: deque[PieceTask] = deque()
         self.joins: dict[Future, _Input] = {}
         self.bar = None
+        self.piece_frames: dict[tuple[int, int], int] = {}  # frames restored, per running piece
+        self.counted = 0  # what the bar shows
+        self.settled: set[tuple[int, int]] = set()  # finished pieces: late counts for them are ignored
+        self.polled = 0.0
 
     # -- planning
     def prepare(self, resume: bool) -> None:
@@ -333,7 +337,10 @@ class _Driver:
                     self.manifest.segment_started(task.input_id, task.segment.index, worker)
                 if pool is not None and pool.busy():
                     for task, result in pool.collect(timeout=0.2):
+                        self._count(pool)
                         self._finished(task, result)
+                    if time.monotonic() - self.polled > 0.5:
+                        self._count(pool)
                 else:
                     time.sleep(0.05)
                 self._reap_joins()
@@ -382,8 +389,9 @@ class _Driver:
             inp.worker_seconds += result["seconds"]
             inp.remaining.discard(seg.index)
             inp.pieces[seg.index] = task.output
+            self.settled.add((inp.id, seg.index))
+            self._advance(seg.frames - self.piece_frames.pop((inp.id, seg.index), 0))
             if self.bar is not None:
-                self.bar.update(seg.frames)
                 self.bar.set_postfix_str(f"{len(self.pending)} waiting")
             if inp.report.status != "failed" and not inp.remaining:
                 if task.whole:
@@ -391,6 +399,7 @@ class _Driver:
                 else:
                     self._join(inp)
             return
+        self._advance(-self.piece_frames.pop((inp.id, seg.index), 0))  # its frames will be restored again
         m.set_segment(inp.id, seg.index, state="failed", worker=result["worker"], error=result["error"], finished=time.time())
         # User errors and diverged output would fail the same way again: no retry.
         if result["kind"] not in ("user", "output") and task.attempts <= self.job.retries and inp.report.status != "failed":
@@ -402,6 +411,20 @@ class _Driver:
         if inp.report.status != "failed":
             tries = f" (after {task.attempts} attempts)" if task.attempts > 1 else ""
             self._fail(inp, result["error"] + tries)
+
+    def _count(self, pool) -> None:
+        """Frames the workers restored since the last look: the bar moves frame by frame."""
+        self.polled = time.monotonic()
+        for key, n in pool.frames().items():
+            if key in self.settled:
+                continue
+            self.piece_frames[key] = self.piece_frames.get(key, 0) + n
+            self._advance(n)
+
+    def _advance(self, n: int) -> None:
+        self.counted += n
+        if self.bar is not None and n:
+            self.bar.update(n)
 
     def _join(self, inp: _Input) -> None:
         if not hasattr(self, "joiner"):

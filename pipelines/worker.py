@@ -36,6 +36,51 @@ class PieceTask:
     extra: dict = field(default_factory=dict)
 
 
+class FrameCounter:
+    """Frames restored so far, per piece, as workers report them (a Ray actor on a cluster);
+    the driver takes the counts to draw one progress bar for the batch."""
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[int, int], int] = {}
+
+    def add(self, key: tuple[int, int], n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    def take(self) -> dict[tuple[int, int], int]:
+        counts, self.counts = self.counts, {}
+        return counts
+
+
+class _PieceProgress:
+    """The transcoder's progress callback in a worker: frames go to the counter, at most
+    about twice a second (and at the end)."""
+
+    def __init__(self, counter, key: tuple[int, int]) -> None:
+        self.counter, self.key = counter, key
+        self.pending, self.last = 0, time.monotonic()
+
+    def begin(self, task: str, total: int | None, note: str = "") -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        self.pending += n
+        if time.monotonic() - self.last >= 0.5:
+            self.flush()
+
+    def status(self, text: str) -> None:
+        pass
+
+    def end(self) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            add = self.counter.add
+            (add.remote if hasattr(add, "remote") else add)(self.key, self.pending)
+            self.pending = 0
+        self.last = time.monotonic()
+
+
 class SegmentWorker:
     def __init__(self, threads: int | None = None, own_gpu: bool = False) -> None:
         import torch
@@ -58,7 +103,7 @@ class SegmentWorker:
             return None
         if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
             settings = {**settings, "device": "cuda"}
-        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile"))
+        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile", "memory_budget", "compile"))
         if key not in self.restorers:
             from err_stream.commands.common import make_restorer
 
@@ -69,14 +114,18 @@ class SegmentWorker:
                 precision=settings.get("precision"),
                 tile=settings.get("tile") or "auto",
                 memory_budget=settings.get("memory_budget"),
+                compile=settings.get("compile"),  # None: the command line's default
             )
             self.restorers[key] = make_restorer(ns)
         return self.restorers[key]
 
-    def run(self, task: PieceTask) -> dict[str, Any]:
+    def run(self, task: PieceTask, counter=None) -> dict[str, Any]:
+        """Restore one piece; ``counter`` (a :class:`FrameCounter` or its Ray actor) hears
+        of every frame."""
         t0 = time.perf_counter()
         try:
-            frames = self._run(task)
+            progress = _PieceProgress(counter, (task.input_id, task.segment.index)) if counter is not None else None
+            frames = self._run(task, progress)
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
         except OutputRangeError as e:
             # The model diverged: trying again gives the same frames (kind "output": no retry).
@@ -93,7 +142,7 @@ class SegmentWorker:
         except Exception as e:  # anything else is a failure of this attempt, retried
             return {"ok": False, "kind": "processing", "error": f"{type(e).__name__}: {e}", "worker": self.name}
 
-    def _run(self, task: PieceTask) -> int:
+    def _run(self, task: PieceTask, progress=None) -> int:
         from err_stream.video import transcode
 
         s = task.settings
@@ -111,8 +160,9 @@ class SegmentWorker:
             copy_data=not s.get("no_data"),
             ignore_errors=bool(s.get("ignore_errors")),
             drop_alpha=bool(s.get("drop_alpha")),
+            accept_out_of_range=bool(s.get("accept_out_of_range")),
             planned=task.planned,  # every piece gets the encoder chosen for the whole output
-            progress=False,
+            progress=progress,
             batch=s.get("batch"),
         )
         if task.whole:

@@ -37,7 +37,15 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
 
 
 def udp_port_bound(port: int) -> bool:
-    """Whether someone has bound ``port`` (our bind fails then)."""
+    """Whether someone has bound UDP ``port``: read from /proc/net/udp on Linux (a trial bind
+    could take the port from under err-stream), else a trial bind."""
+    table = Path("/proc/net/udp")
+    if table.exists():
+        for line in table.read_text().splitlines()[1:]:
+            local = line.split()[1]
+            if int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+        return False
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -57,6 +65,8 @@ def wait_until(check, timeout: float, what: str, step: float = 0.02) -> None:
 
 def sender_command(url: str, frames: int, fps: int = 25, size: str = "64x48", kill_after: int | None = None,
                    stamps: Path | None = None, connect_timeout: float = 20.0) -> list[str]:
+    """The sender as a process. TCP: it retries connecting for ``connect_timeout`` seconds;
+    UDP: it waits as long for the receiver to bind its port (datagrams sent before are lost)."""
     cmd = [sys.executable, str(HERE / "streams.py"), url, "--frames", str(frames), "--fps", str(fps), "--size", size,
            "--connect-timeout", str(connect_timeout)]
     if kill_after is not None:
@@ -74,7 +84,7 @@ class Receiver:
     """A TCP listener on 127.0.0.1 that stores everything one client sends, in a thread.
     Listening starts in the constructor, so a client may connect right away."""
 
-    def __init__(self, path: Path, timeout: float = 60.0, read_limit: int | None = None) -> None:
+    def __init__(self, path: Path, timeout: float = 120.0, read_limit: int | None = None) -> None:
         self.path = path
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -112,7 +122,7 @@ class Receiver:
         finally:
             self.sock.close()
 
-    def join(self, timeout: float = 60.0) -> None:
+    def join(self, timeout: float = 120.0) -> None:
         self.thread.join(timeout)
         if self.thread.is_alive():
             raise AssertionError("the receiver did not finish in time")
@@ -127,6 +137,9 @@ def send(url: str, frames: int, fps: int, size: str, kill_after: int | None, sta
 
     w, h = (int(v) for v in size.split("x"))
     deadline = time.monotonic() + connect_timeout
+    if url.startswith("udp://"):
+        port = int(url.split(":")[-1].split("?")[0])
+        wait_until(lambda: udp_port_bound(port), connect_timeout, f"a receiver on UDP port {port}")
     while True:  # the listener (err-stream) may not be up yet: retry, bounded
         try:
             c = av.open(url, "w", format="mpegts", options={"flush_packets": "1"})

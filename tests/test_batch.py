@@ -214,22 +214,27 @@ def test_per_input_overrides_and_transcoder_option_names(tmp_path, monkeypatch):
     assert special.settings["crf"] == 12 and special.settings["encoder_opt"] == ["tune=grain", "x265-params=aq-mode=3"]
 
 
-def test_shipped_jobs_are_valid(tmp_path, monkeypatch):
-    """Each shipped job checks out once files match its inputs."""
+def test_shipped_jobs_plan_on_real_clips(tmp_path, monkeypatch, capsys):
+    """Each shipped job checks out and its encoder options pass the transcoder's dry run of
+    the output, once clips match its inputs."""
+    import yaml
+
     monkeypatch.chdir(tmp_path)
     jobs = shipped_jobs()
     assert len(jobs) >= 4
     for path in jobs:
-        import yaml
-
         patterns = yaml.safe_load(path.read_text())["inputs"]
         for k, pattern in enumerate(patterns if isinstance(patterns, list) else [patterns]):
             pattern = pattern["path"] if isinstance(pattern, dict) else pattern
-            f = tmp_path / pattern.replace("**/", "").replace("*", f"clip{k}")
+            f = tmp_path / pattern.replace("**/", "day1/").replace("*", f"clip{k}")
             f.parent.mkdir(parents=True, exist_ok=True)
-            f.write_bytes(b"x")
-        job = load_job(path)
-        assert job.inputs, path
+            if f.suffix == ".mov":
+                clips.make_prores_422_10bit(f)
+            else:
+                clips.make_h264_aac(f)
+        code, report, err = batch(path, "--dry-run", capsys=capsys)
+        assert code == 0, f"{path.name}: {err}"
+        assert report["inputs"] and all(r["status"] == "planned" for r in report["inputs"]), (path.name, report)
 
 
 # ----------------------------------------------------------------------------- planning
@@ -530,3 +535,20 @@ def test_joined_b_frame_and_intra_outputs_keep_every_timestamp(tmp_path, capsys,
     assert len(b_frames) == len(a_frames) == 20
     assert [float(p * b_tb) for p in b_pts] == [float(p * a_tb) for p in a_pts]
     assert len(clips.packets(out / f"in.{container}", "audio")) == len(clips.packets(src, "audio"))
+
+
+def test_one_progress_bar_counts_frames_across_pieces(tmp_path, capsys):
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=20, audio=False)
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {tmp_path / "out"}
+        passthrough: true
+        codec: ffv1
+        container: mkv
+        segment_seconds: 0.3
+        engine: local
+    """)
+    assert cli.main(["batch", str(job)]) == 0
+    out, err = capsys.readouterr()
+    assert "done    20" in out and "20/20" in err and "frame/s" in err
+    assert err.count("batch:") >= 2 and "restoring" not in err  # one bar for the batch, none per piece

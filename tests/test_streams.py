@@ -80,7 +80,7 @@ def run_in_thread(args: list) -> dict:
     return box
 
 
-def finish(box: dict, timeout: float = 120.0) -> int:
+def finish(box: dict, timeout: float = 300.0) -> int:
     box["thread"].join(timeout)
     assert not box["thread"].is_alive(), "err-stream did not finish in time"
     return box["code"]
@@ -134,15 +134,22 @@ def test_udp_in_restored_into_a_tcp_listener_and_a_stall_is_exit_2(tmp_path, cap
 
     receiver = streams.Receiver(tmp_path / "received.ts")
     port = streams.free_port(streams.socket.SOCK_DGRAM)
-    box = run_in_thread([f"udp://127.0.0.1:{port}", receiver.url, *MODEL, *lossless,
-                         "--timeout", "1.5", "--max-delay", "3", "--json", "--quiet"])
-    streams.wait_until(lambda: streams.udp_port_bound(port) or not box["thread"].is_alive(), 60, "err-stream to bind its UDP port")
-    sender = subprocess.run(streams.sender_command(f"udp://127.0.0.1:{port}", frames=n, fps=FPS), env=streams.child_env(), timeout=60)
-    assert sender.returncode == 0
+    # The sender starts first and sends once err-stream has bound its port: --timeout also
+    # bounds the wait for the first datagram.
+    sender = subprocess.Popen(streams.sender_command(f"udp://127.0.0.1:{port}", frames=n, fps=FPS, connect_timeout=120),
+                              env=streams.child_env())
+    try:
+        box = run_in_thread([f"udp://127.0.0.1:{port}", receiver.url, *MODEL, *lossless,
+                             "--timeout", "1.5", "--max-delay", "3", "--json", "--quiet"])
+        assert sender.wait(150) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(30)
     code = finish(box)
     captured = capsys.readouterr()
-    receiver.join()
     assert code == 2, captured.err
+    receiver.join()
     assert f"nothing arrived for 1.5 s (--timeout); the {n} frames received" in captured.err
     assert "were restored and written to tcp://127.0.0.1" in captured.err
     summary = json.loads(captured.out)
