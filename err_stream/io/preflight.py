@@ -41,7 +41,7 @@ CONTAINER_ENCODERS = {
 }
 # Three, not two: libx265 -> MP4 with only two frames fails at the trailer about one time in
 # four ("Not yet implemented", AVERROR_PATCHWELCOME; seen with FFmpeg 9.0 / x265 4.x), which
-# would refuse an output the real run writes; with three frames it never did in 48 tries.
+# would refuse an output the real run writes; with three or four frames it never did in 32.
 DRY_RUN_FRAMES = 3
 
 
