@@ -31,10 +31,17 @@ class Damage:
 
 
 class DamageWatch:
-    """Capture FFmpeg's error log while decoding (decoder threads included)."""
+    """Capture FFmpeg's error log while decoding (decoder threads included).
 
-    def __init__(self) -> None:
+    The capture is process-wide (the decoder's threads are FFmpeg's, not ours), so it also
+    sees what other FFmpeg users in the process log at the same time: a muxer of this run, a
+    stream copier, another transcode in the same process. Only messages logged under the
+    decoder's own name (FFmpeg names each log line after its component, e.g. ``ffv1``,
+    ``h264``) are taken as damage."""
+
+    def __init__(self, decoder: str | None = None) -> None:
         self.found: list[Damage] = []
+        self.decoder = decoder
         self._seen = 0
 
     def __enter__(self) -> DamageWatch:
@@ -62,7 +69,11 @@ class DamageWatch:
 
         new = self._logs[self._seen :]
         self._seen = len(self._logs)
-        lines = [text.strip() for level, _name, text in new if level is not None and level <= av.logging.ERROR and text.strip()]
+        lines = [
+            text.strip()
+            for level, name, text in new
+            if level is not None and level <= av.logging.ERROR and text.strip() and (self.decoder is None or name == self.decoder)
+        ]
         if not lines:
             return []
         message = " ".join(lines)

@@ -272,7 +272,7 @@ class PyAVSource:
         last_pts: int | None = None
         stream_end: dict[int, float] = {}
         packet_times: list[float] = []
-        watch = DamageWatch()
+        watch = DamageWatch(decoder=vs.codec_context.name)
         try:
             with watch:
                 try:
@@ -291,7 +291,10 @@ class PyAVSource:
                                     f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
                                 )
                             if frame.is_corrupt:
-                                self._damaged([Damage(index, _time(frame.pts, info), "the decoder marked the frame corrupt")])
+                                # Prefer FFmpeg's own words when its log already has them; the
+                                # decoder's threads may log a moment after the frame comes out.
+                                logged = watch.check(index, packet_times)
+                                self._damaged(logged or [Damage(index, _time(frame.pts, info), "the decoder marked the frame corrupt")])
                             pts = frame.pts
                             if pts is None:
                                 pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
