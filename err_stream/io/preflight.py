@@ -64,7 +64,7 @@ def plan_output(
         return settings
     video_failure = dry_run(info, out, settings, copy_data, only=set())
     if video_failure is None:  # the video is fine: a copied stream is refused
-        raise UserError(_blame_stream(info, out, settings, copy_data, failure))
+        raise _blame_stream(info, out, settings, copy_data, failure)
     if codec is None:  # our default choice failed: another encoder may suit the container
         tried = {settings.codec}
         fmt = container_format(out)
@@ -165,16 +165,20 @@ def _in_ffmpeg_words(message: str, logs) -> str:
     return "FFmpeg: " + " / ".join(said) if said else message
 
 
-def _blame_stream(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: bool, failure: str) -> str:
+def _blame_stream(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: bool, failure: str) -> UserError:
+    """The error naming the copied stream the container refuses; for a data stream it
+    suggests the ``no_data`` setting, which each front end words its own way."""
     for st in info.other_streams:
         if st.type == "data" and not copy_data:
             continue
         why = dry_run(info, out, settings, copy_data, only={st.index})
         if why is None:
             continue
-        fix = "add --no-data to leave data streams out, or " if st.type == "data" else ""
-        return (
+        reason = (
             f"{info.path}: stream #{st.index} ({st.type}, {st.codec}) cannot be written into {out.suffix} files "
-            f"({why}); {fix}write another container that takes it"
+            f"({why}); write another container that takes it"
         )
-    return f"{out}: cannot be written ({failure})"
+        if st.type == "data":
+            return UserError(reason, instead=["no_data"], instead_for="or, to leave data streams out,")
+        return UserError(reason)
+    return UserError(f"{out}: cannot be written ({failure})")
