@@ -273,7 +273,7 @@ def test_transcoder_names_the_frame_that_diverges(golden_model, tmp_path):
             return y * 100 if FromThirdCall.calls >= 3 else y
 
     with pytest.raises(OutputRangeError) as e:
-        transcode(src, out, FromThirdCall(golden_model), codec="ffv1", progress=False, batch=1)
+        transcode(src, out, FromThirdCall(golden_model), codec="ffv1", progress=None, batch=1)
     assert e.value.frame == 2 and "accept_out_of_range=True" in str(e.value)
     assert not out.exists()
 

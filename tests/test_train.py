@@ -146,7 +146,7 @@ def straight_run(data, tmp_path_factory):
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # see one_cpu_thread (this fixture outlives it)
     try:
-        trainer = Trainer(cfg, out, device="cpu", progress=False)
+        trainer = Trainer(cfg, out, device="cpu", progress=None)
         trainer.run()
     finally:
         torch.set_num_threads(n)
@@ -157,7 +157,7 @@ def test_a_few_steps_lower_the_loss(data, tmp_path):
     """One fixed pair (crop = image, no flips): the same batch each step, so the loss must fall."""
     cfg = base_config(input=str(data / "one_low"), target=str(data / "one_gt"), flips=False)
     cfg["schedule"] = {"iterations": 4, "eta_min": 3e-4}  # constant learning rate
-    trainer = Trainer(config_from_dict(cfg), tmp_path, device="cpu", progress=False)
+    trainer = Trainer(config_from_dict(cfg), tmp_path, device="cpu", progress=None)
     trainer.run()
     losses = [float(r["loss"]) for r in read_log(tmp_path)]
     assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
@@ -198,7 +198,7 @@ def test_checkpoints_load_with_load_model(straight_run):
 
 def test_fine_tuning_starts_from_the_checkpoint(data, golden_path, tmp_path):
     cfg = config_from_dict({**base_config(target=str(data / "clean"), degradation="lowlight"), "init": str(golden_path)})
-    trainer = Trainer(cfg, tmp_path, device="cpu", progress=False)
+    trainer = Trainer(cfg, tmp_path, device="cpu", progress=None)
     golden = read_state_dict(golden_path)
     assert all(torch.equal(v, golden[k].float()) for k, v in trainer.model.state_dict().items())
 
@@ -265,7 +265,7 @@ def test_demo_weights_are_the_default_and_brighten():
 def test_mixed_precision_steps_on_gpu(data, tmp_path):
     cfg = base_config(input=str(data / "one_low"), target=str(data / "one_gt"), flips=False)
     cfg["schedule"] = {"iterations": 4, "eta_min": 3e-4}
-    trainer = Trainer(config_from_dict(cfg), tmp_path, device="cuda", progress=False)
+    trainer = Trainer(config_from_dict(cfg), tmp_path, device="cuda", progress=None)
     assert trainer.amp_dtype == torch.bfloat16
     trainer.run()
     losses = [float(r["loss"]) for r in read_log(tmp_path)]

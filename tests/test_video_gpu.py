@@ -41,7 +41,7 @@ def planes_diff(a, b) -> np.ndarray:
 def test_cuda_passthrough_is_lossless(tmp_path, make, options):
     src = make(tmp_path)
     out = tmp_path / ("out.mkv" if options.get("codec") == "ffv1" else "out" + src.suffix)
-    result = transcode(src, out, None, device="cuda", progress=False, batch=3, **options)
+    result = transcode(src, out, None, device="cuda", progress=None, batch=3, **options)
     assert result.device.startswith("cuda") and result.decoder == "pyav"
     a, pa, tba, fa = clips.decode_all(src)
     b, pb, tbb, fb = clips.decode_all(out)
@@ -58,7 +58,7 @@ def test_cuda_pipeline_matches_cpu_and_batching_changes_nothing(tmp_path):
     for name, device, batch in (("cpu", "cpu", 1), ("cuda1", "cuda", 1), ("cuda4", "cuda", 4)):
         restorer = Restorer(model, device=device, precision="fp32", tiling="off")
         outs[name] = tmp_path / f"{name}.mkv"
-        r = transcode(src, outs[name], restorer, codec="ffv1", progress=False, batch=batch, accept_out_of_range=True)
+        r = transcode(src, outs[name], restorer, codec="ffv1", progress=None, batch=batch, accept_out_of_range=True)
         assert r.frames == 5 and r.batch == batch
     cpu, g1, g4 = (clips.decode_all(outs[k])[0] for k in ("cpu", "cuda1", "cuda4"))
     d = planes_diff(cpu, g1)
@@ -75,7 +75,7 @@ def test_fp16_pipeline_close_to_fp32(tmp_path):
     res = {}
     for precision in ("fp32", "fp16"):
         out = tmp_path / f"{precision}.mkv"
-        transcode(src, out, Restorer(model, device="cuda", precision=precision), codec="ffv1", progress=False, accept_out_of_range=True)
+        transcode(src, out, Restorer(model, device="cuda", precision=precision), codec="ffv1", progress=None, accept_out_of_range=True)
         res[precision] = clips.decode_all(out)[0]
     d = planes_diff(res["fp32"], res["fp16"])
     assert d.mean() < 1.0 and np.percentile(d, 99) <= 4
@@ -93,7 +93,7 @@ def test_nvenc_when_available(tmp_path):
         pytest.skip(f"hevc_nvenc unavailable: {e}")
     src = clips.make_h264_aac(tmp_path / "in.mp4", w=256, h=144, frames=8)
     out = tmp_path / "out.mp4"
-    r = transcode(src, out, None, device="cuda", codec="hevc_nvenc", progress=False)
+    r = transcode(src, out, None, device="cuda", codec="hevc_nvenc", progress=None)
     b, _, _, fb = clips.decode_all(out)
     assert r.codec == "hevc_nvenc" and len(b) == 8 and fb.format.name == "yuv420p"
     assert planes_diff(clips.decode_all(src)[0], b).mean() < 3

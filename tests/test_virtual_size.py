@@ -91,7 +91,7 @@ def test_training_with_virtual_sizes_and_a_fresh_frequency_branch(golden_path, t
         "schedule": {"iterations": 2},
         "log": {"every": 1, "checkpoint_every": 100, "tensorboard": False},
     })
-    trainer = Trainer(cfg, tmp_path, device="cpu", progress=False)
+    trainer = Trainer(cfg, tmp_path, device="cpu", progress=None)
     golden = read_state_dict(golden_path)
     fresh = ERR(ERRConfig())  # what the seeded initialisation gives
     sd = trainer.model.state_dict()

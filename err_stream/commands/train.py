@@ -59,7 +59,15 @@ def run(args: argparse.Namespace) -> int:
         from .. import runtime
 
         runtime.configure(args.threads)
-    trainer = Trainer(cfg, out, device=device, resume=args.resume, progress=not args.quiet)
+    progress = None
+    if not args.quiet:
+        import logging
+
+        from ..progress import TqdmProgress
+
+        progress = TqdmProgress(unit="it")
+        logging.getLogger("err_stream.train").setLevel(logging.INFO)  # the validation lines
+    trainer = Trainer(cfg, out, device=device, resume=args.resume, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(_command_line(args, device) + "\n")
     result = trainer.run(stop_at=args.stop_at)

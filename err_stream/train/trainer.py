@@ -32,6 +32,7 @@ from ..engine import Restorer
 from ..engine.settings import RestoreSettings
 from ..errors import ProcessingError, UserError
 from ..model import ERR, ERRConfig
+from ..progress import Progress
 from ..weights import check_state_dict, read_state_dict, resolve_weights, save_checkpoint
 from .config import TrainConfig
 from .datasets import TrainDataset, ValidationSet, build_sources, to_numpy
@@ -69,7 +70,8 @@ class Trainer:
         out_dir: the run folder (created).
         device: ``"cpu"``, ``"cuda"``... (default: CUDA if available).
         resume: False, True (newest state in ``out_dir``) or a state file.
-        progress: show a progress bar.
+        progress: where progress goes (:class:`err_stream.progress.Progress`; the command
+            line passes a tqdm bar); None: silent. The trainer itself never draws.
     """
 
     def __init__(
@@ -78,12 +80,12 @@ class Trainer:
         out_dir: str | Path,
         device: str | torch.device | None = None,
         resume: bool | str | Path = False,
-        progress: bool = True,
+        progress: Progress | None = None,
     ) -> None:
         self.cfg = cfg = config
         self.out = Path(out_dir)
         self.device = RestoreSettings(device=device).torch_device()
-        self.progress = progress
+        self.progress = progress or None
         _seed_everything(cfg.seed)
 
         (train_lq, train_gt), val = build_sources(cfg)
@@ -205,8 +207,6 @@ class Trainer:
     def run(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train to ``schedule.iterations`` (or pause after iteration ``stop_at``, with a
         checkpoint to resume from); returns the last logged losses and validation metrics."""
-        from tqdm import tqdm
-
         cfg = self.cfg
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "checkpoints").mkdir(exist_ok=True)
@@ -214,19 +214,22 @@ class Trainer:
         csv_path = self.out / "log.csv"
         _truncate_log(csv_path, self.step)
         new_file = not csv_path.exists()
-        bar = tqdm(total=cfg.schedule.iterations, initial=self.step, desc=cfg.name, unit="it", disable=not self.progress, dynamic_ncols=True)
+        bar = self.progress
+        if bar is not None:
+            bar.begin(cfg.name, cfg.schedule.iterations - self.step, note=f"from iteration {self.step}" if self.step else "")
         # On CPU, denormal floats (tiny decay products in the scan, tiny gradients) make steps
         # up to ten times slower: callers run err_stream.runtime.configure() first (the CLI
         # and scripts/train_demo.py do), which flushes them to zero.
         try:
             return self._loop(csv_path, new_file, bar, stop_at)
         finally:
-            bar.close()
+            if bar is not None:
+                bar.end()
             if self._tb is not None:
                 self._tb.close()
                 self._tb = None
 
-    def _loop(self, csv_path: Path, new_file: bool, bar, stop_at: int | None) -> dict[str, Any]:
+    def _loop(self, csv_path: Path, new_file: bool, bar: Progress | None, stop_at: int | None) -> dict[str, Any]:
         cfg = self.cfg
         last: dict[str, Any] = {}
         sums: dict[str, float] = {}
@@ -244,8 +247,9 @@ class Trainer:
                     count += 1
                 else:
                     skipped += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+                if bar is not None:
+                    bar.status(f"loss={row['loss']:.4f}, lr={row['lr']:.2e}")
+                    bar.advance(1)
                 step = self.step
                 done = step >= cfg.schedule.iterations
                 pause = stop_at is not None and step >= stop_at and not done
@@ -265,7 +269,7 @@ class Trainer:
                     writer.writerow({"step": step, "val_psnr": _fmt(metrics["psnr"]), "val_ssim": _fmt(metrics["ssim"])})
                     fh.flush()
                     self._tb_scalars(step, {"val/psnr": metrics["psnr"], "val/ssim": metrics["ssim"]})
-                    bar.write(f"step {step}: validation PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
+                    log.info("step %d: validation PSNR %.2f dB, SSIM %.4f", step, metrics["psnr"], metrics["ssim"])
                     last.update({"val_psnr": metrics["psnr"], "val_ssim": metrics["ssim"]})
                 if step % cfg.log.checkpoint_every == 0 or done or pause:
                     self.save()
