@@ -46,7 +46,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from err_stream.engine import Restorer, StreamingExecutor  # noqa: E402
-from err_stream.io.colour import YCbCrConverter, resolve_full_range, resolve_matrix  # noqa: E402
+from err_stream.colour import ColourSpec, Matrix, Primaries, Range, Transfer, YCbCrConverter, resolve  # noqa: E402
 from err_stream.io.source import PyAVSource, probe  # noqa: E402
 from err_stream.model import ERR  # noqa: E402
 from err_stream.video import transcode  # noqa: E402
@@ -68,7 +68,8 @@ def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 24) -
         s.width, s.height, s.pix_fmt = width, height, "yuv420p"
         s.time_base = Fraction(1, fps)
         cc = s.codec_context
-        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
+        tags = ColourSpec(Matrix.BT709, Range.LIMITED, Primaries.BT709, Transfer.BT709)
+        tags.apply_to(cc)
         cc.options = {"preset": "ultrafast", "crf": "18"}
         for i in range(frames):
             y = np.clip(16 + 219 * (np.roll(base, 3 * i, axis=1) + noise[i % 4]), 16, 235).astype(np.uint8)
@@ -77,7 +78,7 @@ def make_clip(path: Path, width: int, height: int, frames: int, fps: int = 24) -
                 view = np.frombuffer(plane, np.uint8, count=a.shape[0] * plane.line_size).reshape(a.shape[0], -1)
                 view[:, : a.shape[1]] = a
             f.pts = i
-            f.colorspace, f.color_range = 1, 1
+            tags.apply_to(f)
             for p in s.encode(f):
                 c.mux(p)
         for p in s.encode(None):
@@ -93,7 +94,7 @@ def sync(device: torch.device) -> None:
 def rgb_frames(clip: Path, device: torch.device) -> list[torch.Tensor]:
     """The clip's frames as 1 x 3 x H x W float RGB on ``device``."""
     info = probe(clip)
-    conv = YCbCrConverter(resolve_matrix(info.tags, info.width, info.height), resolve_full_range(info.tags, info.pix_fmt.name))
+    conv = YCbCrConverter.for_spec(resolve(info.tags, info.width, info.height).spec)
     frames = []
     for f in PyAVSource(info).frames():
         y, cb, cr = (torch.from_numpy(np.ascontiguousarray(p))[None].to(device) for p in f.planes)

@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 import clips  # noqa: E402
 
-from err_stream.io.colour import YCbCrConverter, resolve_full_range, resolve_matrix  # noqa: E402
+from err_stream.colour import YCbCrConverter, resolve  # noqa: E402
 from err_stream.io.source import DaliSource, probe  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def main() -> int:
         for name, path in made.items():
             info = probe(path)
             want = clips.decode_all(path)[0]
-            conv = YCbCrConverter(resolve_matrix(info.tags, info.width, info.height), resolve_full_range(info.tags, info.pix_fmt.name))
+            conv = YCbCrConverter.for_spec(resolve(info.tags, info.width, info.height).spec)
             got = []
             for f in DaliSource(info, device="gpu").frames():
                 if f.ready is not None:

@@ -33,7 +33,8 @@ import torch
 from .engine.executor import ExecutorClosed, StreamingExecutor
 from .engine.settings import RestoreSettings
 from .errors import ProcessingError, SettingError, UserError
-from .io.colour import PackedFrameColour, YCbCrConverter, resolve_full_range, resolve_matrix
+from .colour.convert import PackedFrameColour, YCbCrConverter
+from .colour.policy import resolve
 from .io.endpoints import StdoutClaim, endpoint, output_format, output_options
 from .io.live_source import LiveSource
 from .progress import Progress
@@ -429,8 +430,10 @@ class _Run:
         self.errors: list[BaseException] = []
         self.q_in = _Channel(max(queue_frames, 2 * batch), self.stop)
         self.q_out = _Channel(3, self.stop)
-        matrix = resolve_matrix(info.tags, info.width, info.height)
-        self.converter = YCbCrConverter(matrix, resolve_full_range(info.tags, info.pix_fmt.name))
+        colour = resolve(info.tags, info.width, info.height)
+        for guess in colour.guesses:
+            (log.warning if guess.warn else log.info)("%s", guess.message)
+        self.converter = YCbCrConverter.for_spec(colour.spec)
         self.colour = PackedFrameColour(self.converter, info.pix_fmt, settings.pix_fmt, info.width, info.height)
         self.in_shapes, self.out_shapes = self.colour.in_shapes, self.colour.out_shapes
         dali = isinstance(source, DaliSource)
@@ -440,7 +443,7 @@ class _Run:
             restorer,
             device=device,
             pre=self._from_rgb601 if dali else self.colour.to_rgb,
-            post=self._to_codes,
+            post=self._rgb601_to_codes if dali else self._to_codes,
             max_batch=batch,
             depth=4,
             input_shape=(info.pix_fmt.frame_elements(info.width, info.height),),
@@ -457,8 +460,12 @@ class _Run:
     def _from_rgb601(self, rgb8: torch.Tensor) -> torch.Tensor:
         return self.converter.from_bt601_limited_rgb(rgb8)
 
-    def _to_codes(self, rgb: torch.Tensor) -> torch.Tensor:
-        # Passthrough is not clamped, so its round trip is exact.
+    def _to_codes(self, rgb: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        # Passthrough is not clamped, so its round trip is exact; the input's codes keep
+        # the chroma the model did not change (see err_stream.colour.convert).
+        return self.colour.from_rgb(rgb, codes, clamp=self.restorer is not None)
+
+    def _rgb601_to_codes(self, rgb: torch.Tensor, _rgb8: torch.Tensor) -> torch.Tensor:
         return self.colour.from_rgb(rgb, clamp=self.restorer is not None)
 
     # -- threads

@@ -476,7 +476,7 @@ class _Checker:
         return v
 
     def pix_fmt(self, node: yaml.Node, where: str) -> str | None:
-        from err_stream.io.colour import PlaneFormat
+        from err_stream.colour.planes import PlaneFormat
 
         v = self.text(node, where)
         if v is None:

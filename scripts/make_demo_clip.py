@@ -22,7 +22,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from err_stream.io.colour import PlaneFormat, YCbCrConverter  # noqa: E402
+from err_stream.colour import ColourSpec, Matrix, PlaneFormat, Primaries, Range, Transfer, YCbCrConverter  # noqa: E402
 
 WIDTH, HEIGHT, FPS, SECONDS = 480, 270, 12, 2.5
 AUDIO_RATE = 48000
@@ -83,14 +83,15 @@ def main(out: Path) -> None:
     photo = data.coffee()
     n = round(FPS * SECONDS)
     fmt = PlaneFormat.parse("yuv420p")
-    bt709 = YCbCrConverter(1, full_range=False)
+    tags = ColourSpec(Matrix.BT709, Range.LIMITED, Primaries.BT709, Transfer.BT709)
+    bt709 = YCbCrConverter(Matrix.BT709, full_range=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(out), "w", options={"movflags": "+faststart"}) as c:
         v = c.add_stream("libx264", rate=FPS)
         v.width, v.height, v.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         v.time_base = Fraction(1, FPS)
         cc = v.codec_context
-        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = 1, 1, 1, 1
+        tags.apply_to(cc)
         cc.options = {"crf": "24", "preset": "veryslow", "tune": "grain"}
         a = c.add_stream("aac", rate=AUDIO_RATE)
         a.layout = "stereo"
@@ -103,7 +104,7 @@ def main(out: Path) -> None:
                 view = np.frombuffer(plane, np.uint8, count=arr.shape[0] * plane.line_size).reshape(arr.shape[0], -1)
                 view[:, : arr.shape[1]] = arr
             frame.pts = i
-            frame.colorspace, frame.color_range, frame.color_primaries, frame.color_trc = 1, 1, 1, 1
+            tags.apply_to(frame)
             for p in v.encode(frame):
                 c.mux(p)
         for p in v.encode(None):

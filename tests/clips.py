@@ -12,9 +12,18 @@ from pathlib import Path
 import av
 import numpy as np
 
+from err_stream.colour import ChromaLocation, ColourSpec, Matrix, Primaries, Range, Transfer
+
 # x265's words for a typical HDR10 grade (P3 primaries in a BT.2020 container, 1000 nits).
 HDR_MASTER_DISPLAY = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
 HDR_MAX_CLL = (1000, 400)
+
+# The colour tags of the clips below (chroma sited left: what H.264 decoders report anyway
+# when the stream does not say).
+BT709 = ColourSpec(Matrix.BT709, Range.LIMITED, Primaries.BT709, Transfer.BT709, ChromaLocation.LEFT)
+BT601 = ColourSpec(Matrix.SMPTE170M, Range.LIMITED, Primaries.SMPTE170M, Transfer.SMPTE170M, ChromaLocation.LEFT)
+# HDR10 as masters are made: BT.2020, PQ, chroma co-sited top-left.
+HDR10 = ColourSpec(Matrix.BT2020NC, Range.LIMITED, Primaries.BT2020, Transfer.SMPTE2084, ChromaLocation.TOPLEFT)
 
 
 def yuv_planes(i: int, w: int, h: int, bits: int = 8, sx: int = 1, sy: int = 1, full: bool = False, chroma: float = 0.3):
@@ -36,9 +45,9 @@ def yuv_planes(i: int, w: int, h: int, bits: int = 8, sx: int = 1, sy: int = 1, 
     return tuple(np.rint(p).clip(0, (1 << bits) - 1).astype(dt) for p in (y, cb, cr))
 
 
-def fill(frame: av.VideoFrame, planes, tags: dict | None = None) -> av.VideoFrame:
-    for k, v in (tags or {}).items():
-        setattr(frame, k, v)  # some encoders (prores_ks) take the tags from the frames
+def fill(frame: av.VideoFrame, planes, tags: ColourSpec | None = None) -> av.VideoFrame:
+    if tags is not None:
+        tags.apply_to(frame)  # some encoders (prores_ks) take the tags from the frames
     for p, a in zip(frame.planes, planes):
         item = a.dtype.itemsize
         view = np.frombuffer(p, dtype=a.dtype, count=a.shape[0] * (p.line_size // item)).reshape(a.shape[0], -1)
@@ -57,14 +66,13 @@ def frame_planes(frame: av.VideoFrame):
     return out
 
 
-def _video_stream(c, codec: str, w: int, h: int, pix_fmt: str, rate, time_base, tags: dict, options: dict):
+def _video_stream(c, codec: str, w: int, h: int, pix_fmt: str, rate, time_base, tags: ColourSpec, options: dict):
     s = c.add_stream(codec, rate=rate)
     s.width, s.height, s.pix_fmt = w, h, pix_fmt
     s.time_base = time_base
     cc = s.codec_context
     cc.time_base = time_base
-    for k, v in tags.items():
-        setattr(cc, k, v)
+    tags.apply_to(cc)
     cc.options = options
     return s
 
@@ -89,7 +97,7 @@ def _encode_audio(c, a, seconds: float, rate: int = 48000):
 
 def make_h264_aac(path: Path, w: int = 64, h: int = 48, frames: int = 12, fps: int = 12, audio: bool = True, crf: int = 18) -> Path:
     """H.264 8-bit 4:2:0, BT.709 limited range, with an AAC stereo track."""
-    tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    tags = BT709
     with av.open(str(path), "w") as c:
         v = _video_stream(c, "libx264", w, h, "yuv420p", fps, Fraction(1, fps * 1000),
                           tags,
@@ -111,9 +119,10 @@ def make_h264_aac(path: Path, w: int = 64, h: int = 48, frames: int = 12, fps: i
 
 
 def make_hevc_pq(path: Path, w: int = 64, h: int = 48, frames: int = 8, fps: int = 24) -> Path:
-    """HEVC 10-bit 4:2:0, BT.2020 non-constant matrix, PQ transfer, HDR10 static metadata."""
+    """HEVC 10-bit 4:2:0, BT.2020 non-constant matrix, PQ transfer, chroma sited top-left,
+    HDR10 static metadata."""
     params = f"log-level=error:master-display={HDR_MASTER_DISPLAY}:max-cll={HDR_MAX_CLL[0]},{HDR_MAX_CLL[1]}"
-    tags = dict(colorspace=9, color_range=1, color_primaries=9, color_trc=16)
+    tags = HDR10
     with av.open(str(path), "w") as c:
         v = _video_stream(c, "libx265", w, h, "yuv420p10le", fps, Fraction(1, fps),
                           tags,
@@ -135,7 +144,7 @@ VFR_PTS_MS = [0, 40, 80, 200, 233, 300, 420, 430, 500, 620, 700, 733]
 def make_vfr_mkv_with_subtitles(path: Path, w: int = 64, h: int = 48) -> Path:
     """H.264 with irregular timestamps (1/1000 time base) and a SubRip subtitle stream."""
     tb = Fraction(1, 1000)
-    tags = dict(colorspace=6, color_range=1, color_primaries=6, color_trc=6)
+    tags = BT601
     with av.open(str(path), "w") as c:
         v = _video_stream(c, "libx264", w, h, "yuv420p", 25, tb,
                           tags,
@@ -163,7 +172,7 @@ def make_vfr_mkv_with_subtitles(path: Path, w: int = 64, h: int = 48) -> Path:
 
 def make_prores_422_10bit(path: Path, w: int = 64, h: int = 48, frames: int = 6, fps: int = 24) -> Path:
     """ProRes 422 HQ, 10-bit 4:2:2, BT.709, in a .mov."""
-    tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    tags = BT709
     with av.open(str(path), "w") as c:
         v = _video_stream(c, "prores_ks", w, h, "yuv422p10le", fps, Fraction(1, fps),
                           tags, {"profile": "hq"})
@@ -179,7 +188,7 @@ def make_prores_422_10bit(path: Path, w: int = 64, h: int = 48, frames: int = 6,
 
 def make_vp9_webm(path: Path, w: int = 64, h: int = 48, frames: int = 10, fps: int = 12, chroma: float = 0.3) -> Path:
     """VP9 8-bit 4:2:0, BT.709 limited range, in a .webm (what DALI's CPU decoder reads)."""
-    tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    tags = BT709
     with av.open(str(path), "w") as c:
         v = _video_stream(c, "libvpx-vp9", w, h, "yuv420p", fps, Fraction(1, fps),
                           tags,

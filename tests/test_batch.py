@@ -25,6 +25,7 @@ import pytest
 import torch
 
 from err_stream import cli
+from err_stream.colour import ColourSpec
 
 try:
     import clips
@@ -59,7 +60,7 @@ def dark_planes(i: int, w: int, h: int, dim: bool = True):
 def make_vfr_bframes(path: Path, frames: int = 20, audio: bool = True, chapters: bool = False, dim: bool = True) -> Path:
     """Dark H.264 with B-frames (decode order != display order), a closed GOP every 5
     frames, irregular timestamps, BT.709 tags, and an AAC track."""
-    tags = dict(colorspace=1, color_range=1, color_primaries=1, color_trc=1)
+    tags = clips.BT709
     with av.open(str(path), "w") as c:
         v = clips._video_stream(c, "libx264", 64, 48, "yuv420p", 25, TB, tags,
                                 {"crf": "18", "preset": "fast", "g": "5", "keyint_min": "5", "sc_threshold": "0", "bf": "2"})
@@ -313,8 +314,7 @@ def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_clus
     assert len(b_frames) == len(a_frames) == 20
     assert a_tb == b_tb and a_pts == b_pts
     assert all(np.array_equal(x, y) for fa, fb in zip(a_frames, b_frames) for x, y in zip(fa, fb))
-    for tag in ("colorspace", "color_range", "color_primaries", "color_trc"):
-        assert getattr(b_first, tag) == getattr(a_first, tag)
+    assert ColourSpec.from_av(b_first) == ColourSpec.from_av(a_first)
     assert [p for p, _ in clips.packets(joined, "audio")] == [p for p, _ in clips.packets(src, "audio")]
     with av.open(str(joined)) as c:
         assert [ch["metadata"].get("title") for ch in c.chapters()] == ["first", "second"]
@@ -489,7 +489,7 @@ def test_a_vpy_script_is_restored_in_one_piece(tmp_path, capsys):
         import vapoursynth as vs
         core = vs.core
         clip = core.std.BlankClip(format=vs.YUV420P8, width=64, height=48, length=6, fpsnum=25, fpsden=1, color=[40, 128, 128])
-        clip = core.std.SetFrameProps(clip, _Matrix=1, _Primaries=1, _Transfer=1)
+        clip = core.std.SetFrameProps(clip, _Matrix=vs.MATRIX_BT709, _Primaries=vs.PRIMARIES_BT709, _Transfer=vs.TRANSFER_BT709)
         clip.set_output(0)
     """))
     job = write_job(tmp_path, f"""\

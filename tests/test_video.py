@@ -21,6 +21,7 @@ import pytest
 import torch
 
 from err_stream import cli
+from err_stream.colour import ColourSpec, Matrix, Range, Transfer
 from err_stream.io.source import probe
 
 try:
@@ -79,7 +80,7 @@ def test_h264_bt709_with_aac_passthrough_is_lossless(media, tmp_path, capsys):
     assert len(b) == len(a) == 12  # counted by decoding
     assert seconds(pb, tbb) == seconds(pa, tba)
     assert fb.format.name == "yuv420p"
-    assert (fb.colorspace, fb.color_range, fb.color_primaries, fb.color_trc) == (1, 1, 1, 1)
+    assert ColourSpec.from_av(fb) == clips.BT709
     assert max_code_diff(a, b) <= 1
     # The audio is copied, not re-encoded: the same packets at the same times.
     audio_in, audio_out = clips.packets(src, "audio"), clips.packets(out, "audio")
@@ -97,7 +98,7 @@ def test_hevc_10bit_bt2020_pq_keeps_depth_tags_and_hdr10_metadata(media, tmp_pat
     assert len(b) == len(a)
     assert same_times(pa, tba, pb, tbb)
     assert fb.format.name == "yuv420p10le"
-    assert (fb.colorspace, fb.color_range, fb.color_primaries, fb.color_trc) == (9, 1, 9, 16)
+    assert ColourSpec.from_av(fb) == clips.HDR10  # chroma sited top-left, as the master
     assert max_code_diff(a, b) <= 1  # within one 10-bit code value
     info_in, info_out = probe(src), probe(out)
     assert info_out.codec == "hevc"
@@ -112,7 +113,7 @@ def test_vfr_mkv_keeps_every_timestamp_and_the_subtitles(media, tmp_path, capsys
     a, _, _, fa = clips.decode_all(src)
     b, pb, tbb, fb = clips.decode_all(out)
     assert [round(float(p * tbb) * 1000) for p in pb] == clips.VFR_PTS_MS
-    assert (fb.colorspace, fb.color_primaries) == (6, 6)  # BT.601 stays BT.601
+    assert ColourSpec.from_av(fb) == clips.BT601  # BT.601 stays BT.601
     assert max_code_diff(a, b) <= 1
     subs_in, subs_out = clips.packets(src, "subtitle"), clips.packets(out, "subtitle")
     assert len(subs_in) == 2 and subs_out == subs_in
@@ -130,7 +131,7 @@ def test_prores_422_10bit_mov(media, tmp_path, capsys):
     a, pa, tba, _ = clips.decode_all(src)
     b, pb, tbb, fb = clips.decode_all(out)
     assert len(b) == len(a) and seconds(pb, tbb) == seconds(pa, tba)
-    assert fb.format.name == "yuv422p10le" and (fb.colorspace, fb.color_trc) == (1, 1)
+    assert fb.format.name == "yuv422p10le" and (fb.colorspace, fb.color_trc) == (Matrix.BT709, Transfer.BT709)
     assert max_code_diff(a, b) <= 40  # ProRes is lossy, but close (10-bit codes)
     # Lossless: 4:2:2 10-bit through our colour conversion and back, within one code value.
     lossless = tmp_path / "out.mkv"
@@ -153,7 +154,9 @@ def test_pix_fmt_option_changes_depth_and_subsampling(media, tmp_path, capsys):
 
 def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
     """Each output frame equals what the Restorer gives for that input frame, with the
-    YCbCr<->RGB conversion done independently here (numpy, BT.709 limited)."""
+    YCbCr<->RGB conversion done independently here (numpy, BT.709 limited; the chroma
+    resampler, checked against zimg in test_video_colour.py, is shared)."""
+    from err_stream.colour import chroma
     from err_stream.engine import Restorer
     from err_stream.weights import load_model
 
@@ -169,13 +172,15 @@ def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
     restorer = Restorer(load_model(GOLDEN, device="cpu"), device="cpu", tiling="off")
     kr, kb = 0.2126, 0.0722
     kg = 1 - kr - kb
+    left = ("left", "center")  # untagged chroma location: left (the zimg-checked resampler below)
     a, _, _, _ = clips.decode_all(src)
     b, _, _, _ = clips.decode_all(out)
     assert len(b) == 3
     for (y, u, v), got in zip(a, b):
+        c_in = torch.from_numpy(np.stack([u, v]).astype(np.float32))
+        up = chroma.upsample(c_in, 1, 1, 48, 64, left).double().numpy()
         yv = (y.astype(np.float64) - 16) / 219
-        cb = ((u.astype(np.float64) - 128) / 224).repeat(2, 0).repeat(2, 1)
-        cr = ((v.astype(np.float64) - 128) / 224).repeat(2, 0).repeat(2, 1)
+        cb, cr = (up[0] - 128) / 224, (up[1] - 128) / 224
         r = yv + 2 * (1 - kr) * cr
         bl = yv + 2 * (1 - kb) * cb
         g = (yv - kr * r - kb * bl) / kg
@@ -183,9 +188,11 @@ def test_model_restores_every_frame_with_the_streams_colours(tmp_path, capsys):
         res = restorer.restore(rgb)[0].clamp(0, 1).double().numpy()
         ry = kr * res[0] + kg * res[1] + kb * res[2]
         want_y = np.rint(16 + 219 * ry)
-        want_cb = (128 + 224 * (res[2] - ry) / (2 - 2 * kb)).reshape(24, 2, 32, 2).mean(axis=(1, 3))
+        c_out = np.stack([128 + 224 * (res[2] - ry) / (2 - 2 * kb), 128 + 224 * (res[0] - ry) / (2 - 2 * kr)])
+        # The input's chroma plus the change the model made, downsampled (err_stream.colour.convert).
+        want_c = c_in.numpy() + chroma.downsample(torch.from_numpy(c_out - up).float(), 1, 1, left).numpy()
         assert np.abs(got[0].astype(int) - want_y).max() <= 1
-        assert np.abs(got[1].astype(float) - want_cb).max() <= 1.0
+        assert np.abs(np.stack(got[1:]).astype(float) - want_c).max() <= 1.0
         assert np.abs(got[0].astype(int) - y.astype(int)).max() > 5  # the model did change the picture
 
 
@@ -198,7 +205,7 @@ def test_dali_cpu_decoder_on_vp9(media, tmp_path, capsys):
     a, pa, tba, _ = clips.decode_all(src)
     b, pb, tbb, fb = clips.decode_all(out)
     assert len(b) == len(a) == 10 and same_times(pa, tba, pb, tbb)
-    assert (fb.colorspace, fb.color_range) == (1, 1)
+    assert (fb.colorspace, fb.color_range) == (Matrix.BT709, Range.LIMITED)
     # DALI upsamples chroma bilinearly, rounds its RGB to 8 bits and clips it (a few noisy
     # pixels leave the gamut): not bit-exact. With its BT.601 assumption left in, luma would
     # be off by ~7 codes on average on this BT.709 clip.

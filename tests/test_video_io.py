@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from err_stream import cli
+from err_stream.colour import Matrix, Primaries, Range, Transfer
 
 try:
     import broadcast_clips as bc
@@ -118,7 +119,7 @@ def test_full_range_yuvj_input_becomes_yuv_with_the_range_tag(tmp_path, capsys):
     assert code == 0, err
     got, _, _, first = clips.decode_all(out)
     want = clips.decode_all(src)[0]
-    assert first.format.name == "yuv420p" and int(first.color_range) == 2
+    assert first.format.name == "yuv420p" and first.color_range == Range.FULL
     assert max(int(np.abs(a.astype(int) - b.astype(int)).max()) for fa, fb in zip(got, want) for a, b in zip(fa, fb)) == 0
 
 
@@ -328,6 +329,7 @@ def test_alpha_is_refused_alike_unless_dropped(tmp_path, capsys, caplog, codec, 
 VPY = """
 import vapoursynth as vs
 import numpy as np
+from err_stream.colour.codes import Matrix, Primaries, Transfer, VSColorRange, VSRange
 core = vs.core
 clip = core.std.BlankClip(format=vs.YUV422P10, width=64, height=48, length=7, fpsnum=24000, fpsden=1001)
 
@@ -339,8 +341,8 @@ def paint(n, f):
     return out
 
 clip = core.std.ModifyFrame(clip, clip, paint)
-limited = {"_Range": 0} if vs.__api_version__.api_major >= 4 and hasattr(vs, "RANGE_LIMITED") else {"_ColorRange": 1}  # R81 renamed it
-clip = core.std.SetFrameProps(clip, _Matrix=9, _Primaries=9, _Transfer=14, **limited)
+limited = {"_Range": VSRange.LIMITED} if vs.__api_version__.api_major >= 4 and hasattr(vs, "RANGE_LIMITED") else {"_ColorRange": VSColorRange.LIMITED}  # R81 renamed it
+clip = core.std.SetFrameProps(clip, _Matrix=Matrix.BT2020NC, _Primaries=Primaries.BT2020, _Transfer=Transfer.BT2020_10, **limited)
 clip.set_output(0)
 core.std.BlankAudio(channels=[0, 1], samplerate=48000, length=14014, sampletype=vs.FLOAT, bits=32).set_output(1)
 """
@@ -355,7 +357,7 @@ def test_vpy_script_as_input(tmp_path, capsys):
     assert code == 0, err
     got, pts, tb, first = clips.decode_all(out)
     assert len(got) == 7 and first.format.name == "yuv422p10le"
-    assert (int(first.colorspace), int(first.color_range), int(first.color_primaries), int(first.color_trc)) == (9, 1, 9, 14)
+    assert (first.colorspace, first.color_range, first.color_primaries, first.color_trc) == (Matrix.BT2020NC, Range.LIMITED, Primaries.BT2020, Transfer.BT2020_10)
     for n, planes in enumerate(got):  # every code value, as the script made it
         for p, a in enumerate(planes):
             want = (np.arange(a.size).reshape(a.shape) * (n + 3 + p)) % 876 + 64

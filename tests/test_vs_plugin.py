@@ -53,11 +53,11 @@ def content(width: int, height: int, length: int, seed: int = 0) -> vs.VideoNode
         return out
 
     clip = core.std.ModifyFrame(blank, blank, fill)
-    return core.std.SetFrameProps(clip, _Transfer=1, _Primaries=1, _SARNum=4, _SARDen=3)
+    return core.std.SetFrameProps(clip, _Transfer=vs.TRANSFER_BT709, _Primaries=vs.PRIMARIES_BT709, _SARNum=4, _SARDen=3)
 
 
-def yuv(clip: vs.VideoNode, fmt: int) -> vs.VideoNode:
-    return core.resize.Bicubic(clip, format=fmt, matrix=1, range_s="limited")
+def yuv(clip: vs.VideoNode, fmt: int, matrix: int = vs.MATRIX_BT709, chromaloc: str = "left") -> vs.VideoNode:
+    return core.resize.Bicubic(clip, format=fmt, matrix=matrix, range_s="limited", chromaloc_s=chromaloc)
 
 
 def planes(frame) -> np.ndarray:
@@ -92,23 +92,25 @@ def test_float_rgb_equals_restore_image_and_keeps_props(weights, golden_model, f
 
 
 # ----------------------------------------------------------------------------- YUV
-def _via_restore_image(model, clip: vs.VideoNode) -> vs.VideoNode:
+def _via_restore_image(model, clip: vs.VideoNode, converter=None) -> vs.VideoNode:
     """What the filter must compute for a YUV clip: the same frame through restore_image,
-    between err_stream.io.colour's conversions to RGB and back (the transcoder's)."""
+    between err_stream.colour's conversions to RGB and back (the transcoder's; by default
+    BT.709 limited, chroma sited left)."""
     import torch
 
-    from err_stream.io.colour import PackedFrameColour, PlaneFormat, YCbCrConverter
+    from err_stream.colour import Matrix, PackedFrameColour, PlaneFormat, YCbCrConverter
 
     bits = clip.format.bits_per_sample
     fmt = PlaneFormat.parse("yuv420p" if bits == 8 else f"yuv420p{bits}le")
-    colour = PackedFrameColour(YCbCrConverter(1, full_range=False), fmt, fmt, clip.width, clip.height)
+    converter = converter or YCbCrConverter(Matrix.BT709, full_range=False)
+    colour = PackedFrameColour(converter, fmt, fmt, clip.width, clip.height)
 
     def restore(n: int, f):
         out = f.copy()
         packed = torch.from_numpy(np.concatenate([np.asarray(f[p]).astype(np.int32).ravel() for p in range(3)]))[None]
         rgb = colour.to_rgb(packed)[0].permute(1, 2, 0).numpy()
         y = torch.from_numpy(np.clip(restore_image(model, rgb), 0, 1)).permute(2, 0, 1)[None]
-        codes = colour.from_rgb(y)[0].numpy().astype(np.int64) & 0xFFFF
+        codes = colour.from_rgb(y, packed)[0].numpy().astype(np.int64) & 0xFFFF
         at = 0
         for p in range(3):
             plane = np.asarray(out[p])
@@ -117,6 +119,13 @@ def _via_restore_image(model, clip: vs.VideoNode) -> vs.VideoNode:
         return out
 
     return core.std.ModifyFrame(clip, clip, restore)
+
+
+def _same_planes(a: vs.VideoNode, b: vs.VideoNode, frames: int, tolerance: int = 0) -> None:
+    for n in range(frames):
+        for p in range(3):
+            diff = np.abs(np.asarray(a.get_frame(n)[p]).astype(np.int32) - np.asarray(b.get_frame(n)[p]).astype(np.int32))
+            assert diff.max() <= tolerance, f"frame {n} plane {p}: max difference {diff.max()}"
 
 
 @pytest.mark.parametrize("fmt", [vs.YUV420P8, vs.YUV420P10])
@@ -132,20 +141,53 @@ def test_yuv_equals_restore_image_and_keeps_format_and_props(weights, golden_mod
             assert diff.max() <= 1, f"frame {n} plane {p}: max difference {diff.max()}"
         assert np.abs(np.asarray(fo[0]).astype(np.int32) - np.asarray(fi[0]).astype(np.int32)).mean() > 2
         assert dict(fo.props) == dict(fi.props)
-        assert fo.props["_Matrix"] == 1 and fo.props["_SARNum"] == 4 and fo.props["FrameLabel"] == f"frame-{n}"
+        assert fo.props["_Matrix"] == vs.MATRIX_BT709 and fo.props["_SARNum"] == 4 and fo.props["FrameLabel"] == f"frame-{n}"
 
 
-def test_yuv_without_matrix_needs_the_matrix_argument(weights, golden_model):
-    tagged = yuv(content(96, 64, 2, seed=2), vs.YUV420P10)
+def test_yuv_without_matrix_is_guessed_as_the_transcoder_guesses(weights):
+    """No _Matrix: the one rule for untagged input (from the primaries, else the size: BT.601
+    at 96x64), with a warning naming the guess; matrix= fills it in instead; the properties
+    stay as they were."""
+    tagged = yuv(content(96, 64, 2, seed=2), vs.YUV420P10)  # BT.709 primaries and matrix
     bare = core.std.RemoveFrameProps(tagged, props=["_Matrix"])
-    with pytest.raises(vs.Error, match=r"err: .*_Matrix.*pass matrix=1"):
-        err(bare, weights=weights, device_index=-1)
-    out = err(bare, weights=weights, device_index=-1, matrix=1)
-    ref = err(tagged, weights=weights, device_index=-1)
-    assert "_Matrix" not in out.get_frame(0).props  # the input's properties, as they were
+    barer = core.std.RemoveFrameProps(bare, props=["_Primaries"])
+    said = []
+    handle = core.add_log_handler(lambda kind, message: said.append((kind, message.removeprefix("err: colour matrix not tagged: "))))
+    try:
+        from_primaries, from_size = err(bare, weights=weights, device_index=-1), err(barer, weights=weights, device_index=-1)
+    finally:
+        core.remove_log_handler(handle)
+    warned = "; pass matrix= or set _Matrix to say otherwise"
+    assert (vs.MESSAGE_TYPE_WARNING, "assuming bt709 (BT.709 primaries tagged)" + warned) in said
+    assert (vs.MESSAGE_TYPE_WARNING, "assuming smpte170m (SD size 96x64)" + warned) in said
+    reference = err(tagged, weights=weights, device_index=-1)
+    _same_planes(from_primaries, reference, 2)
+    _same_planes(from_size, err(barer, weights=weights, device_index=-1, matrix=vs.MATRIX_ST170_M), 2)
+    given = err(barer, weights=weights, device_index=-1, matrix=vs.MATRIX_BT709)
+    _same_planes(given, reference, 2)
+    assert "_Matrix" not in given.get_frame(0).props  # the input's properties, as they were
+    # A stated _Matrix wins over the argument (as it does over resize's matrix_in).
+    _same_planes(err(tagged, weights=weights, device_index=-1, matrix=vs.MATRIX_ST170_M), reference, 2)
+
+
+def test_colour_props_are_read_and_kept(weights, golden_model):
+    """An HDR10-style clip (BT.2020, PQ, chroma sited top-left): the filter converts with what
+    its properties say, siting included, and its output says the same."""
+    from err_stream.colour import ChromaLocation, ColourSpec, Matrix, YCbCrConverter
+
+    src = core.std.SetFrameProps(yuv(content(96, 64, 2, seed=7), vs.YUV420P10, vs.MATRIX_BT2020_NCL, "top_left"),
+                                 _Primaries=vs.PRIMARIES_BT2020, _Transfer=vs.TRANSFER_ST2084)
+    spec = ColourSpec.from_vs_props(src.get_frame(0).props)
+    assert spec == ColourSpec(Matrix.BT2020NC, 1, 9, 16, ChromaLocation.TOPLEFT)
+    out = err(src, weights=weights, device_index=-1)
     for n in range(2):
-        for p in range(3):
-            assert np.array_equal(np.asarray(out.get_frame(n)[p]), np.asarray(ref.get_frame(n)[p]))
+        assert ColourSpec.from_vs_props(out.get_frame(n).props) == spec
+        assert dict(out.get_frame(n).props) == dict(src.get_frame(n).props)
+    top_left = YCbCrConverter(Matrix.BT2020NC, False, ChromaLocation.TOPLEFT)
+    _same_planes(out, _via_restore_image(golden_model, src, top_left), 2, tolerance=1)
+    left = _via_restore_image(golden_model, src, YCbCrConverter(Matrix.BT2020NC, False, ChromaLocation.LEFT))
+    with pytest.raises(AssertionError):
+        _same_planes(out, left, 1, tolerance=1)  # the siting is not ignored
 
 
 def test_integer_rgb(weights, golden_model):

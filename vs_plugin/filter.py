@@ -2,11 +2,14 @@
 
 How frames flow:
 
-* RGBS/RGBH clips go to the model as they are. Other formats (YUV, integer RGB) are
-  converted to RGBS with the core ``resize`` plugin, using the clip's ``_Matrix``, range
-  (``_Range``, or ``_ColorRange`` before R81) and ``_ChromaLocation`` (or the ``matrix``
-  argument), and converted back to the input format afterwards; then every frame property
-  is copied back from the input.
+* RGBS/RGBH clips go to the model as they are. The colour of other clips is read from the
+  frame properties ``_Matrix``, ``_Range`` (or ``_ColorRange`` before R81), ``_Primaries``,
+  ``_Transfer`` and ``_ChromaLocation`` into a :class:`~err_stream.colour.ColourSpec`; what
+  they leave out is decided by the one untagged-input rule (:mod:`err_stream.colour.policy`;
+  ``matrix=`` fills in a missing ``_Matrix`` instead). Integer YUV is converted on the
+  device by the transcoder's own colour code; other formats (integer RGB, float YUV) by the
+  core ``resize`` plugin, there and back, with the spec's values. Every frame property of
+  the input is kept on the output.
 * VapourSynth runs a Python frame callback (``std.ModifyFrame``) for one frame at a time per
   filter instance. To keep several frames in flight we split the clip into ``lanes``
   interleaved sub-clips (``SelectEvery``), give each its own ``ModifyFrame`` and interleave
@@ -28,11 +31,6 @@ from err_stream.errors import NO_VALUE
 
 if TYPE_CHECKING:
     import vapoursynth as vs
-
-# frame property _Matrix value meaning "unspecified" (H.273)
-_MATRIX_UNSPECIFIED = 2
-_MATRIX_RGB = 0
-
 
 def import_vapoursynth():
     """The ``vapoursynth`` module, or an ImportError naming the extra that installs it."""
@@ -77,7 +75,9 @@ def err(
             equals the whole-frame one, with less memory); ``[0, 0]``: always the whole frame;
             default: whole frame when it fits the GPU memory, else the largest tiles that do.
         matrix: the YUV matrix (``_Matrix`` values, e.g. 1 = BT.709, 6 = BT.601, 9 = BT.2020)
-            for clips whose frames have no ``_Matrix`` property.
+            for clips whose frames have no ``_Matrix`` property; without it such clips get
+            the matrix err-stream guesses for any untagged input (by primaries, then size),
+            with a warning.
         accept_out_of_range: a frame whose restored values are non-finite, or have more than
             0.1 % of pixels outside [-0.1, 1.1] (the weights diverged), raises ``vs.Error``
             naming the frame; ``True`` clamps such output to [0, 1] and goes on.
@@ -97,17 +97,17 @@ def err(
         raise vs.Error("err: " + e.describe(filter_spelling)) from None
     if not isinstance(accept_out_of_range, bool):
         raise vs.Error(f"err: accept_out_of_range must be True or False, got {accept_out_of_range!r}")
-    if matrix is not None and (not isinstance(matrix, int) or matrix in (_MATRIX_RGB, _MATRIX_UNSPECIFIED, 3) or not 0 < matrix <= 14):
-        raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
+    _check_matrix(vs, matrix)
 
     direct = fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT
+    spec = None if direct else clip_colour(vs, clip, matrix)
     # YUV goes to the device as code planes and is converted there by the transcoder's own
-    # colour code (err_stream.io.colour), so a clip gets the same pixels through both.
-    packed = None if direct or fmt.color_family != vs.YUV else _packed_colour(vs, clip, fmt, matrix)
+    # colour code (err_stream.colour), so a clip gets the same pixels through both.
+    packed = None if direct or fmt.color_family != vs.YUV else _packed_colour(vs, clip, fmt, spec)
     if direct or packed is not None:
         work = clip
     else:
-        work, back = _to_rgbs(vs, core, clip, fmt, matrix)
+        work, back = _to_rgbs(vs, core, clip, fmt, spec)
 
     restorer = _restorer(vs, preset, weights, settings, device, num_streams)
 
@@ -120,12 +120,12 @@ def err(
     pre = None
     input_shape: tuple[int, ...] = (3, clip.height, clip.width)
     if direct:  # float RGB keeps the network's values (the guard bounds them)
-        post = (lambda y: y.half()) if host_dtype == torch.float16 else None
+        post = (lambda y, _: y.half()) if host_dtype == torch.float16 else None
     elif packed is not None:  # YUV codes in, YUV codes out (clamped to [0, 1] before)
-        pre, post = packed.to_rgb, packed.from_rgb
+        pre, post = packed.to_rgb, packed.from_rgb  # from_rgb(restored, input codes)
         input_shape, host_dtype = (packed.in_fmt.frame_elements(clip.width, clip.height),), packed.in_fmt.torch_dtype
     else:  # converted back to integer RGB: clamp first
-        post = lambda y: y.clamp_(0.0, 1.0)  # noqa: E731
+        post = lambda y, _: y.clamp_(0.0, 1.0)  # noqa: E731
     executor = StreamingExecutor(
         restorer,
         pre=pre,
@@ -233,76 +233,72 @@ def _restorer(vs, preset, weights, settings, device, num_streams):
     return Restorer(model, settings=dataclasses.replace(settings, device=str(device), memory_budget=budget))
 
 
-# ----------------------------------------------------------------------------- formats
-_SUBSAMPLING_NAMES = {(1, 1): "yuv420p", (1, 0): "yuv422p", (0, 0): "yuv444p"}
+# ----------------------------------------------------------------------------- colour
+def clip_colour(vs, clip, matrix=None):
+    """The colour of ``clip`` (a resolved :class:`~err_stream.colour.ColourSpec`): what its
+    first frame's properties state, ``matrix`` where they state no matrix, and the untagged
+    rule for the rest; its guesses are logged as VapourSynth warnings."""
+    from dataclasses import replace
 
-
-def _packed_colour(vs, clip, fmt, matrix):
-    """The device-side colour conversion for a YUV clip (err_stream.io.colour, as the
-    transcoder's), or None for formats it does not take (float YUV, odd subsampling)."""
+    from err_stream.colour.codes import Matrix
+    from err_stream.colour.policy import resolve
+    from err_stream.colour.spec import ColourSpec
     from err_stream.errors import UserError
-    from err_stream.io.colour import PackedFrameColour, PlaneFormat, YCbCrConverter
 
-    base = _SUBSAMPLING_NAMES.get((fmt.subsampling_w, fmt.subsampling_h))
-    if fmt.sample_type != vs.INTEGER or base is None:
+    _check_matrix(vs, matrix)
+    stated = ColourSpec.from_vs_props(clip.get_frame(0).props)
+    if matrix is not None and not stated.states("matrix"):
+        stated = replace(stated, matrix=Matrix(matrix))
+    try:
+        resolved = resolve(stated, clip.width, clip.height, rgb=clip.format.color_family == vs.RGB)
+    except UserError as e:
+        raise vs.Error(f"err: {e}; convert the clip to RGBS first, e.g. core.resize.Bicubic(clip, format=vs.RGBS)") from None
+    for warning in resolved.warnings:
+        vs.core.log_message(vs.MESSAGE_TYPE_WARNING, f"err: {warning}; pass matrix= or set _Matrix to say otherwise")
+    return resolved.spec
+
+
+def _check_matrix(vs, matrix) -> None:
+    from err_stream.colour.codes import KR_KB, Matrix
+
+    if matrix is not None and (isinstance(matrix, bool) or not isinstance(matrix, int) or Matrix.of(matrix) not in KR_KB):
+        raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix err converts; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
+
+
+def _packed_colour(vs, clip, fmt, spec):
+    """The device-side colour conversion for a YUV clip (err_stream.colour, as the
+    transcoder's), or None for formats it does not take (float YUV, odd depths)."""
+    from err_stream.colour.convert import PackedFrameColour, YCbCrConverter
+    from err_stream.colour.planes import PlaneFormat, yuv_format_name
+    from err_stream.errors import UserError
+
+    name = yuv_format_name(fmt.subsampling_w, fmt.subsampling_h, fmt.bits_per_sample)
+    if fmt.sample_type != vs.INTEGER or name is None:
         return None
     try:
-        plane_format = PlaneFormat.parse(base if fmt.bits_per_sample == 8 else f"{base}{fmt.bits_per_sample}le")
+        plane_format = PlaneFormat.parse(name)
     except UserError:
         return None
-    props = clip.get_frame(0).props
-    matrix = _yuv_matrix(vs, props, matrix)
-    try:
-        converter = YCbCrConverter(int(matrix), is_full_range(props, yuv=True))
-    except ValueError:
-        raise vs.Error(f"err: YUV matrix {matrix} is not supported; pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020)") from None
-    return PackedFrameColour(converter, plane_format, plane_format, clip.width, clip.height)
+    return PackedFrameColour(YCbCrConverter.for_spec(spec), plane_format, plane_format, clip.width, clip.height)
 
 
-def _yuv_matrix(vs, props, matrix):
-    """The YUV matrix: the ``matrix`` argument, else the frames' ``_Matrix``, else an error."""
-    if matrix is not None:
-        return matrix
-    matrix = props.get("_Matrix", _MATRIX_UNSPECIFIED)
-    if matrix in (_MATRIX_UNSPECIFIED, _MATRIX_RGB):
-        raise vs.Error(
-            "err: the clip's frames have no _Matrix property, so the YUV->RGB conversion is unknown; "
-            "pass matrix=1 (BT.709), 6 (BT.601) or 9 (BT.2020), or set it with core.std.SetFrameProps(clip, _Matrix=1)"
-        )
-    return matrix
-
-
-def _to_rgbs(vs, core, clip, fmt, matrix):
-    """RGBS version of ``clip`` and a function that converts an RGBS result back to ``fmt``."""
-    props = clip.get_frame(0).props
-    yuv = fmt.color_family == vs.YUV
-    to_rgb: dict = {"format": vs.RGBS}
-    back: dict = {"format": fmt.id}
+def _resize_args(spec, yuv: bool, suffix: str = "") -> dict:
+    """The core ``resize`` arguments for ``spec`` (``suffix="_in"``: the source's)."""
+    args = {"range" + suffix: int(spec.range.vs)}
     if yuv:
-        if matrix is not None:
-            to_rgb["matrix_in"] = matrix
-        matrix = _yuv_matrix(vs, props, matrix)
-        back["matrix"] = matrix
-        if "_ChromaLocation" in props:
-            back["chromaloc"] = props["_ChromaLocation"]
-    full = is_full_range(props, yuv)
-    back["range_s"] = "full" if full else "limited"
-    if "_Range" not in props and "_ColorRange" not in props:
-        to_rgb["range_in_s"] = back["range_s"]
-    rgb = core.resize.Bicubic(clip, **to_rgb)
+        args["matrix" + suffix] = int(spec.matrix)
+        if spec.chroma_location.vs is not None:
+            args["chromaloc" + suffix] = spec.chroma_location.vs
+    return args
+
+
+def _to_rgbs(vs, core, clip, fmt, spec):
+    """RGBS version of ``clip`` and a function that converts an RGBS result back to ``fmt``,
+    both with the colour ``spec`` (frames' own properties win, as resize reads them)."""
+    yuv = fmt.color_family == vs.YUV
+    rgb = core.resize.Bicubic(clip, format=vs.RGBS, **_resize_args(spec, yuv, "_in"))
+    back = {"format": fmt.id, **_resize_args(spec, yuv)}
     return rgb, lambda node: core.resize.Bicubic(node, **back)
-
-
-def is_full_range(props, yuv: bool) -> bool:
-    """Whether frames with these properties are full range.
-
-    VapourSynth R81 replaced ``_ColorRange`` (0 = full, 1 = limited) with ``_Range``
-    (1 = full, 0 = limited); read either. Without both, YUV is limited and RGB full."""
-    if "_Range" in props:
-        return int(props["_Range"]) == 1
-    if "_ColorRange" in props:
-        return int(props["_ColorRange"]) == 0
-    return not yuv
 
 
 # ----------------------------------------------------------------------------- frame serving

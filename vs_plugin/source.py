@@ -7,12 +7,10 @@ through a reader of ours.
 * :func:`open_vpy` / :func:`frames_from_vpy`: evaluate a ``.vpy`` script in this process and
   read its output as RGB frames with timestamps (how the ``err-stream`` command can take a
   script as its input).
-* :func:`guess_matrix`: the YUV matrix players assume when a file does not state one.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import runpy
 from collections.abc import Iterator
@@ -22,14 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .filter import _check_clip, _to_rgbs, import_vapoursynth
-
-log = logging.getLogger(__name__)
-
-def guess_matrix(clip) -> int:
-    """The YUV matrix players assume when a file does not state one: BT.709 from 720 lines
-    (or 1280 columns) up, BT.601 below."""
-    return 1 if clip.height >= 720 or clip.width >= 1280 else 6
+from .filter import _check_clip, _to_rgbs, clip_colour, import_vapoursynth
 
 
 # ----------------------------------------------------------------------------- .vpy scripts
@@ -62,8 +53,9 @@ def open_vpy(path: str | os.PathLike, args: dict[str, str] | None = None, output
     """Evaluate a VapourSynth script in this process and return its video output as RGBS.
 
     ``args`` become global variables of the script, as with ``vspipe -a name=value``. YUV
-    and integer outputs are converted to RGB with the frames' ``_Matrix`` and range; when
-    the frames have no ``_Matrix``, with ``matrix``, or else the one players would guess."""
+    and integer outputs are converted to RGB with the frames' colour properties; when the
+    frames have no ``_Matrix``, with ``matrix``, or else the one err-stream guesses for any
+    untagged input (err_stream.colour.policy)."""
     from err_stream.errors import UserError
 
     vs = import_vapoursynth()
@@ -89,10 +81,7 @@ def open_vpy(path: str | os.PathLike, args: dict[str, str] | None = None, output
         if fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT and fmt.bits_per_sample == 32:
             rgb = clip
         else:
-            if fmt.color_family == vs.YUV and matrix is None and clip.get_frame(0).props.get("_Matrix", 2) in (0, 2):
-                matrix = guess_matrix(clip)
-                log.warning("%s: output %d has no _Matrix frame property; assuming %s", path, output, "BT.709" if matrix == 1 else "BT.601")
-            rgb, _ = _to_rgbs(vs, vs.core, clip, fmt, matrix)
+            rgb, _ = _to_rgbs(vs, vs.core, clip, fmt, clip_colour(vs, clip, matrix))
     except vs.Error as e:
         raise UserError(f"{path}: output {output}: {str(e).removeprefix('err: ')}") from None
     fps = Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else None

@@ -43,6 +43,9 @@ from ..errors import ProcessingError
 from .output_check import STATS_PER_FRAME, clamp_output, failing, judge, output_stats
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+# post(restored, inputs): the restored batch and the batch as it was submitted (on the
+# device), so a colour conversion back can keep what the model did not change.
+PostTransform = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 _POLL = 0.1  # seconds between checks for a closed executor while blocked on a queue
 
@@ -172,7 +175,8 @@ class StreamingExecutor:
         device: where to compute when ``restorer`` is None (default: the restorer's device).
         pre: device-side transform of the stacked input batch to B x 3 x H x W float RGB
             (default: convert to float32).
-        post: device-side transform of the restored RGB into what the consumer receives
+        post: device-side transform ``post(restored, inputs)`` of the restored RGB into what
+            the consumer receives, given the batch as submitted (before ``pre``) too
             (default: none). Its output must keep one shape and dtype for the executor's life.
         max_batch: the most frames one :meth:`submit` may carry.
         depth: batches in flight (queued, computing, or held by consumers) before ``submit``
@@ -190,7 +194,7 @@ class StreamingExecutor:
         *,
         device: torch.device | str | None = None,
         pre: Transform | None = None,
-        post: Transform | None = None,
+        post: PostTransform | None = None,
         max_batch: int = 1,
         depth: int = 3,
         input_shape: Sequence[int] | None = None,
@@ -368,8 +372,8 @@ class _Launcher:
             except queue.Empty:
                 continue
 
-    def _compute(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        x = self.pre(x) if self.pre is not None else x.float()
+    def _compute(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        x = self.pre(inputs) if self.pre is not None else inputs.float()
         if self.restorer is None:
             y, stats = x, None
         else:
@@ -378,7 +382,7 @@ class _Launcher:
             if self.accept:
                 clamp_output(y)
         pixels = y.shape[-2] * y.shape[-1]
-        out = self.post(y) if self.post is not None else y
+        out = self.post(y, inputs) if self.post is not None else y
         return out, stats, pixels
 
     def _run_cpu(self, frames, after, ticket: Ticket) -> None:

@@ -1,14 +1,9 @@
-"""Video input/output: colour conversion (colour), decoders (source), encoder and output file (sink)."""
+"""Video input/output: decoders (source), encoder and output file (sink); colour is err_stream.colour."""
 
-from .colour import ColourTags, HdrMetadata, PlaneFormat, YCbCrConverter
 from .sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
 from .source import DaliSource, PyAVSource, SourceFrame, VideoInfo, probe
 
 __all__ = [
-    "ColourTags",
-    "HdrMetadata",
-    "PlaneFormat",
-    "YCbCrConverter",
     "EncoderSettings",
     "PartialOutput",
     "VideoSink",

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ProcessingError, SettingError, UserError
-from .colour import PlaneFormat
+from ..colour.planes import PlaneFormat
 from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
 from .source import VideoInfo

@@ -3,11 +3,12 @@
 A source yields :class:`SourceFrame` objects in presentation order, each with its own
 timestamp. PyAV frames carry their YUV planes as they were decoded (integer code values,
 never converted to RGB by FFmpeg); DALI frames carry DALI's RGB, which
-:meth:`~err_stream.io.colour.YCbCrConverter.from_bt601_limited_rgb` corrects.
+:meth:`~err_stream.colour.convert.YCbCrConverter.from_bt601_limited_rgb` corrects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Iterator
@@ -19,7 +20,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ProcessingError, SettingError, UserError
-from .colour import ColourTags, HdrMetadata, PlaneFormat
+from ..colour.codes import Range
+from ..colour.hdr import HdrMetadata
+from ..colour.planes import PlaneFormat
+from ..colour.spec import ColourSpec
 from .damage import Damage, DamageWatch
 
 log = logging.getLogger(__name__)
@@ -47,7 +51,7 @@ class VideoInfo:
     width: int
     height: int
     pix_fmt: PlaneFormat
-    tags: ColourTags
+    tags: ColourSpec  # what the stream states (see err_stream.colour.policy for the rest)
     time_base: Fraction
     average_rate: Fraction | None
     frames_estimate: int | None
@@ -152,15 +156,10 @@ def video_info(container, vs, first, path: Path, live: str | None = None) -> Vid
     """What :func:`probe` reports, from an open container, its video stream and first frame."""
     name, jpeg_range = plain_pix_fmt(first.format.name)
     fmt = PlaneFormat.parse(name)
-    tags = ColourTags.of(first)
-    cc_tags = ColourTags.of(vs.codec_context)
     # Some decoders leave frame tags unspecified when the container has them.
-    tags = ColourTags(
-        tags.matrix if tags.matrix != 2 else cc_tags.matrix,
-        jpeg_range or (tags.range if tags.range != 0 else cc_tags.range),
-        tags.primaries if tags.primaries != 2 else cc_tags.primaries,
-        tags.transfer if tags.transfer != 2 else cc_tags.transfer,
-    )
+    tags = ColourSpec.from_av(first).filled_from(ColourSpec.from_av(vs.codec_context))
+    if jpeg_range is not None:
+        tags = dataclasses.replace(tags, range=jpeg_range)
     hdr = _hdr_of(first, vs.codec_context)
     tb = Fraction(vs.time_base.numerator, vs.time_base.denominator) if vs.time_base else Fraction(1, 90000)
     rate = vs.average_rate or vs.guessed_rate
@@ -215,15 +214,15 @@ def _hdr_of(frame, codec_context) -> HdrMetadata | None:
 _JPEG_FORMATS = {"yuvj420p": "yuv420p", "yuvj422p": "yuv422p", "yuvj444p": "yuv444p", "yuvj440p": "yuv440p", "yuvj411p": "yuv411p"}
 
 
-def plain_pix_fmt(name: str) -> tuple[str, int]:
-    """``(yuv* name, 2)`` for a ``yuvj*`` format (2: FFmpeg's full-range tag), else
-    ``(name, 0)``; a ``yuva*`` format gives its colour planes' format (the alpha rule is
-    applied by the caller: see :attr:`VideoInfo.alpha`)."""
+def plain_pix_fmt(name: str) -> tuple[str, Range | None]:
+    """``(yuv* name, Range.FULL)`` for a ``yuvj*`` format, else ``(name, None)``; a
+    ``yuva*`` format gives its colour planes' format (the alpha rule is applied by the
+    caller: see :attr:`VideoInfo.alpha`)."""
     if name in _JPEG_FORMATS:
-        return _JPEG_FORMATS[name], 2
+        return _JPEG_FORMATS[name], Range.FULL
     if name.startswith("yuva"):
-        return "yuv" + name[4:], 0
-    return name, 0
+        return "yuv" + name[4:], None
+    return name, None
 
 
 def plane_views(frame, fmt: PlaneFormat) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

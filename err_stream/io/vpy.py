@@ -4,8 +4,8 @@ The script is evaluated in this process (as ``vspipe`` does: ``vspipe -a`` argum
 its globals) and its output clip is read frame by frame as YUV code values, like a decoded
 file: the same colour stage, Restorer and encoder follow. What the clip says is kept: its
 format (bit depth, subsampling), frame rate (or each frame's ``_DurationNum/_DurationDen``
-when the rate is variable) and the colour properties ``_Matrix``, ``_ColorRange``,
-``_Primaries``, ``_Transfer``. An audio node set as output 1 (vspipe's convention for a
+when the rate is variable) and the colour properties ``_Matrix``, ``_Range`` (or
+``_ColorRange``), ``_Primaries``, ``_Transfer``, ``_ChromaLocation``. An audio node set as output 1 (vspipe's convention for a
 script with audio) is encoded beside the video (FLAC in Matroska/MOV, else AAC).
 
 The evaluated script is kept per path, so probing and reading evaluate it once. Batch jobs
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from .colour import ColourTags, PlaneFormat
+from ..colour.planes import PlaneFormat, yuv_format_name
+from ..colour.spec import ColourSpec
 
 # Variable-rate scripts: frame times on a 90 kHz clock (MPEG's), exact for common rates.
 VFR_TIME_BASE = Fraction(1, 90000)
@@ -68,28 +69,10 @@ def _format_name(fmt) -> str:
             f"the script's output is {fmt.name}; give err-stream integer YUV (e.g. end the script with "
             f"clip = core.resize.Bicubic(clip, format=vs.YUV444P16, matrix_s='709'))"
         )
-    chroma = {(1, 1): "420", (1, 0): "422", (0, 0): "444", (2, 0): "411", (0, 1): "440"}.get((fmt.subsampling_w, fmt.subsampling_h))
-    if chroma is None:
+    name = yuv_format_name(fmt.subsampling_w, fmt.subsampling_h, fmt.bits_per_sample)
+    if name is None:
         raise UserError(f"the script's output {fmt.name} has a chroma subsampling FFmpeg has no format for")
-    bits = fmt.bits_per_sample
-    return f"yuv{chroma}p" + ("" if bits == 8 else f"{bits}le")
-
-
-def tags_of(props) -> ColourTags:
-    """VapourSynth's colour frame properties in FFmpeg's numbers (the same ITU codes for
-    matrix, primaries and transfer; the range property differs)."""
-    if "_Range" in props:  # R81 and later: 1 = full, 0 = limited
-        rng = 2 if int(props["_Range"]) == 1 else 1
-    elif "_ColorRange" in props:  # before R81: 0 = full, 1 = limited
-        rng = 2 if int(props["_ColorRange"]) == 0 else 1
-    else:
-        rng = 0
-    return ColourTags(
-        int(props.get("_Matrix", 2)),
-        rng,
-        int(props.get("_Primaries", 2)),
-        int(props.get("_Transfer", 2)),
-    )
+    return name
 
 
 def probe_vpy(path: str | Path, args: dict[str, str] | None = None):
@@ -126,7 +109,7 @@ def probe_vpy(path: str | Path, args: dict[str, str] | None = None):
         width=clip.width,
         height=clip.height,
         pix_fmt=pix_fmt,
-        tags=tags_of(props),
+        tags=ColourSpec.from_vs_props(props),
         time_base=Fraction(rate.denominator, rate.numerator) if rate else VFR_TIME_BASE,
         average_rate=rate,
         frames_estimate=clip.num_frames,
