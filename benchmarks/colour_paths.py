@@ -36,6 +36,7 @@ def main() -> int:
     import vapoursynth as vs
 
     from err_stream.cli import main as cli
+    from err_stream.colour import ColourSpec
     from err_stream.model import ERR
     from err_stream.weights import save_checkpoint
     from vs_plugin import err
@@ -53,8 +54,7 @@ def main() -> int:
             vi = i.streams.video[0]
             s = o.add_stream("ffv1", rate=vi.average_rate)
             s.width, s.height, s.pix_fmt = vi.codec_context.width, vi.codec_context.height, vi.codec_context.pix_fmt
-            for tag in ("colorspace", "color_range", "color_primaries", "color_trc"):  # keep the colour tags
-                setattr(s.codec_context, tag, getattr(vi.codec_context, tag))
+            ColourSpec.from_av(vi.codec_context).apply_to(s.codec_context)  # keep the colour tags
             for k, f in enumerate(i.decode(vi)):
                 if k == a.frames:
                     break

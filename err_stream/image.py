@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -11,6 +11,9 @@ import torch
 from .engine import Restorer
 from .engine.output_check import check_output, clamp_output
 from .model import ERR
+
+if TYPE_CHECKING:
+    from .colour.policy import ResolvedColour
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
@@ -75,19 +78,35 @@ def _integer_scale(dtype: np.dtype) -> float:
     raise ValueError(f"restore_image: unsupported dtype {dtype}; use uint8, uint16 or float")
 
 
+class LoadedImage(NamedTuple):
+    pixels: np.ndarray  # H x W x 3 uint8/uint16
+    colour: ResolvedColour  # what the file states, the rest by the untagged rule (sRGB)
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an 8- or 16-bit RGB image (PNG, JPEG, TIFF...) as H x W x 3 uint8/uint16.
 
     Grey images are expanded to RGB and alpha is dropped. 16-bit PNGs are read through
     PyAV's PNG decoder (Pillow reduces 16-bit RGB PNGs to 8 bits)."""
+    return load_image(path).pixels
+
+
+def load_image(path: str | Path) -> LoadedImage:
+    """:func:`read_image`, and the image's colour: a PNG's cICP, sRGB or gAMA chunk as
+    FFmpeg reads them; whatever the file does not state is decided by the rule every front
+    end follows for untagged input (err_stream.colour.policy: an RGB picture is sRGB)."""
+    from .colour.policy import resolve
+    from .colour.spec import ColourSpec
+
     path = Path(path)
     suffix = path.suffix.lower()
+    stated = ColourSpec()
     if suffix in (".tif", ".tiff"):
         import tifffile
 
         a = tifffile.imread(str(path))
     elif suffix == ".png":
-        a = _read_png(path)
+        a, stated = _read_png(path)
     else:
         from PIL import Image
 
@@ -100,16 +119,18 @@ def read_image(path: str | Path) -> np.ndarray:
     a = a[..., :3]
     if a.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: unsupported sample type {a.dtype} (8 or 16 bit images only)")
-    return np.ascontiguousarray(a)
+    return LoadedImage(np.ascontiguousarray(a), resolve(stated, a.shape[1], a.shape[0], rgb=True))
 
 
-def _read_png(path: Path) -> np.ndarray:
+def _read_png(path: Path):
     import av
+
+    from .colour.spec import ColourSpec
 
     with av.open(str(path)) as container:
         frame = next(container.decode(video=0))
     deep = frame.format.name.startswith(("rgb48", "rgba64", "gray16", "ya16"))
-    return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
+    return frame.to_ndarray(format="rgb48le" if deep else "rgb24"), ColourSpec.from_av(frame)
 
 
 def write_image(path: str | Path, image: np.ndarray) -> None:

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from err_stream.cli import main
-from err_stream.image import read_image, restore_image, write_image
+from err_stream.colour import Matrix, Primaries, Range, Transfer
+from err_stream.image import load_image, read_image, restore_image, write_image
 
 
 @pytest.fixture()
@@ -42,6 +43,31 @@ def test_16_bit_png_round_trip_is_lossless(tmp_path):
     a = (np.random.default_rng(2).random((17, 23, 3)) * 65535).astype(np.uint16)
     write_image(tmp_path / "x.png", a)
     assert np.array_equal(read_image(tmp_path / "x.png"), a)
+
+
+def test_image_colour_is_what_the_file_says_else_srgb(images, tmp_path):
+    """Images follow the one rule for untagged input: RGB pictures are sRGB unless they say
+    otherwise (a PNG's cICP chunk, as a PQ master's stills carry)."""
+    import av
+
+    for name in ("a.png", "b.jpg", "c.tif", "d.png"):
+        colour = load_image(images / name).colour
+        spec = colour.spec
+        assert (spec.matrix, spec.range, spec.primaries, spec.transfer) == (Matrix.RGB, Range.FULL, Primaries.BT709, Transfer.IEC61966_2_1), name
+        assert {g.field for g in colour.guesses} == {"primaries", "transfer"} and colour.warnings == [], name
+    pixels = (np.random.default_rng(3).random((8, 12, 3)) * 65535).astype(np.uint16)
+    frame = av.VideoFrame.from_ndarray(pixels, format="rgb48be")  # PyAV swaps to big-endian itself
+    frame.color_primaries, frame.color_trc = Primaries.BT2020, Transfer.SMPTE2084  # FFmpeg's PNG encoder writes them as cICP
+    pq = tmp_path / "pq.png"
+    with av.open(str(pq), "w", format="image2") as out:
+        st = out.add_stream("png", rate=1)
+        st.width, st.height, st.pix_fmt = 12, 8, "rgb48be"
+        for p in [*st.encode(frame), *st.encode(None)]:
+            out.mux(p)
+    loaded = load_image(pq)
+    assert np.array_equal(loaded.pixels, pixels)
+    assert (loaded.colour.spec.primaries, loaded.colour.spec.transfer) == (Primaries.BT2020, Transfer.SMPTE2084)
+    assert loaded.colour.guesses == ()
 
 
 def test_errors_exit_1_and_write_nothing(images, tmp_path, golden_path, capsys):

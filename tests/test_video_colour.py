@@ -336,6 +336,8 @@ def test_vapoursynth_and_ffmpeg_numbers():
 
 
 def test_colour_spec_through_vapoursynth_props():
+    # VapourSynth's numbers spelled out (this checks the mapping): BT.2020, limited in the
+    # old _ColorRange, PQ, top-left.
     props = {"_Matrix": 9, "_ColorRange": 1, "_Primaries": 9, "_Transfer": 16, "_ChromaLocation": 2, "_SARNum": 1}
     spec = ColourSpec.from_vs_props(props)
     assert spec == clips.HDR10

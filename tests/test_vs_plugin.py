@@ -246,7 +246,7 @@ def test_num_streams_and_request_order_give_the_same_frames(weights, golden_mode
         (lambda: content(64, 64, 1), {"device_index": -2}, r"err: device_index must be .*-1 for the CPU"),
         (lambda: content(64, 64, 1), {"precision": "fp8"}, r"err: precision='fp8': choose one of fp32, fp16, bf16"),
         (lambda: content(64, 64, 1), {"precision": "bf16", "fp16": False}, r"err: pass either fp16 or precision"),
-        (lambda: content(64, 64, 1), {"matrix": 2}, r"err: matrix=2 is not a YUV matrix"),
+        (lambda: content(64, 64, 1), {"matrix": 2}, r"err: matrix=2 is not a YUV matrix"),  # a user's raw number: "unspecified"
     ],
 )
 def test_bad_arguments_raise_at_call_time(weights, make, kwargs, message):
@@ -351,7 +351,7 @@ def test_same_clip_same_pixels_through_vapoursynth_and_the_transcoder(tmp_path, 
             assert f.format.name == "yuv420p"
             sizes = [(f.height, f.width), ((f.height + 1) // 2, (f.width + 1) // 2), ((f.height + 1) // 2, (f.width + 1) // 2)]
             transcoded.append([np.frombuffer(p, np.uint8).reshape(-1, p.line_size)[:h, :w] for p, (h, w) in zip(f.planes, sizes)])
-    clip = err(core.bs.VideoSource(str(video)), weights=weights, device_index=-1, matrix=6)
+    clip = err(core.bs.VideoSource(str(video)), weights=weights, device_index=-1, matrix=vs.MATRIX_ST170_M)
     assert clip.num_frames == len(transcoded) == 3
     for n, want in enumerate(transcoded):
         f = clip.get_frame(n)

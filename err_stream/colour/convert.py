@@ -14,15 +14,17 @@ chroma is the input's plus the downsampled *change* the model made::
     C_out = C_in + down(C(rgb_out) - up(C_in))
 
 rather than ``down(C(rgb_out))``. A bicubic ``down`` after ``up`` is not the identity: it
-softens chroma by a few code values at edges (up to 15 on a photograph), each time a
+softens chroma at colour edges (up to 37 10-bit code values on a photograph), each time a
 picture goes through. With the change instead, a picture the model leaves alone comes back
-exactly (``--passthrough``, an identity model; clamped out-of-gamut pixels excepted), a
+exactly (``--passthrough``, an identity model; pixels the output clamp moves excepted), a
 uniform change (a gain) keeps the input's chroma detail, and where the model changed the
 picture the change is what zimg's ``down`` gives. The cost is on input noise the model
 removes: its finest chroma part (what ``down(up(.))`` does not pass) stays, at the input's
-level (``benchmarks/chroma_siting.py`` measures both on photographs: 0.4 to 0.5 dB better
-on a brightened photograph, 0.3 to 0.8 dB worse on noisy dark input that is only
-brightened, within 0.5 dB on noisy input restored perfectly).
+level. ``benchmarks/chroma_siting.py`` measures it on photographs (chroma PSNR against the
+original, versus ``down(C(rgb_out))``): +1.0 dB untouched, +0.4 dB brightened, -0.3 to
+-0.6 dB on noisy dark input that is only brightened, -0.5 to +0.2 dB on noisy input
+restored perfectly. (A least-squares inverse of ``up`` does better on clean pictures, worse
+on noisy ones, and needs a dense solve.)
 """
 
 from __future__ import annotations

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from ..errors import UserError
 from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
+
+log = logging.getLogger(__name__)
 
 HELP = "restore image files (PNG/JPEG/TIFF, 8 or 16 bit), or every image of a folder"
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ..engine.output_check import OutputRangeError
-    from ..image import IMAGE_SUFFIXES, read_image, restore_image, write_image
+    from ..image import IMAGE_SUFFIXES, load_image, restore_image, write_image
 
     restore_settings(args).torch_device()  # bad options fail first
     jobs = _jobs(Path(args.input), Path(args.output))
@@ -59,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
     restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
         try:
-            image = read_image(src)
+            image, colour = load_image(src)
         except UserError:
             raise
         except Exception as e:
             raise UserError(f"{src}: cannot read this image ({e})") from None
+        for guess in colour.guesses:  # the untagged rule for RGB: sRGB (nothing users must hear about)
+            log.info("%s: %s", src, guess.message)
         try:
             result = restore_image(restorer, image, accept_out_of_range=args.accept_out_of_range)
         except OutputRangeError as e:
