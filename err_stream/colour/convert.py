@@ -22,8 +22,8 @@ picture the change is what zimg's ``down`` gives. The cost is on input noise the
 removes: its finest chroma part (what ``down(up(.))`` does not pass) stays, at the input's
 level. ``benchmarks/chroma_siting.py`` measures it on photographs (chroma PSNR against the
 original, versus ``down(C(rgb_out))``): +1.0 dB untouched, +0.4 dB brightened, -0.3 to
--0.6 dB on noisy dark input that is only brightened, -0.5 to +0.2 dB on noisy input
-restored perfectly. (A least-squares inverse of ``up`` does better on clean pictures, worse
+-0.6 dB on noisy dark input that is only brightened, -0.4 to 0.0 dB on it blurred and
+brightened, -0.5 to +0.2 dB on it restored perfectly. (A least-squares inverse of ``up`` does better on clean pictures, worse
 on noisy ones, and needs a dense solve.)
 """
 
