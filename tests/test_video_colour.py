@@ -205,6 +205,17 @@ def test_a_deeper_output_keeps_the_codes_scaled():
     assert torch.equal(out, packed.long() * 4)
 
 
+def test_a_resized_picture_is_downsampled_afresh():
+    """The input's chroma only helps a picture of its own size (an output --size differs)."""
+    fmt = PlaneFormat.parse("yuv420p")
+    conv = YCbCrConverter(BT709, False)
+    y, cb, cr = smooth_chroma(fmt, 48, 64, seed=4)
+    half = torch.nn.functional.interpolate(conv.planes_to_rgb(y, cb, cr, fmt), size=(24, 32), mode="area")
+    got = conv.rgb_to_planes(half, fmt, source=(cb, cr, fmt))
+    assert got[1].shape == (1, 12, 16)
+    assert all(torch.equal(a, b) for a, b in zip(got, conv.rgb_to_planes(half, fmt)))
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_resampling_on_cuda_equals_the_cpu():
     fmt = PlaneFormat.parse("yuv420p10le")

@@ -110,13 +110,13 @@ class YCbCrConverter:
         """R'G'B' -> rounded, clamped code planes of ``fmt`` (uint8, or int32 above 8 bits).
 
         ``source``: the chroma planes the picture came from (Cb, Cr and their format). When
-        they are subsampled as ``fmt`` is, the output chroma is theirs plus the change the
-        picture went through (see the module's docstring)."""
+        they are subsampled as ``fmt`` is, for a picture of this size, the output chroma is
+        theirs plus the change the picture went through (see the module's docstring)."""
         h, w = rgb.shape[-2:]
         yc, cb, cr = self.rgb_to_codes(rgb, fmt.bits)
         c = torch.cat((cb, cr))
         if fmt.subsampled:
-            if source is not None and _same_subsampling(source[2], fmt):
+            if source is not None and _fits(source, fmt, h, w):
                 c_in = self._chroma_in(torch.cat((code_values(source[0]), code_values(source[1]))), source[2].bits, fmt.bits)
                 c = c_in + self._down(c - self._up(c_in, fmt, h, w), fmt)
             else:
@@ -149,8 +149,11 @@ class YCbCrConverter:
 _BT601_LIMITED = YCbCrConverter(Matrix.SMPTE170M, full_range=False)
 
 
-def _same_subsampling(a: PlaneFormat, b: PlaneFormat) -> bool:
-    return (a.log2_chroma_w, a.log2_chroma_h) == (b.log2_chroma_w, b.log2_chroma_h)
+def _fits(source: tuple[torch.Tensor, torch.Tensor, PlaneFormat], fmt: PlaneFormat, h: int, w: int) -> bool:
+    """Whether the source chroma is ``fmt``'s for an h x w picture (subsampled alike, same size)."""
+    src = source[2]
+    same = (src.log2_chroma_w, src.log2_chroma_h) == (fmt.log2_chroma_w, fmt.log2_chroma_h)
+    return same and tuple(source[0].shape[-2:]) == fmt.plane_shapes(w, h)[1]
 
 
 class PackedFrameColour:
