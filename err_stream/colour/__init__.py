@@ -7,7 +7,11 @@
 * :mod:`~err_stream.colour.planes`: :class:`PlaneFormat`, the planar YUV layouts.
 * :mod:`~err_stream.colour.chroma`: siting-aware chroma resampling, as zimg's.
 * :mod:`~err_stream.colour.convert`: :class:`YCbCrConverter` and :class:`PackedFrameColour`.
-* :mod:`~err_stream.colour.hdr`: :class:`HdrMetadata` (HDR10 static metadata).
+* :mod:`~err_stream.colour.transfer`: PQ, HLG (with the BT.2100 OOTF), sRGB and BT.1886 curves.
+* :mod:`~err_stream.colour.gamut`: primaries and the 3 x 3 between them in linear light.
+* :mod:`~err_stream.colour.hdr`: :class:`HdrPath` (PQ/HLG <-> the SDR-referred picture the
+  model sees), :class:`LightLevel` (MaxCLL/MaxFALL) and :class:`HdrMetadata` (HDR10 static
+  metadata).
 
 Names load on first use: importing the package does not import torch.
 """
@@ -29,6 +33,8 @@ _EXPORTS = {
     "YCbCrConverter": ".convert",
     "PackedFrameColour": ".convert",
     "HdrMetadata": ".hdr",
+    "HdrPath": ".hdr",
+    "LightLevel": ".hdr",
 }
 __all__ = list(_EXPORTS)
 

@@ -33,6 +33,7 @@ import torch
 
 from . import chroma
 from .codes import KR_KB, ChromaLocation, Matrix, Range
+from .hdr import HdrPath, LightLevel
 from .planes import PlaneFormat, code_values, split_planes
 from .spec import ColourSpec
 
@@ -165,19 +166,44 @@ class PackedFrameColour:
     RGB; ``from_rgb``: RGB (clamped to [0, 1] when ``clamp``) -> packed codes (B x N',
     ``out_fmt``, in its transfer dtype), keeping the input's chroma where the picture did
     not change when given the packed input ``codes`` it came from.
+
+    ``hdr``: for a PQ or HLG stream, the model sees the SDR-referred picture of
+    :class:`~err_stream.colour.hdr.HdrPath` and ``from_rgb`` takes it back; nothing on that
+    path is clamped (``clamp`` is ignored: the codes are kept within their range), so what
+    the model leaves alone comes back exactly, out-of-range codes and colours outside the
+    model's primaries included. ``light_level``: where the output's MaxCLL/MaxFALL accumulate.
     """
 
-    def __init__(self, converter: YCbCrConverter, in_fmt: PlaneFormat, out_fmt: PlaneFormat, width: int, height: int) -> None:
+    def __init__(
+        self,
+        converter: YCbCrConverter,
+        in_fmt: PlaneFormat,
+        out_fmt: PlaneFormat,
+        width: int,
+        height: int,
+        hdr: HdrPath | None = None,
+        light_level: LightLevel | None = None,
+    ) -> None:
         self.converter, self.in_fmt, self.out_fmt = converter, in_fmt, out_fmt
         self.in_shapes = in_fmt.plane_shapes(width, height)
         self.out_shapes = out_fmt.plane_shapes(width, height)
+        self.hdr, self.light_level = hdr, light_level
 
     def to_rgb(self, codes: torch.Tensor) -> torch.Tensor:
+        rgb = self._signal(codes)
+        return rgb if self.hdr is None else self.hdr.to_sdr(rgb)
+
+    def _signal(self, codes: torch.Tensor) -> torch.Tensor:
         y, cb, cr = split_planes(codes, self.in_shapes)
         return self.converter.planes_to_rgb(y, cb, cr, self.in_fmt)
 
     def from_rgb(self, rgb: torch.Tensor, codes: torch.Tensor | None = None, clamp: bool = True) -> torch.Tensor:
-        if clamp:
+        if self.hdr is not None:
+            source = self._signal(codes) if codes is not None else None
+            if source is not None and source.shape != rgb.shape:
+                source = None
+            rgb = self.hdr.from_sdr(rgb, source, self.light_level)
+        elif clamp:
             rgb = rgb.clamp(0.0, 1.0)
         source = None
         if codes is not None:

@@ -1,9 +1,239 @@
-"""HDR10 static metadata: what a stream says about its mastering display and light level."""
+"""HDR: the path that shows the model an SDR-referred picture, and HDR10 static metadata.
+
+**The path** (:class:`HdrPath`), for PQ and HLG streams, float32 on the compute device,
+each step exactly invertible and nothing clamped (identity model in, the master out within
+rounding)::
+
+    R'G'B' (the stream's transfer and primaries, from the YCbCr converter)
+      -> display light, cd/m2        PQ: EOTF; HLG: inverse OETF, then the BT.2100 OOTF for
+                                     the nominal peak (system gamma 1.2 at 1000 cd/m2)
+      -> the model's primaries       3 x 3 in linear light (BT.2020 -> BT.709 by default;
+                                     colours outside BT.709 go negative and are kept)
+      -> SDR-referred linear light   / 203 cd/m2 (BT.2408's HDR reference white = SDR 100%),
+                                     with a highlight shoulder above the knee (below)
+      -> SDR signal                  the sRGB curve, which the model's training pictures use
+      -> the model -> every step backwards -> R'G'B' -> codes
+
+**The highlight shoulder** (:class:`HighlightRollOff`), per channel on x = light / 203:
+``y = x`` up to the knee ``k``, then ``y = k + c ln(1 + (x - k) / c)``, with ``c`` chosen so
+that the mastering peak lands on y = 1. It meets the straight part with slope 1 (no visible
+crease), rises without bound (a model's output a little above 1 maps to light a little above
+the peak, never to infinity), and its inverse is closed-form: ``x = k + c (e^((y-k)/c) - 1)``.
+Per channel, as a camera's tone curve shapes the photographs the model was trained on; odd
+(the same shoulder below -k), so a colour far outside BT.709 is not shown to the model as a
+large negative value either.
+Highlights are compressed under 1.0 rather than given headroom above it: the model was
+trained on [0, 1] pictures and the output check refuses frames with over 0.1 % of pixels
+above 1.1 (``benchmarks/eval_hdr.py`` measures both).
+
+**Light level** (:class:`LightLevel`): MaxCLL/MaxFALL of the restored frames, accumulated on
+the device as they pass, read once at the end.
+"""
 
 from __future__ import annotations
 
+import math
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import torch
+
+from . import gamut
+from .codes import Primaries, Transfer
+from .transfer import (
+    bt1886_decode,
+    bt1886_encode,
+    hlg_inverse_ootf,
+    hlg_inverse_oetf,
+    hlg_oetf,
+    hlg_ootf,
+    hlg_system_gamma,
+    pq_eotf,
+    pq_inverse_eotf,
+    srgb_decode,
+    srgb_encode,
+)
+
+HDR_TRANSFERS = (Transfer.SMPTE2084, Transfer.ARIB_STD_B67)
+REFERENCE_WHITE = 203.0  # cd/m2: BT.2408's HDR reference white (a 100 % diffuse white)
+DEFAULT_PEAK = 1000.0  # cd/m2: HLG's reference display; PQ masters that state no mastering peak
+DEFAULT_KNEE = 0.75  # of the reference white: where the highlight shoulder begins
+SDR_CURVES = {"srgb": (srgb_encode, srgb_decode), "bt1886": (bt1886_encode, bt1886_decode)}
+
+# (y - k) / c beyond this is not exponentiated: e^40 * c is already far past PQ's 10000
+# cd/m2 (whose codes clamp), and float32's exp overflows at 88.
+_MAX_EXPONENT = 40.0
+_SDR_LIMIT = 64.0
+
+
+@dataclass(frozen=True)
+class HighlightRollOff:
+    """The invertible highlight shoulder on x = linear light / reference white (see the
+    module's docstring). ``peak``: the x that lands on 1 (mastering peak / 203); at or below
+    1 there is nothing to compress and the mapping is the identity."""
+
+    peak: float
+    knee: float = DEFAULT_KNEE
+    scale: float = field(init=False)  # c
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.knee < 1.0:
+            raise ValueError(f"highlight knee must be in (0, 1), got {self.knee}")
+        object.__setattr__(self, "scale", _shoulder_scale(self.peak, self.knee) if self.peak > 1.0 else math.inf)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if math.isinf(self.scale):
+            return x
+        k, c = self.knee, self.scale
+        a = x.abs()
+        return torch.where(a > k, torch.copysign(k + c * torch.log1p((a - k).clamp_min(0.0) / c), x), x)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        if math.isinf(self.scale):
+            return y
+        k, c = self.knee, self.scale
+        a = y.abs()
+        return torch.where(a > k, torch.copysign(k + c * torch.expm1(((a - k) / c).clamp(0.0, _MAX_EXPONENT)), y), y)
+
+
+def _shoulder_scale(peak: float, knee: float) -> float:
+    """The c with ``c ln(1 + (peak - knee) / c) = 1 - knee`` (the peak lands on 1). The left
+    side rises from 0 (c -> 0) to ``peak - knee`` (c -> inf), so for peak > 1 one c solves it:
+    bisection on a log scale, in float64."""
+    span, room = peak - knee, 1.0 - knee
+    lo, hi = 1e-12, 1.0
+    while hi * math.log1p(span / hi) < room:
+        hi *= 2.0
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if mid * math.log1p(span / mid) < room:
+            lo = mid
+        else:
+            hi = mid
+    return math.sqrt(lo * hi)
+
+
+@dataclass(frozen=True)
+class HdrPath:
+    """PQ or HLG R'G'B' <-> the SDR-referred R'G'B' the model is shown (module docstring).
+
+    Args:
+        transfer: PQ (``SMPTE2084``) or HLG (``ARIB_STD_B67``).
+        primaries: the stream's (BT.2020 for BT.2100 masters).
+        peak: cd/m2. HLG: the nominal display peak of the OOTF; both: the light that lands on
+            SDR 1.0 (the mastering display's peak for PQ).
+        model_primaries: the primaries the model sees (BT.709: those of its training photos).
+        knee: where the highlight shoulder begins, in units of the reference white.
+        sdr_curve: ``srgb`` (the model's training pictures) or ``bt1886`` (a 2.4 power).
+        reference_white: cd/m2 that SDR 1.0 stands for below the knee.
+    """
+
+    transfer: Transfer
+    primaries: Primaries = Primaries.BT2020
+    peak: float = DEFAULT_PEAK
+    model_primaries: Primaries = Primaries.BT709
+    knee: float = DEFAULT_KNEE
+    sdr_curve: str = "srgb"
+    reference_white: float = REFERENCE_WHITE
+    rolloff: HighlightRollOff = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.transfer not in HDR_TRANSFERS:
+            raise ValueError(f"the HDR path is for PQ and HLG, not {self.transfer}")
+        if self.sdr_curve not in SDR_CURVES:
+            raise ValueError(f"sdr_curve must be one of {sorted(SDR_CURVES)}, got {self.sdr_curve!r}")
+        if not self.peak > 0:
+            raise ValueError(f"HDR peak must be positive (cd/m2), got {self.peak}")
+        for p in (self.primaries, self.model_primaries):
+            gamut.rgb_to_xyz_matrix(p)  # raises for primaries we have no chromaticities for
+        object.__setattr__(self, "rolloff", HighlightRollOff(self.peak / self.reference_white, self.knee))
+
+    @classmethod
+    def for_stream(cls, transfer, primaries, metadata: HdrMetadata | None = None, peak: float | None = None, **kw) -> HdrPath | None:
+        """The path for a stream of this (resolved) transfer and primaries, or None for an
+        SDR transfer. ``peak``: stated by the user; else a PQ master's mastering display
+        peak from its metadata; else 1000 cd/m2 (HLG's reference display)."""
+        if Transfer.of(transfer) not in HDR_TRANSFERS:
+            return None
+        if peak is None:
+            stated = metadata.max_luminance if metadata is not None else None
+            peak = stated if Transfer.of(transfer) == Transfer.SMPTE2084 and stated and stated > 0 else DEFAULT_PEAK
+        return cls(Transfer(transfer), Primaries(primaries), float(peak), **kw)
+
+    # ---- signal <-> display light (the stream's primaries)
+    def display_light(self, signal: torch.Tensor) -> torch.Tensor:
+        """B x 3 x H x W R'G'B' of the stream -> display light in cd/m2."""
+        if self.transfer == Transfer.SMPTE2084:
+            return pq_eotf(signal)
+        return hlg_ootf(hlg_inverse_oetf(signal), self.peak, hlg_system_gamma(self.peak))
+
+    def signal(self, nits: torch.Tensor) -> torch.Tensor:
+        """Display light in cd/m2 -> R'G'B' of the stream (the inverse of :meth:`display_light`)."""
+        if self.transfer == Transfer.SMPTE2084:
+            return pq_inverse_eotf(nits)
+        return hlg_oetf(hlg_inverse_ootf(nits, self.peak, hlg_system_gamma(self.peak)))
+
+    # ---- the whole path
+    def to_sdr(self, signal: torch.Tensor) -> torch.Tensor:
+        """The stream's R'G'B' -> the SDR-referred R'G'B' the model is shown."""
+        light = gamut.convert(self.display_light(signal), self.primaries, self.model_primaries)
+        return SDR_CURVES[self.sdr_curve][0](self.rolloff.forward(light / self.reference_white))
+
+    def from_sdr(self, sdr: torch.Tensor, source: torch.Tensor | None = None, light_level: LightLevel | None = None) -> torch.Tensor:
+        """The inverse of :meth:`to_sdr`. ``light_level`` accumulates the result's
+        MaxCLL/MaxFALL on the way.
+
+        ``source``: the R'G'B' the picture came from (what :meth:`to_sdr` was given). The result
+        is then ``source`` plus the change the model made, ``back(sdr) - back(to_sdr(source))``:
+        float32 cannot carry a dim channel of a bright saturated pixel through the 3 x 3 to
+        BT.709 and back (its error is a fraction of the bright channel's, and PQ is steepest
+        near black: up to 3 10-bit codes), so a picture the model leaves alone comes back
+        exactly only this way, and a changed one is no worse."""
+        nits = self._light(sdr)
+        if light_level is not None:
+            light_level.add(nits)
+        out = self.signal(nits)
+        if source is not None:
+            out = source + (out - self.signal(self._light(self.to_sdr(source))))
+        return out
+
+    def _light(self, sdr: torch.Tensor) -> torch.Tensor:
+        """SDR signal -> display light in the stream's primaries."""
+        # Bounded first: what the path itself makes stays within +-10 (limited range's
+        # extreme codes), so only nonsense is touched, and NaN or infinite light never reaches
+        # the codes (a few such pixels pass the output check).
+        sdr = sdr.nan_to_num(nan=0.0).clamp(-_SDR_LIMIT, _SDR_LIMIT)
+        light = self.rolloff.inverse(SDR_CURVES[self.sdr_curve][1](sdr)) * self.reference_white
+        return gamut.convert(light, self.model_primaries, self.primaries)
+
+
+class LightLevel:
+    """MaxCLL and MaxFALL (CTA-861.3) of the frames passed to :meth:`add`: the largest
+    max(R, G, B) of any pixel, and the largest frame average of max(R, G, B), in cd/m2 (each
+    pixel's value clamped to [0, 10000]).
+
+    Kept as two device tensors updated with queued kernels, so adding a frame never waits for
+    the device; :meth:`result` reads them once (after the last frame)."""
+
+    def __init__(self) -> None:
+        self._cll: torch.Tensor | None = None
+        self._fall: torch.Tensor | None = None
+        self.frames = 0
+
+    def add(self, nits: torch.Tensor) -> None:
+        """``nits``: B x 3 x H x W linear display light of the output's primaries."""
+        m = nits.detach().amax(dim=1).clamp(0.0, 10000.0).flatten(1)
+        cll, fall = m.amax(), m.mean(dim=1, dtype=torch.float64).amax()
+        self._cll = cll if self._cll is None else torch.maximum(self._cll, cll)
+        self._fall = fall if self._fall is None else torch.maximum(self._fall, fall)
+        self.frames += nits.shape[0]
+
+    def result(self) -> tuple[int, int] | None:
+        """(MaxCLL, MaxFALL) in whole cd/m2 (rounded up, as the SEI counts), or None before
+        any frame."""
+        if self._cll is None or self._fall is None:
+            return None
+        return math.ceil(float(self._cll) - 1e-3), math.ceil(float(self._fall) - 1e-3)
 
 
 @dataclass(frozen=True)
