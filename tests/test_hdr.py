@@ -148,10 +148,17 @@ def test_a_model_that_brightens_brightens_the_master_in_light():
         assert torch.allclose(path.from_sdr(brighter, signal), path.from_sdr(brighter), atol=2e-6)
 
 
-def test_nonsense_model_output_gives_finite_codes():
+def test_the_way_back_holds_the_models_output_within_the_peak():
+    """Overshoot lands on the peak (not on light far past it), nonsense on finite codes, and
+    what the model did not change still comes back exactly."""
     path = HdrPath(PQ)
-    y = torch.tensor([math.nan, math.inf, -math.inf, 1e30, -1e30, 1.5]).view(1, 3, 2, 1)
-    assert bool(torch.isfinite(path.from_sdr(y)).all())
+    y = torch.tensor([math.nan, math.inf, -math.inf, 1e30, -1e30, 1.05]).view(1, 3, 2, 1)
+    light = path.display_light(path.from_sdr(y))
+    assert bool(torch.isfinite(light).all())
+    grey = torch.full((1, 3, 1, 1), 1.05)
+    assert torch.allclose(path.display_light(path.from_sdr(grey)), torch.tensor(1000.0), rtol=1e-4)
+    beyond = path.signal(torch.tensor([3000.0, 20.0, 5.0]).view(1, 3, 1, 1))
+    assert torch.equal(path.from_sdr(path.to_sdr(beyond), beyond), beyond)
 
 
 # ----------------------------------------------------------------------------- identity round trips
@@ -175,8 +182,8 @@ def master_light(h: int, w: int, peak: float) -> torch.Tensor:
     return torch.from_numpy(img).float()[None]
 
 
-def master_codes(path: HdrPath, conv: YCbCrConverter, fmt: PlaneFormat, h: int, w: int) -> torch.Tensor:
-    signal = path.signal(master_light(h, w, path.peak)).clamp(0.0, 1.0)
+def master_codes(path: HdrPath, conv: YCbCrConverter, fmt: PlaneFormat, h: int, w: int, brightest: float | None = None) -> torch.Tensor:
+    signal = path.signal(master_light(h, w, brightest or path.peak)).clamp(0.0, 1.0)
     planes = conv.rgb_to_planes(signal, fmt)
     return torch.cat([p.reshape(1, -1).to(fmt.torch_dtype) for p in planes], dim=1)
 
@@ -209,14 +216,15 @@ def test_an_hdr_master_comes_back_through_an_identity_model(transfer, name, full
 
 def test_without_the_input_codes_the_way_back_is_still_within_a_few_codes():
     """The plain inverse (no input to add the change to), for the record: BT.2020 -> BT.709
-    and back in float32 is exact to a few code values near black of saturated highlights."""
+    and back in float32 is exact to a few code values near black of saturated highlights
+    (light within the peak in BT.709: beyond it, the way back holds the model's output)."""
     h, w = 34, 66
     fmt = PlaneFormat.parse("yuv444p10le")
     conv = YCbCrConverter(Matrix.BT2020NC, False, ChromaLocation.TOPLEFT)
     for transfer in (PQ, HLG):
         path = HdrPath(transfer)
         colour_path = PackedFrameColour(conv, fmt, fmt, w, h, hdr=path)
-        codes = master_codes(path, conv, fmt, h, w)
+        codes = master_codes(path, conv, fmt, h, w, brightest=path.peak / 2)
         back = colour_path.from_rgb(colour_path.to_rgb(codes))
         assert int((back.int() - codes.int()).abs().max()) <= 4
 

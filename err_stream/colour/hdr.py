@@ -63,23 +63,25 @@ SDR_CURVES = {"srgb": (srgb_encode, srgb_decode), "bt1886": (bt1886_encode, bt18
 # (y - k) / c beyond this is not exponentiated: e^40 * c is already far past PQ's 10000
 # cd/m2 (whose codes clamp), and float32's exp overflows at 88.
 _MAX_EXPONENT = 40.0
-_SDR_LIMIT = 64.0
 
 
 @dataclass(frozen=True)
 class HighlightRollOff:
     """The invertible highlight shoulder on x = linear light / reference white (see the
-    module's docstring). ``peak``: the x that lands on 1 (mastering peak / 203); at or below
-    1 there is nothing to compress and the mapping is the identity."""
+    module's docstring). ``peak``: the x that lands on ``top`` (mastering peak / 203); at or
+    below ``top`` there is nothing to compress and the mapping is the identity. ``top``: 1
+    (under the model's [0, 1], the default) or more (headroom above it, for comparison)."""
 
     peak: float
     knee: float = DEFAULT_KNEE
+    top: float = 1.0
     scale: float = field(init=False)  # c
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.knee < 1.0:
-            raise ValueError(f"highlight knee must be in (0, 1), got {self.knee}")
-        object.__setattr__(self, "scale", _shoulder_scale(self.peak, self.knee) if self.peak > 1.0 else math.inf)
+        if not 0.0 < self.knee < self.top:
+            raise ValueError(f"highlight knee must be in (0, {self.top}), got {self.knee}")
+        compress = self.peak > self.top
+        object.__setattr__(self, "scale", _shoulder_scale(self.peak, self.knee, self.top) if compress else math.inf)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if math.isinf(self.scale):
@@ -96,11 +98,11 @@ class HighlightRollOff:
         return torch.where(a > k, torch.copysign(k + c * torch.expm1(((a - k) / c).clamp(0.0, _MAX_EXPONENT)), y), y)
 
 
-def _shoulder_scale(peak: float, knee: float) -> float:
-    """The c with ``c ln(1 + (peak - knee) / c) = 1 - knee`` (the peak lands on 1). The left
-    side rises from 0 (c -> 0) to ``peak - knee`` (c -> inf), so for peak > 1 one c solves it:
-    bisection on a log scale, in float64."""
-    span, room = peak - knee, 1.0 - knee
+def _shoulder_scale(peak: float, knee: float, top: float) -> float:
+    """The c with ``c ln(1 + (peak - knee) / c) = top - knee`` (the peak lands on top). The
+    left side rises from 0 (c -> 0) to ``peak - knee`` (c -> inf), so for peak > top one c
+    solves it: bisection on a log scale, in float64."""
+    span, room = peak - knee, top - knee
     lo, hi = 1e-12, 1.0
     while hi * math.log1p(span / hi) < room:
         hi *= 2.0
@@ -126,6 +128,8 @@ class HdrPath:
         knee: where the highlight shoulder begins, in units of the reference white.
         sdr_curve: ``srgb`` (the model's training pictures) or ``bt1886`` (a 2.4 power).
         reference_white: cd/m2 that SDR 1.0 stands for below the knee.
+        top: the SDR linear light the peak lands on (1; more gives highlights headroom above
+            the model's [0, 1], which ``benchmarks/eval_hdr.py`` compares).
     """
 
     transfer: Transfer
@@ -135,6 +139,7 @@ class HdrPath:
     knee: float = DEFAULT_KNEE
     sdr_curve: str = "srgb"
     reference_white: float = REFERENCE_WHITE
+    top: float = 1.0
     rolloff: HighlightRollOff = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -146,7 +151,7 @@ class HdrPath:
             raise ValueError(f"HDR peak must be positive (cd/m2), got {self.peak}")
         for p in (self.primaries, self.model_primaries):
             gamut.rgb_to_xyz_matrix(p)  # raises for primaries we have no chromaticities for
-        object.__setattr__(self, "rolloff", HighlightRollOff(self.peak / self.reference_white, self.knee))
+        object.__setattr__(self, "rolloff", HighlightRollOff(self.peak / self.reference_white, self.knee, self.top))
 
     @classmethod
     def for_stream(cls, transfer, primaries, metadata: HdrMetadata | None = None, peak: float | None = None, **kw) -> HdrPath | None:
@@ -180,15 +185,23 @@ class HdrPath:
         return SDR_CURVES[self.sdr_curve][0](self.rolloff.forward(light / self.reference_white))
 
     def from_sdr(self, sdr: torch.Tensor, source: torch.Tensor | None = None, light_level: LightLevel | None = None) -> torch.Tensor:
-        """The inverse of :meth:`to_sdr`. ``light_level`` accumulates the result's
-        MaxCLL/MaxFALL on the way.
+        """The way back from the model's output to the stream's R'G'B'. ``light_level``
+        accumulates the result's MaxCLL/MaxFALL on the way.
+
+        Each channel's SDR linear light is held within +-``top`` (the mastering peak), as the
+        SDR path holds the model's output within [0, 1]: the shoulder's inverse is steep just
+        under 1, and a model's overshoot (the demo model puts 6 % of a normally lit picture
+        above 1.1) would otherwise become light far past the peak, cut by the codes' range with
+        its hue pulled by the 3 x 3 back to BT.2020. Within that, it is the exact inverse of
+        :meth:`to_sdr`.
 
         ``source``: the R'G'B' the picture came from (what :meth:`to_sdr` was given). The result
-        is then ``source`` plus the change the model made, ``back(sdr) - back(to_sdr(source))``:
-        float32 cannot carry a dim channel of a bright saturated pixel through the 3 x 3 to
-        BT.709 and back (its error is a fraction of the bright channel's, and PQ is steepest
-        near black: up to 3 10-bit codes), so a picture the model leaves alone comes back
-        exactly only this way, and a changed one is no worse."""
+        is then ``source`` plus the change the model made, ``back(sdr) - back(to_sdr(source))``,
+        so what the model leaves alone comes back exactly: beyond the peak too (a saturated
+        BT.2020 highlight is above 1 in BT.709; super-white codes), and where float32 cannot
+        carry a dim channel of a bright saturated pixel through the 3 x 3 to BT.709 and back
+        (its error is a fraction of the bright channel's, and PQ is steepest near black: up to
+        3 10-bit codes). A changed picture is no worse."""
         nits = self._light(sdr)
         if light_level is not None:
             light_level.add(nits)
@@ -198,12 +211,9 @@ class HdrPath:
         return out
 
     def _light(self, sdr: torch.Tensor) -> torch.Tensor:
-        """SDR signal -> display light in the stream's primaries."""
-        # Bounded first: what the path itself makes stays within +-10 (limited range's
-        # extreme codes), so only nonsense is touched, and NaN or infinite light never reaches
-        # the codes (a few such pixels pass the output check).
-        sdr = sdr.nan_to_num(nan=0.0).clamp(-_SDR_LIMIT, _SDR_LIMIT)
-        light = self.rolloff.inverse(SDR_CURVES[self.sdr_curve][1](sdr)) * self.reference_white
+        """SDR signal -> display light in the stream's primaries, held within the peak."""
+        linear = SDR_CURVES[self.sdr_curve][1](sdr.nan_to_num(nan=0.0)).clamp(-self.top, self.top)
+        light = self.rolloff.inverse(linear) * self.reference_white
         return gamut.convert(light, self.model_primaries, self.primaries)
 
 
