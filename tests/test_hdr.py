@@ -255,3 +255,28 @@ def test_the_way_back_feeds_the_light_level():
     level = LightLevel()
     path.from_sdr(path.to_sdr(path.signal(nits)), light_level=level)
     assert level.result() == (600, 225)
+
+
+# ----------------------------------------------------------------------------- choosing the path
+def test_the_hdr_setting_chooses_the_path():
+    from err_stream.colour import ColourSpec, HdrMetadata, Range
+    from err_stream.errors import SettingError
+
+    pq = ColourSpec(Matrix.BT2020NC, Range.LIMITED, Primaries.BT2020, PQ, ChromaLocation.TOPLEFT)
+    assert HdrPath.for_spec(pq).peak == 1000.0
+    assert HdrPath.for_spec(pq, metadata=HdrMetadata(max_luminance=4000.0)).peak == 4000.0
+    assert HdrPath.for_spec(pq, metadata=HdrMetadata(max_luminance=4000.0), peak=600).peak == 600.0
+    hlg = ColourSpec(Matrix.BT2020NC, Range.LIMITED, Primaries.BT2020, HLG, ChromaLocation.LEFT)
+    assert HdrPath.for_spec(hlg, metadata=HdrMetadata(max_luminance=4000.0)).peak == 1000.0  # HLG: the reference display
+    assert HdrPath.for_spec(pq, "passthrough") is None
+    sdr = ColourSpec(Matrix.BT709, Range.LIMITED, Primaries.BT709, Transfer.BT709, ChromaLocation.LEFT)
+    assert HdrPath.for_spec(sdr) is None
+    with pytest.raises(SettingError) as e:
+        HdrPath.for_spec(pq, "tonemap")
+    assert e.value.option == "hdr" and "auto, passthrough" in str(e.value)
+    with pytest.raises(SettingError) as e:
+        HdrPath.for_spec(pq, peak=-5)
+    assert e.value.option == "hdr_peak"
+    odd = ColourSpec(Matrix.BT2020NC, Range.LIMITED, Primaries.FILM, PQ, ChromaLocation.LEFT)
+    with pytest.raises(SettingError, match="passthrough"):
+        HdrPath.for_spec(odd)

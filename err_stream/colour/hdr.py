@@ -38,8 +38,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..errors import SettingError
 from . import gamut
-from .codes import Primaries, Transfer
+from .codes import Primaries, Transfer, label
+from .spec import ColourSpec
 from .transfer import (
     bt1886_decode,
     bt1886_encode,
@@ -55,6 +57,9 @@ from .transfer import (
 )
 
 HDR_TRANSFERS = (Transfer.SMPTE2084, Transfer.ARIB_STD_B67)
+# The ``hdr`` setting: ``auto``, the path for PQ and HLG; ``passthrough``, code values to the
+# model as they are (what err-stream did before the path existed).
+HDR_MODES = ("auto", "passthrough")
 REFERENCE_WHITE = 203.0  # cd/m2: BT.2408's HDR reference white (a 100 % diffuse white)
 DEFAULT_PEAK = 1000.0  # cd/m2: HLG's reference display; PQ masters that state no mastering peak
 DEFAULT_KNEE = 0.75  # of the reference white: where the highlight shoulder begins
@@ -154,16 +159,27 @@ class HdrPath:
         object.__setattr__(self, "rolloff", HighlightRollOff(self.peak / self.reference_white, self.knee, self.top))
 
     @classmethod
-    def for_stream(cls, transfer, primaries, metadata: HdrMetadata | None = None, peak: float | None = None, **kw) -> HdrPath | None:
-        """The path for a stream of this (resolved) transfer and primaries, or None for an
-        SDR transfer. ``peak``: stated by the user; else a PQ master's mastering display
-        peak from its metadata; else 1000 cd/m2 (HLG's reference display)."""
-        if Transfer.of(transfer) not in HDR_TRANSFERS:
+    def for_spec(
+        cls, spec: ColourSpec, mode: str = "auto", metadata: HdrMetadata | None = None, peak: float | None = None, **kw
+    ) -> HdrPath | None:
+        """The path for a stream of this (resolved) colour, as the ``hdr`` setting asks:
+        ``auto`` gives it for PQ and HLG transfers (None for SDR), ``passthrough`` never (the
+        model sees the code values as they are). ``peak`` (the ``hdr_peak`` setting, cd/m2):
+        stated by the user; else a PQ master's mastering display peak from its metadata;
+        else 1000 cd/m2 (HLG's reference display). Raises :class:`SettingError`."""
+        if mode not in HDR_MODES:
+            raise SettingError("hdr", mode, f"must be one of {', '.join(HDR_MODES)}")
+        if peak is not None and not (isinstance(peak, (int, float)) and math.isfinite(peak) and peak > 0):
+            raise SettingError("hdr_peak", peak, "must be a positive light level in cd/m2 (e.g. 1000)")
+        if mode == "passthrough" or spec.transfer not in HDR_TRANSFERS:
             return None
+        if spec.primaries not in gamut.CHROMATICITIES:
+            raise SettingError("hdr", mode, f"{spec.transfer.label} video with {label(spec.primaries)} primaries is not supported "
+                               "(BT.2020, P3, BT.709 and BT.601 are)", instead=[("hdr", "passthrough")])
         if peak is None:
             stated = metadata.max_luminance if metadata is not None else None
-            peak = stated if Transfer.of(transfer) == Transfer.SMPTE2084 and stated and stated > 0 else DEFAULT_PEAK
-        return cls(Transfer(transfer), Primaries(primaries), float(peak), **kw)
+            peak = stated if spec.transfer == Transfer.SMPTE2084 and stated and stated > 0 else DEFAULT_PEAK
+        return cls(spec.transfer, spec.primaries, float(peak), **kw)
 
     # ---- signal <-> display light (the stream's primaries)
     def display_light(self, signal: torch.Tensor) -> torch.Tensor:
