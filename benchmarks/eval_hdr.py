@@ -20,15 +20,17 @@ picture -> model -> codes, as the transcoder does), converted back to SDR-referr
 (the HDR outputs by the path's forward mapping) and scored against the photograph: Y-PSNR
 (BT.601 luma, crop border 4), the paper's metric. Rows:
 
-* SDR path; HDR path (PQ, and HLG on a 1000 cd/m2 reference display), as built: BT.709
-  primaries, sRGB curve, shoulder under 1.0;
-* the same with the model in BT.2020 primaries, and with BT.1886's 2.4 power for the curve;
+* SDR path; HDR path (PQ, and HLG on a 1000 cd/m2 reference display), as built: BT.2020
+  primaries, sRGB curve, shoulder under 1.0 from 0.75 x 203 cd/m2;
+* the same with the model in BT.709 primaries, and with BT.1886's 2.4 power for the curve;
 * today's code-value path: the PQ R'G'B' handed to the model as it is (``--hdr passthrough``).
 
 A second table runs the undarkened masters (a restorer should leave a normally lit picture
 nearly alone): PSNR against the photograph and the share of model output pixels outside the
-output check's [-0.1, 1.1], for the shoulder under 1.0 and for headroom above it (203 cd/m2
-on 1.0, the peak on 1.1 after the sRGB curve). A third puts colour outside BT.709 in: the
+output check's [-0.1, 1.1], for the shoulder under 1.0 (knee 0.75 and 0.5), the model in
+BT.709, HLG, and headroom above 1.0 (203 cd/m2 on 1.0, the peak on 1.1 after the sRGB curve);
+also the PSNR of the output's own signal (PQ or HLG, close to perceptually uniform) against
+the master's. A third puts colour outside BT.709 in: the
 photograph's linear values taken as Display P3, darkened, restored with the model in BT.709
 (the wide colours negative) and in BT.2020, scored in BT.2020 SDR-referred light.
 
@@ -38,6 +40,7 @@ photograph's linear values taken as Display P3, darkened, restored with the mode
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -66,7 +69,9 @@ FULL_WELL, READ_NOISE = 4000.0, 3.0
 GUARD = (-0.1, 1.1)
 HEADROOM_TOP = float(srgb_decode(torch.tensor(1.1)))  # linear light of 1.1 after the sRGB curve
 
-BUILT = HdrPath(PQ)  # the path as built: also how every HDR output is scored
+# How HDR outputs are scored (and the SDR path's input made): the path's mapping to
+# SDR-referred light, in BT.709 primaries as the photographs are.
+SCORE709 = HdrPath(PQ, model_primaries=Primaries.BT709)
 
 
 def darken(light: torch.Tensor, seed: int) -> torch.Tensor:
@@ -119,22 +124,24 @@ def evaluate(photos: tuple[str, ...], size: str, device: str) -> dict:
     sdr709 = run.colour(run.conv709)
     variants = {
         "SDR path (sRGB BT.709 codes)": None,
-        "HDR path, PQ (BT.709, sRGB, shoulder under 1)": HdrPath(PQ),
-        "HDR path, HLG 1000 cd/m2 (same)": HdrPath(HLG),
-        "HDR path, PQ, model in BT.2020 primaries": HdrPath(PQ, model_primaries=Primaries.BT2020),
+        "HDR path, PQ, as built (BT.2020, sRGB curve, shoulder under 1)": HdrPath(PQ),
+        "HDR path, HLG 1000 cd/m2, as built": HdrPath(HLG),
+        "HDR path, PQ, model in BT.709 primaries": HdrPath(PQ, model_primaries=Primaries.BT709),
         "HDR path, PQ, BT.1886 curve (2.4 power)": HdrPath(PQ, sdr_curve="bt1886"),
         "code values as they are (--hdr passthrough)": "codes",
     }
     rows: dict[str, list[float]] = {k: [] for k in ["darkened input (SDR-referred)", *variants]}
     lit_variants = {
         "SDR path": None,
-        "HDR path, shoulder under 1 (as built, knee 0.75)": HdrPath(PQ),
-        "HDR path, shoulder under 1, knee 0.5": HdrPath(PQ, knee=0.5),
+        "HDR path, PQ, as built (shoulder under 1, knee 0.75)": HdrPath(PQ),
+        "HDR path, PQ, knee 0.5": HdrPath(PQ, knee=0.5),
+        "HDR path, PQ, model in BT.709 primaries": HdrPath(PQ, model_primaries=Primaries.BT709),
+        "HDR path, HLG 1000 cd/m2, as built": HdrPath(HLG),
         "HDR path, headroom: 203 cd/m2 on 1, peak on 1.1": HdrPath(PQ, knee=0.999, top=HEADROOM_TOP),
         "code values as they are": "codes",
     }
     lit: dict[str, list[tuple[float, float, float, float]]] = {k: [] for k in lit_variants}
-    wide_variants = {"model in BT.709 (wide colours negative)": HdrPath(PQ), "model in BT.2020": HdrPath(PQ, model_primaries=Primaries.BT2020)}
+    wide_variants = {"model in BT.709 (wide colours negative)": HdrPath(PQ, model_primaries=Primaries.BT709), "model in BT.2020 (as built)": HdrPath(PQ)}
     wide: dict[str, list[tuple[float, float, float]]] = {k: [] for k in wide_variants}
     wide_lit: dict[str, list[tuple[float, float, float]]] = {k: [] for k in wide_variants}
     score2020 = HdrPath(PQ, model_primaries=Primaries.BT2020)
@@ -142,24 +149,25 @@ def evaluate(photos: tuple[str, ...], size: str, device: str) -> dict:
     for i, name in enumerate(photos):
         photo = torch.from_numpy(np.array(fit(held_out_photo(name), w, h))).permute(2, 0, 1)[None].float() / 255.0
         reference = sdr_image(photo)
-        light709 = BUILT.rolloff.inverse(srgb_decode(photo))  # SDR-referred linear, shoulder undone
+        light709 = SCORE709.rolloff.inverse(srgb_decode(photo))  # SDR-referred linear, shoulder undone
         master = gamut.convert(light709, Primaries.BT709, Primaries.BT2020) * REFERENCE_WHITE  # cd/m2
         dark_master = darken(master / REFERENCE_WHITE, seed=i) * REFERENCE_WHITE
         dark_sdr = srgb_encode(gamut.convert(dark_master, Primaries.BT2020, Primaries.BT709) / REFERENCE_WHITE)
         rows["darkened input (SDR-referred)"].append(psnr(sdr_image(dark_sdr), reference))
 
-        def through(variant, light_2020, scorer=BUILT):
+        def through(variant, light_2020, scorer=SCORE709):
             """(SDR-referred image, model output share outside the guard, input share, Y'-PSNR
             of the output's PQ signal against the master's; None for the SDR path)."""
             if variant is None:  # the SDR rendition of the same light, as the HDR path shows it
-                sdr = BUILT.to_sdr(BUILT.signal(light_2020))
+                sdr = SCORE709.to_sdr(SCORE709.signal(light_2020))
                 out, o_out, o_in = run.restore(sdr709, run.codes(run.conv709, sdr))
                 return sdr_image(sdr709._signal(out)), o_out, o_in, None
-            path = BUILT if variant == "codes" else variant
+            path = SCORE709 if variant == "codes" else variant
             signal = path.signal(light_2020).clamp(0, 1)
             colour = run.colour(run.conv2020, None if variant == "codes" else variant)
             out, o_out, o_in = run.restore(colour, run.codes(run.conv2020, signal))
             out_signal = run.colour(run.conv2020)._signal(out)
+            scorer = dataclasses.replace(scorer, transfer=path.transfer)  # the same mapping, for this stream's curve
             return sdr_image(scorer.to_sdr(out_signal)), o_out, o_in, signal_psnr(out_signal, signal)
 
         for label, variant in variants.items():
@@ -190,7 +198,7 @@ def tables(res: dict) -> str:
            "| path | Y-PSNR | vs SDR path |", "|---|---|---|"]
     out += [f"| {k} | {v:.2f} | {v - sdr:+.2f} |" for k, v in res["dark"].items()]
     out += ["", "Undarkened masters (highlights up to 1000 cd/m2) through the model:", "",
-            "| path | Y-PSNR (SDR-referred) | Y'-PSNR of the PQ signal vs the master | model output outside [-0.1, 1.1] | model input outside |",
+            "| path | Y-PSNR (SDR-referred) | Y'-PSNR of the output signal (PQ or HLG) vs the master's | model output outside [-0.1, 1.1] | model input outside |",
             "|---|---|---|---|---|"]
     out += [f"| {k} | {p:.2f} | {q:.2f} | {100 * o:.2f}% | {100 * i:.2f}% |" for k, (p, o, i, q) in res["lit"].items()]
     out += ["", "Photographs taken as Display P3 (outside BT.709), darkened; scored in BT.2020 SDR-referred light:", "",

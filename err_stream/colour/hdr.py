@@ -7,8 +7,9 @@ rounding)::
     R'G'B' (the stream's transfer and primaries, from the YCbCr converter)
       -> display light, cd/m2        PQ: EOTF; HLG: inverse OETF, then the BT.2100 OOTF for
                                      the nominal peak (system gamma 1.2 at 1000 cd/m2)
-      -> the model's primaries       3 x 3 in linear light (BT.2020 -> BT.709 by default;
-                                     colours outside BT.709 go negative and are kept)
+      -> the model's primaries       the stream's (BT.2020): measured better than BT.709, whose
+                                     wide colours go negative (BT.709 on request: a 3 x 3 in
+                                     linear light, colours outside it kept)
       -> SDR-referred linear light   / 203 cd/m2 (BT.2408's HDR reference white = SDR 100%),
                                      with a highlight shoulder above the knee (below)
       -> SDR signal                  the sRGB curve, which the model's training pictures use
@@ -129,7 +130,10 @@ class HdrPath:
         primaries: the stream's (BT.2020 for BT.2100 masters).
         peak: cd/m2. HLG: the nominal display peak of the OOTF; both: the light that lands on
             SDR 1.0 (the mastering display's peak for PQ).
-        model_primaries: the primaries the model sees (BT.709: those of its training photos).
+        model_primaries: the primaries the model sees: None (default), the stream's (BT.2020
+            for BT.2100 masters: no conversion); or BT.709, those of its training photographs (measured: equal on darkened
+            BT.709 content, 0.9 dB worse on wide-gamut content, whose negative values the model
+            never saw; ``benchmarks/eval_hdr.py``).
         knee: where the highlight shoulder begins, in units of the reference white.
         sdr_curve: ``srgb`` (the model's training pictures) or ``bt1886`` (a 2.4 power).
         reference_white: cd/m2 that SDR 1.0 stands for below the knee.
@@ -140,7 +144,7 @@ class HdrPath:
     transfer: Transfer
     primaries: Primaries = Primaries.BT2020
     peak: float = DEFAULT_PEAK
-    model_primaries: Primaries = Primaries.BT709
+    model_primaries: Primaries | None = None
     knee: float = DEFAULT_KNEE
     sdr_curve: str = "srgb"
     reference_white: float = REFERENCE_WHITE
@@ -154,6 +158,8 @@ class HdrPath:
             raise ValueError(f"sdr_curve must be one of {sorted(SDR_CURVES)}, got {self.sdr_curve!r}")
         if not self.peak > 0:
             raise ValueError(f"HDR peak must be positive (cd/m2), got {self.peak}")
+        if self.model_primaries is None:
+            object.__setattr__(self, "model_primaries", self.primaries)
         for p in (self.primaries, self.model_primaries):
             gamut.rgb_to_xyz_matrix(p)  # raises for primaries we have no chromaticities for
         object.__setattr__(self, "rolloff", HighlightRollOff(self.peak / self.reference_white, self.knee, self.top))
@@ -255,11 +261,11 @@ class LightLevel:
         self.frames += nits.shape[0]
 
     def result(self) -> tuple[int, int] | None:
-        """(MaxCLL, MaxFALL) in whole cd/m2 (rounded up, as the SEI counts), or None before
-        any frame."""
+        """(MaxCLL, MaxFALL) in whole cd/m2 (as the SEI and the containers count), or None
+        before any frame."""
         if self._cll is None or self._fall is None:
             return None
-        return math.ceil(float(self._cll) - 1e-3), math.ceil(float(self._fall) - 1e-3)
+        return round(float(self._cll)), round(float(self._fall))
 
 
 @dataclass(frozen=True)
