@@ -39,7 +39,8 @@ from .io.live_source import LiveSource
 from .progress import Progress
 from .io.priority import lower_thread_priority
 from .io.preflight import plan_output
-from .io.sink import CONTAINERS, EncoderSettings, PartialOutput, VideoSink, choose_encoder
+from .io.output_file import OutputFile
+from .io.sink import CONTAINERS, EncoderSettings, VideoSink, choose_encoder
 from .io.source import (
     DaliSource,
     PyAVSource,
@@ -167,7 +168,7 @@ def transcode(
         partial = None
         if out_ep.is_file:
             # OUT is locked from here on, also while a stream is awaited: a second run stops at once.
-            partial = PartialOutput(out_ep.path, overwrite=overwrite, source=in_ep.path if in_ep.is_file else None)
+            partial = OutputFile(out_ep.path, overwrite=overwrite, source=in_ep.path if in_ep.is_file else None)
             stack.enter_context(partial)
         live_source = None
         if in_ep.is_file:

@@ -11,11 +11,9 @@ output is never written again.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -126,24 +124,14 @@ def fingerprint(item: InputJob) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-class _Lock:
-    """One driver per output folder."""
+def _folder_lock(folder: Path):
+    """One driver per output folder: the output files' own lock, on the folder."""
+    from err_stream.io.output_file import OutputLock
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_NAME
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
-            os.close(self.fd)
-            raise UserError(f"{folder}: another batch (pid {other or '?'}) is writing here; wait for it or choose another output_dir") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+    def busy(folder: Path, pid: int | None) -> UserError:
+        return UserError(f"{folder}: another batch (pid {pid or '?'}) is writing here; wait for it or choose another output_dir")
 
-    def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+    return OutputLock(folder, lock=folder / LOCK_NAME, busy=busy)
 
 
 def run_batch(
@@ -166,7 +154,8 @@ def run_batch(
         return _dry_run(job, engine, address, resume, t0)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = _Lock(out_dir)
+    lock = _folder_lock(out_dir)
+    lock.acquire()
     try:
         if Manifest.exists(out_dir) and not resume:
             raise UserError(
@@ -187,9 +176,9 @@ def run_batch(
 
 
 def _write_report(path: Path, report: BatchReport) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(report.as_dict(), indent=2))
-    os.replace(tmp, path)
+    from err_stream.io.output_file import write_file
+
+    write_file(path, json.dumps(report.as_dict(), indent=2).encode())
 
 
 def _dry_run(job: Job, engine: str, address: str | None, resume: bool, t0: float) -> BatchReport:
@@ -220,7 +209,8 @@ def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> tuple[S
     dry run of the encoder and muxer, the output path), then the cuts. Returns the plan and
     the encoder settings every piece uses."""
     from err_stream.io.preflight import plan_output
-    from err_stream.io.sink import OutputClock, PartialOutput, container_format
+    from err_stream.io.output_file import OutputFile
+    from err_stream.io.sink import OutputClock, container_format
     from err_stream.io.source import check_alpha, probe
 
     s = item.settings
@@ -232,7 +222,7 @@ def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> tuple[S
         item.output.parent.mkdir(parents=True, exist_ok=True)
     if item.output.parent.is_dir():  # (a dry run creates no folders)
         # An output that exists is kept unless the job says overwrite (or it is our own unfinished one).
-        PartialOutput(item.output, overwrite=bool(s.get("overwrite")) or resume, source=item.path)
+        OutputFile(item.output, overwrite=bool(s.get("overwrite")) or resume, source=item.path)
     seconds = item.segment_seconds
     if container_format(item.output) in OutputClock.CONSTANT_RATE_CONTAINERS or settings.codec in OutputClock.CONSTANT_RATE_ENCODERS:
         seconds = 0  # frames are placed on a constant-rate grid there: restored in one piece

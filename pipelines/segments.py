@@ -220,12 +220,13 @@ def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: b
     import av
 
     from err_stream.io.metadata import apply_metadata, read_metadata
-    from err_stream.io.sink import MUXER_OPTIONS, PartialOutput, StreamCopier, container_codecs, container_format
+    from err_stream.io.output_file import OutputFile
+    from err_stream.io.sink import MUXER_OPTIONS, StreamCopier, container_codecs, container_format
     from err_stream.io.source import probe
 
     info = probe(plan.path)
     fmt = container_format(out)
-    partial = PartialOutput(out, overwrite=overwrite, source=plan.path)
+    partial = OutputFile(out, overwrite=overwrite, source=plan.path)
     inputs = [av.open(str(p)) for p in pieces]
     try:
         streams = [c.streams.video[0] for c in inputs]

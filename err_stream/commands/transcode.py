@@ -58,7 +58,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..io.endpoints import endpoint, output_format
     from ..io.preflight import plan_output
-    from ..io.sink import PartialOutput, choose_encoder
+    from ..io.output_file import OutputFile
+    from ..io.sink import choose_encoder
     from ..io.source import check_alpha, probe
     from ..progress import TqdmProgress
     from ..video import InputStopped, format_is_extension, transcode
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     in_ep, out_ep = endpoint(args.input), endpoint(args.output)
     container = output_format(out_ep, args.format)
     if out_ep.is_file:
-        PartialOutput(out_ep.path, overwrite=args.overwrite, source=in_ep.path if in_ep.is_file else None)
+        OutputFile(out_ep.path, overwrite=args.overwrite, source=in_ep.path if in_ep.is_file else None)
     settings = None
     if in_ep.is_file:
         info = probe(in_ep.path)

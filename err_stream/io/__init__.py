@@ -1,21 +1,24 @@
-"""Video input/output: colour conversion (colour), decoders (source), encoder and output file (sink)."""
+"""Video input/output: colour conversion (colour), sources (sources: the registry of file,
+DALI, ``.vpy`` and stream inputs), encoder and container (sink), the atomic output file
+(output_file). Names load on first use, so importing one module of the package imports only
+what that module needs."""
 
-from .colour import ColourTags, HdrMetadata, PlaneFormat, YCbCrConverter
-from .sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
-from .source import DaliSource, PyAVSource, SourceFrame, VideoInfo, probe
+from .._lazy import lazy_exports
 
-__all__ = [
-    "ColourTags",
-    "HdrMetadata",
-    "PlaneFormat",
-    "YCbCrConverter",
-    "EncoderSettings",
-    "PartialOutput",
-    "VideoSink",
-    "choose_encoder",
-    "DaliSource",
-    "PyAVSource",
-    "SourceFrame",
-    "VideoInfo",
-    "probe",
-]
+_EXPORTS = {
+    "ColourTags": ".colour",
+    "HdrMetadata": ".colour",
+    "PlaneFormat": ".colour",
+    "YCbCrConverter": ".colour",
+    "EncoderSettings": ".sink",
+    "VideoSink": ".sink",
+    "choose_encoder": ".sink",
+    "OutputFile": ".output_file",
+    "PyAVSource": ".source",
+    "SourceFrame": ".source",
+    "VideoInfo": ".source",
+    "probe": ".source",
+}
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

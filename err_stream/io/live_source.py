@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, named
 from .endpoints import Endpoint, input_timeouts, open_input
 from .source import SourceFrame, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
 
@@ -72,7 +72,7 @@ class LiveSource:
             try:
                 packet = next(self._packets, None)
             except av.error.ExitError:
-                raise UserError(f"{self.ep.label()}: no picture arrived within {self.timeout:g} s (--timeout)") from None
+                raise UserError(f"{self.ep.label()}: no picture arrived within {self.timeout:g} s ({named('timeout')})") from None
             except av.error.FFmpegError as e:
                 raise UserError(f"{self.ep.label()}: reading the stream failed before its first picture ({_reason(e)})") from None
             if packet is None:
@@ -131,7 +131,7 @@ class LiveSource:
                 try:
                     packet = next(self._packets, None)
                 except av.error.ExitError:
-                    self.ended, self.reason = "stalled", f"nothing arrived for {self.timeout:g} s (--timeout)"
+                    self.ended, self.reason = "stalled", f"nothing arrived for {self.timeout:g} s ({named('timeout')})"
                     packet = None
                 except av.error.FFmpegError as e:
                     self.ended, self.reason = "failed", f"reading failed: {_reason(e)}"

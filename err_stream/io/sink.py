@@ -1,12 +1,11 @@
-"""Where frames go: the encoder choice, the output container (restored video plus every
-other stream copied packet for packet), and the atomic output file."""
+"""Where frames go: the encoder choice and the output container (restored video plus every
+other stream copied packet for packet). The atomic output file is :mod:`.output_file`."""
 
 from __future__ import annotations
 
 import errno
 import io
 import logging
-import os
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -15,7 +14,6 @@ import numpy as np
 
 from ..errors import ProcessingError, SettingError, UserError
 from .colour import PlaneFormat
-from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
 from .source import VideoInfo
 
@@ -58,7 +56,7 @@ ENCODER_DEFAULTS: dict[str, dict[str, str]] = {
     "prores_ks": {},
     "ffv1": {"level": "3"},
 }
-# Which option a generic --crf / --encoder-preset becomes, per encoder (None: the encoder has none).
+# Which option the generic crf / encoder_preset settings become, per encoder (None: the encoder has none).
 CRF_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libsvtav1": "crf", "hevc_nvenc": "cq", "h264_nvenc": "cq"}
 PRESET_OPTION = {
     "libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "hevc_nvenc": "preset", "h264_nvenc": "preset",
@@ -96,7 +94,7 @@ def storable(codec: str | None, allowed: set[str] | None) -> bool:
 
 
 class EncoderOptionError(UserError):
-    """An ``--encoder-opt`` key the encoder does not have."""
+    """An ``encoder_opt`` key the encoder does not have."""
 
 
 def _encoder(name: str):
@@ -233,67 +231,6 @@ def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: 
         f"{info.path}: stream #{index} ({kind}, {codec}) cannot be stored in {out.suffix} files "
         f"(streams are copied, not converted); write .mkv or another container that takes {codec}"
     )
-
-
-# ----------------------------------------------------------------------------- output file
-class PartialOutput:
-    """OUT is written into this run's own partial file in OUT's folder
-    (``.OUT.err-stream-partial.<pid>-<random>.EXT``) and renamed into place by :meth:`commit`;
-    anything else (error, Ctrl-C) removes the partial file and leaves OUT (new or pre-existing)
-    untouched. While the run writes, OUT is locked (:class:`~.output_lock.OutputLock`): a second
-    run for the same OUT stops at once. Partial files left by killed runs are removed by the
-    next run for the same OUT."""
-
-    def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
-        out = Path(out)
-        self.out = out
-        if out.is_dir():
-            raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
-        if not out.parent.is_dir():
-            what = "is not a folder" if out.parent.exists() else "no such folder"
-            raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
-        holder = lock_holder(out)
-        if holder is not None and holder != os.getpid():
-            raise UserError(f"{out} is being written by another err-stream (pid {holder}); wait for it to finish, stop it, or write to another file")
-        if out.exists() and not overwrite:
-            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
-        if source is not None and out.exists() and out.resolve() == Path(source).resolve():
-            raise UserError(f"{out}: is the input file; write to another file")
-        self.tmp = partial_path(out)
-        self.lock = OutputLock(out)
-        self.committed = False
-
-    def __enter__(self) -> PartialOutput:
-        self.lock.acquire()
-        try:
-            self.lock.remove_stale_partials()
-            try:
-                with open(self.tmp, "xb"):
-                    pass
-            except OSError as e:
-                raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
-        except BaseException:
-            self.lock.release()
-            raise
-        return self
-
-    def commit(self) -> None:
-        try:
-            os.replace(self.tmp, self.out)
-        except OSError as e:
-            raise ProcessingError(f"{self.out}: could not put the finished output in place ({e.strerror or e}); "
-                                  f"nothing was written there") from None
-        self.committed = True
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if not self.committed:
-                try:
-                    self.tmp.unlink()
-                except FileNotFoundError:
-                    pass
-        finally:
-            self.lock.release()
 
 
 # ----------------------------------------------------------------------------- the sink

@@ -319,7 +319,7 @@ class PyAVSource:
 
 def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
     """The one alpha rule: a picture with alpha is refused, whatever the codec (FFV1, VP9 in
-    WebM, ProRes 4444...), unless ``--drop-alpha`` says to restore the colour and leave the
+    WebM, ProRes 4444...), unless the ``drop_alpha`` setting says to restore the colour and leave the
     alpha out. It is never dropped silently."""
     if info.alpha and not drop_alpha:
         raise UserError(
