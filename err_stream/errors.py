@@ -67,10 +67,11 @@ class UserError(Exception):
         self.instead_for = instead_for
         super().__init__(self.describe(plain_speller))
 
-    def describe(self, spell: Speller) -> str:
-        """The message, with settings written the way ``spell`` writes them."""
+    def describe(self, spell: Speller, setting: bool = True) -> str:
+        """The message, with settings written the way ``spell`` writes them; ``setting=False``
+        leaves out the leading setting and value (where the front end shows them itself)."""
         reason = spell_named(self.reason, spell)
-        msg = reason if self.option is None else f"{spell(self.option, self.value)}: {reason}"
+        msg = reason if self.option is None or not setting else f"{spell(self.option, self.value)}: {reason}"
         if self.instead:
             msg += "; " + (self.instead_for + " " if self.instead_for else "") + "pass " + " or ".join(spell(*o) if isinstance(o, tuple) else spell(o, NO_VALUE) for o in self.instead)
         return msg

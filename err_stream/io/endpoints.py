@@ -93,7 +93,7 @@ def output_format(ep: Endpoint, requested: str | None) -> str:
     from .sink import CONTAINERS
 
     if requested:
-        _check_muxer(requested)
+        check_muxer(requested)
         return requested
     if ep.kind == "pipe":
         raise UserError(f"OUT is '-' (standard output): name its container with {named('format')} ({', '.join(PIPE_FORMATS)}, ...)")
@@ -108,7 +108,7 @@ def output_format(ep: Endpoint, requested: str | None) -> str:
     return fmt
 
 
-def _check_muxer(name: str) -> None:
+def check_muxer(name: str) -> None:
     import av
 
     if name not in av.formats_available:

@@ -1,0 +1,114 @@
+"""The restore stage: each frame's way through the model, on the device.
+
+Code planes (packed in one of the executor's host buffers, pinned on CUDA) go to the device,
+are converted to R'G'B' float with the stream's own matrix and range, restored, checked by
+the output guard and converted to the output's code planes; all of it inside the engine's
+:class:`~err_stream.engine.executor.StreamingExecutor` (on CUDA: upload, compute and download
+streams ordered by events). The main thread batches decoded frames and submits them; it
+never waits for the model.
+"""
+
+from __future__ import annotations
+
+import queue
+
+import numpy as np
+import torch
+
+from ..engine.executor import StreamingExecutor
+from ..io.colour import PackedFrameColour, YCbCrConverter, resolve_full_range, resolve_matrix
+from ..io.source import Source, SourceFrame
+from .pipeline import END, Channel
+from .plan import TranscodePlan
+
+
+def colour_conversion(plan: TranscodePlan) -> tuple[YCbCrConverter, PackedFrameColour]:
+    """The one place a run's colour conversion is built from what the input is: the
+    stream's matrix and range, its pixel format in, the output's pixel format out."""
+    info, encoder = plan.info, plan.encoder
+    converter = YCbCrConverter(resolve_matrix(info.tags, info.width, info.height),
+                               resolve_full_range(info.tags, info.pix_fmt.name))
+    return converter, PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, info.width, info.height)
+
+
+class RestoreStage:
+    """Owns the executor: :meth:`pack` fills a host buffer with a decoded frame (decode
+    thread), :meth:`feed` batches frames and submits them (main thread), handing each batch's
+    ticket to the encoder in order."""
+
+    def __init__(self, plan: TranscodePlan, source: Source, restorer, device: torch.device, batch: int, queue_frames: int) -> None:
+        info = plan.info
+        self.batch = batch
+        self.restorer = restorer
+        self.converter, self.colour = colour_conversion(plan)
+        self.in_shapes, self.out_shapes = self.colour.in_shapes, self.colour.out_shapes
+        packed = source.delivers == "planes"
+        # One frame's code planes travel packed in one host buffer: enough buffers for the
+        # decode queue, the batch being uploaded and one being filled. DALI's RGB is on its own.
+        self.executor = StreamingExecutor(
+            restorer,
+            device=device,
+            pre=self.colour.to_rgb if packed else self.converter.from_bt601_limited_rgb,
+            post=self._to_codes,
+            max_batch=batch,
+            depth=4,
+            input_shape=(info.pix_fmt.frame_elements(info.width, info.height),),
+            input_dtype=info.pix_fmt.torch_dtype,
+            input_slots=max(queue_frames, 2 * batch) + batch + 1 if packed else 0,
+            accept_out_of_range=plan.options.run.accept_out_of_range,
+            name="err-stream-model",
+        )
+
+    def _to_codes(self, rgb: torch.Tensor) -> torch.Tensor:
+        # Passthrough is not clamped, so its round trip is exact.
+        return self.colour.from_rgb(rgb, clamp=self.restorer is not None)
+
+    def pack(self, frame: SourceFrame) -> None:
+        """Move a decoded frame's planes into a host buffer (decode thread); the decoder's
+        own buffer can go."""
+        if frame.planes is None:
+            return
+        slot = self.executor.input_slot()
+        host = slot.tensor.numpy()
+        if host.dtype == np.int16:
+            host = host.view(np.uint16)
+        at = 0
+        for plane, (h, w) in zip(frame.planes, self.in_shapes):
+            host[at : at + h * w].reshape(h, w)[...] = plane
+            at += h * w
+        frame.planes = None
+        frame.keepalive = slot
+
+    def feed(self, frames_in: Channel, tickets_out: Channel) -> None:
+        """Take decoded frames as they come, up to ``batch`` at a time, and submit them."""
+        ended = False
+        while not ended:
+            item = frames_in.get()
+            if item is END:
+                break
+            frames = [item]
+            while len(frames) < self.batch:
+                try:
+                    item = frames_in.get_nowait()
+                except queue.Empty:
+                    break
+                if item is END:
+                    ended = True
+                    break
+                frames.append(item)
+            self._submit(frames, tickets_out)
+        tickets_out.put(END)
+
+    def _submit(self, frames: list[SourceFrame], tickets_out: Channel) -> None:
+        inputs = [f.keepalive if f.keepalive is not None else f.rgb601 for f in frames]
+        after = [f.ready for f in frames if f.ready is not None]
+        for f in frames:
+            f.keepalive = f.rgb601 = None
+        tickets_out.put((frames, self.executor.submit(inputs, index=frames[0].index, after=after)))
+
+    @property
+    def clamped_frames(self) -> int:
+        return self.executor.clamped_frames
+
+    def close(self) -> None:
+        self.executor.close()  # also wakes the threads blocked on it
