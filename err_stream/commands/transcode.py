@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder-preset", metavar="NAME",
                    help="the encoder's preset (ffmpeg's -preset: e.g. slow, p5); --preset names model weights")
     g.add_argument("--pix-fmt", metavar="FMT", help="output pixel format (default: the input's, e.g. yuv420p10le)")
+    g.add_argument("--size", metavar="WxH", help="output picture size, e.g. 1920x1080: the restored frames are scaled on the "
+                                                 "device (bicubic, antialiased when shrinking) before encoding (default: the input's)")
     g.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="any encoder option, repeatable (e.g. x265-params=lossless=1)")
 

@@ -242,6 +242,15 @@ def choose_encoder(
             raise UserError(f"no encoder here can write {want.name} video into {where}", instead=["codec", "pix_fmt"])
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
+    width, height = request.size or (info.width, info.height)
+    sar = info.sample_aspect_ratio
+    if (width, height) != (info.width, info.height):
+        cw, ch = 1 << chosen.log2_chroma_w, 1 << chosen.log2_chroma_h
+        if width % cw or height % ch:
+            raise SettingError("size", f"{width}x{height}", f"{chosen.name} ({chosen.subsampling()} chroma) needs a width that is "
+                               f"a multiple of {cw} and a height that is a multiple of {ch}, e.g. {width - width % cw}x{height - height % ch}")
+        if sar:  # the picture keeps its display shape, as FFmpeg's scale filter keeps it
+            sar = sar * Fraction(height * info.width, width * info.height)
 
     options = dict(ENCODER_DEFAULTS.get(codec, {}))
     if codec == "prores_ks":
@@ -275,7 +284,7 @@ def choose_encoder(
                 merge_option(options, "x265-params", params)
         else:
             log.warning("the input has HDR10 metadata; only libx265 output carries it (in the bitstream)")
-    return EncoderSettings(codec, chosen, info.width, info.height, options, info.sample_aspect_ratio)
+    return EncoderSettings(codec, chosen, width, height, options, sar)
 
 
 def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: Path) -> str:

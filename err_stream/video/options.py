@@ -4,7 +4,7 @@
 
 =========  =====================================================================
 ``decode``   how the input is read: decoder, input_format, ignore_errors, drop_alpha
-``encode``   what the output video is: codec, crf, encoder_preset, pix_fmt, encoder_opt, format
+``encode``   what the output video is: codec, crf, encoder_preset, pix_fmt, encoder_opt, format, size
 ``streams``  what goes beside it: no_data
 ``live``     streams and pipes: timeout, max_delay, drop_late
 ``run``      how the run goes: device, batch, queue_frames, overwrite, accept_out_of_range
@@ -25,6 +25,7 @@ stage that uses it (see docs/architecture.md). Importing this module loads nothi
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -134,6 +135,21 @@ def _demuxer(name: str, value: Any) -> str | None:
     return value
 
 
+def _size(name: str, value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", value) if isinstance(value, str) else None
+    if m is not None:
+        size = (int(m[1]), int(m[2]))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        size = (value[0], value[1])
+    else:
+        raise SettingError(name, value, "expected a picture size, width x height (e.g. 1920x1080)")
+    if min(size) < 1:
+        raise SettingError(name, value, "expected a picture size of at least 1x1")
+    return size
+
+
 def _device(name: str, value: Any) -> str | None:
     from ..engine.settings import parse_device
 
@@ -168,7 +184,9 @@ class DecodeOptions:
 class EncodeOptions:
     """What the output video is, in FFmpeg's words: ``codec`` (default: the input's codec
     family), ``crf``, ``encoder_preset``, ``pix_fmt`` (default: the input's), ``encoder_opt``
-    (``KEY=VALUE`` items) and ``format`` (the output container; default: from OUT)."""
+    (``KEY=VALUE`` items), ``format`` (the output container; default: from OUT) and ``size``
+    (``(width, height)`` or ``"WxH"``: the restored frames are scaled to it before encoding;
+    default: the input's size)."""
 
     codec: str | None = None
     crf: float | None = None
@@ -176,10 +194,11 @@ class EncodeOptions:
     pix_fmt: str | None = None
     encoder_opt: tuple[str, ...] = ()
     format: str | None = None
+    size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         _checked(self, {"codec": _codec, "crf": _number(0), "encoder_preset": _text, "pix_fmt": _pix_fmt,
-                        "encoder_opt": _encoder_opt, "format": _muxer})
+                        "encoder_opt": _encoder_opt, "format": _muxer, "size": _size})
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ are converted to R'G'B' float with the stream's own matrix and range, restored, 
 the output guard and converted to the output's code planes; all of it inside the engine's
 :class:`~err_stream.engine.executor.StreamingExecutor` (on CUDA: upload, compute and download
 streams ordered by events). The main thread batches decoded frames and submits them; it
-never waits for the model.
+never waits for the model. An output ``size`` other than the input's is made here too: the
+restored R'G'B' frames are resampled on the device before they become code planes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import queue
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..engine.executor import StreamingExecutor
 from ..io.colour import PackedFrameColour, YCbCrConverter, resolve_full_range, resolve_matrix
@@ -22,13 +24,25 @@ from .pipeline import END, Channel
 from .plan import TranscodePlan
 
 
-def colour_conversion(plan: TranscodePlan) -> tuple[YCbCrConverter, PackedFrameColour]:
+def colour_conversion(plan: TranscodePlan) -> tuple[YCbCrConverter, PackedFrameColour, PackedFrameColour]:
     """The one place a run's colour conversion is built from what the input is: the
-    stream's matrix and range, its pixel format in, the output's pixel format out."""
+    stream's matrix and range, its pixel format and size in, the output's pixel format and
+    size out. Returns the converter, the conversion in and the conversion out (the same
+    object when the size is kept)."""
     info, encoder = plan.info, plan.encoder
     converter = YCbCrConverter(resolve_matrix(info.tags, info.width, info.height),
                                resolve_full_range(info.tags, info.pix_fmt.name))
-    return converter, PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, info.width, info.height)
+    into = PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, info.width, info.height)
+    if (encoder.width, encoder.height) == (info.width, info.height):
+        return converter, into, into
+    return converter, into, PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, encoder.width, encoder.height)
+
+
+def scale(rgb: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """R'G'B' frames (B x 3 x H x W) resampled to ``width`` x ``height``: bicubic (a = -0.5,
+    as PIL's) and, when shrinking, antialiased (the kernel widened by the ratio, so 4K to
+    1080p weighs every source pixel instead of skipping three in four)."""
+    return F.interpolate(rgb.float(), size=(height, width), mode="bicubic", align_corners=False, antialias=True)
 
 
 class RestoreStage:
@@ -40,8 +54,10 @@ class RestoreStage:
         info = plan.info
         self.batch = batch
         self.restorer = restorer
-        self.converter, self.colour = colour_conversion(plan)
-        self.in_shapes, self.out_shapes = self.colour.in_shapes, self.colour.out_shapes
+        self.converter, self.colour, self.colour_out = colour_conversion(plan)
+        self.in_shapes, self.out_shapes = self.colour.in_shapes, self.colour_out.out_shapes
+        # No scaling path at all at the input's size: the colour round trip stays exact.
+        self.size = None if self.colour_out is self.colour else (plan.encoder.width, plan.encoder.height)
         packed = source.delivers == "planes"
         # One frame's code planes travel packed in one host buffer: enough buffers for the
         # decode queue, the batch being uploaded and one being filled. DALI's RGB is on its own.
@@ -60,8 +76,10 @@ class RestoreStage:
         )
 
     def _to_codes(self, rgb: torch.Tensor) -> torch.Tensor:
+        if self.size is not None:
+            rgb = scale(rgb, *self.size)
         # Passthrough is not clamped, so its round trip is exact.
-        return self.colour.from_rgb(rgb, clamp=self.restorer is not None)
+        return self.colour_out.from_rgb(rgb, clamp=self.restorer is not None)
 
     def pack(self, frame: SourceFrame) -> None:
         """Move a decoded frame's planes into a host buffer (decode thread); the decoder's
