@@ -1,4 +1,4 @@
-"""What a transcode reports: the result (``--json`` on the command line), and the error of a
+"""What a transcode reports: the result (the command line's JSON summary), and the error of a
 stream that stopped early after what arrived was written."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ..errors import ProcessingError
 
 @dataclass
 class TranscodeResult:
-    """How a run went (the command line prints it with ``--json``)."""
+    """How a run went (the command line prints it as its JSON summary)."""
 
     input: str
     output: str
