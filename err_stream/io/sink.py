@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from ..video.options import EncodeOptions
     from .metadata import Metadata
 
+log = logging.getLogger(__name__)
+
 
 class Beside(Protocol):
     """What the output asks of the input's kind (io/sources.py) about everything but the
@@ -35,7 +38,6 @@ class Beside(Protocol):
     def other_streams(self, info: VideoInfo, out_container, out, container_format: str, copy_data: bool,
                       only: set[int] | None): ...
 
-log = logging.getLogger(__name__)
 
 # Output containers by extension (FFmpeg muxer names).
 CONTAINERS = {
@@ -203,7 +205,7 @@ def choose_encoder(
     request: EncodeOptions,
     *,
     container: str | None = None,
-    copied: list[StreamSummary] = (),  # type: ignore[assignment]
+    copied: Sequence[StreamSummary] = (),
 ) -> EncoderSettings:
     """Turn the user's encoder settings (``request``; by default the input's codec family at
     high quality and its pixel format) into settings this FFmpeg and OUT's container accept.
