@@ -31,7 +31,8 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import clips  # noqa: E402
 
 from err_stream.colour import YCbCrConverter, resolve  # noqa: E402
-from err_stream.io.source import DaliSource, probe  # noqa: E402
+from err_stream.io.dali import DaliSource  # noqa: E402
+from err_stream.io.source import probe  # noqa: E402
 
 
 def dali_ycbcr(path: Path, frames: int) -> np.ndarray:

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -223,6 +224,68 @@ def test_dali_cpu_decoder_refuses_h264(media, tmp_path, capsys):
     code, _, err = run_cli(media["h264"], tmp_path / "o.mp4", "--decoder", "dali", "--passthrough", "--device", "cpu", capsys=capsys)
     assert code == 1 and "VP8, VP9, MJPEG" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- output size
+def _yuv444_lossless(path: Path, w: int, h: int, frames: int = 3, sar: Fraction | None = None) -> Path:
+    """Lossless 4:4:4 H.264 (which carries the sample aspect ratio in its bitstream)."""
+    tags = clips.BT709
+    with av.open(str(path), "w") as c:
+        v = clips._video_stream(c, "libx264", w, h, "yuv444p", 12, Fraction(1, 12), tags, {"qp": "0", "preset": "ultrafast"})
+        if sar is not None:
+            v.codec_context.sample_aspect_ratio = sar
+        for i in range(frames):
+            f = clips.fill(av.VideoFrame(w, h, "yuv444p"), clips.yuv_planes(i, w, h, sx=0, sy=0, chroma=0.08), tags)
+            f.pts = i
+            for pk in v.encode(f):
+                c.mux(pk)
+        for pk in v.encode(None):
+            c.mux(pk)
+    return path
+
+
+def test_size_of_the_input_is_no_scaling_at_all(media, tmp_path, capsys):
+    plain, same = tmp_path / "plain.mkv", tmp_path / "same.mkv"
+    for out, extra in ((plain, []), (same, ["--size", "64x48"])):
+        code, _, err = run_cli(media["h264"], out, "--passthrough", "--codec", "ffv1", "--quiet", *extra, capsys=capsys)
+        assert code == 0, err
+    a, b = clips.decode_all(plain)[0], clips.decode_all(same)[0]
+    assert len(a) == len(b) == 12
+    assert all(np.array_equal(x, y) for fa, fb in zip(a, b) for x, y in zip(fa, fb))  # colour-exact: no resampling path
+
+
+def test_size_scales_with_antialiased_bicubic(tmp_path, capsys):
+    """Each output plane is PIL's (antialiased) bicubic resize of the input's: resampling the
+    R'G'B' frames commutes with the affine YCbCr<->RGB conversion (4:4:4: no chroma siting)."""
+    from PIL import Image
+
+    src = _yuv444_lossless(tmp_path / "in.mkv", 128, 96, sar=Fraction(4, 3))  # anamorphic: pixels 4:3 wide
+    assert probe(src).sample_aspect_ratio == Fraction(4, 3)
+    for size in ((64, 48), (160, 120), (64, 64)):  # shrink, enlarge, and a new shape
+        out = tmp_path / f"o{size[0]}x{size[1]}.mkv"
+        code, _, err = run_cli(src, out, "--passthrough", "--codec", "libx264", "--crf", "0", "--quiet", "--size", f"{size[0]}x{size[1]}",
+                               capsys=capsys)
+        assert code == 0, err
+        a, _, _, _ = clips.decode_all(src)
+        b, pb, _, fb = clips.decode_all(out)
+        assert len(b) == 3 and (fb.width, fb.height) == size and fb.format.name == "yuv444p"
+        assert (fb.colorspace, fb.color_range) == (1, 1)
+        for fa, fo in zip(a, b):
+            for plane, got in zip(fa, fo):
+                want = np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize(size, Image.BICUBIC))
+                assert np.abs(got.astype(np.float64) - np.clip(np.rint(want), 0, 255)).max() <= 1
+        with av.open(str(out)) as c:  # the picture keeps its display shape, as with FFmpeg's scale filter
+            assert c.streams.video[0].sample_aspect_ratio == Fraction(4, 3) * Fraction(128 * size[1], 96 * size[0])
+
+
+def test_size_that_the_chroma_cannot_take_is_refused(media, tmp_path, capsys):
+    out = tmp_path / "o.mkv"
+    code, _, err = run_cli(media["h264"], out, "--passthrough", "--codec", "ffv1", "--size", "63x48", capsys=capsys)
+    line = one_line_error(err)
+    assert code == 1 and "--size 63x48" in line and "4:2:0" in line and "multiple of 2" in line and "62x48" in line
+    code, _, err = run_cli(media["h264"], out, "--passthrough", "--size", "wide", capsys=capsys)
+    assert code == 1 and "--size wide: expected a picture size" in one_line_error(err)
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- errors

@@ -232,3 +232,16 @@ def _regions(tiles, hp: int, wp: int, halo: int):
 
 def _div(s: slice, f: int) -> slice:
     return slice(s.start // f, s.stop // f)
+
+
+def load_restorer(model: str | None, settings: RestoreSettings = RestoreSettings()) -> Restorer:
+    """Load a model and wrap it in a Restorer: ``model`` is a checkpoint file, an authors'
+    preset name or None (the embedded demo weights), as :func:`~err_stream.weights.load_model`
+    takes it; the model is loaded straight onto ``settings``' device (checked first). What
+    every front end that names its model by file or preset calls."""
+    import dataclasses
+
+    from ..weights import load_model
+
+    device = settings.torch_device()
+    return Restorer(load_model(model, device=device), settings=dataclasses.replace(settings, device=str(device)))
