@@ -181,6 +181,10 @@ class PackedFrameColour:
             rgb = rgb.clamp(0.0, 1.0)
         source = None
         if codes is not None:
+            if codes.shape[-1] != sum(h * w for h, w in self.in_shapes):
+                # e.g. the codes of a picture of another size: its chroma cannot help here
+                raise ValueError(f"the input codes ({codes.shape[-1]} per frame) are not of this conversion's "
+                                 f"{self.in_fmt.name} frame ({sum(h * w for h, w in self.in_shapes)})")
             _, cb, cr = split_planes(codes, self.in_shapes)
             source = (cb, cr, self.in_fmt)
         planes = self.converter.rgb_to_planes(rgb, self.out_fmt, source)
