@@ -289,3 +289,57 @@ def test_chunk_parallel_triton_scan_on_cuda(shape):
     ref = selective_scan_reference(u, delta, A, B, C, D, bias, True)
     y = selective_scan(u, delta, A, B, C, D, bias, True, backend="triton_chunked")
     assert ((y - ref).abs().max() / ref.abs().max()).item() < 1e-5
+
+
+# ---------------------------------------------------------------- graphs, lanes, dtypes (issue 17)
+
+
+def test_mamba_kernel_gets_the_dtypes_it_accepts():
+    """mamba_ssm's selective_scan refuses per-token B/C of another dtype than u (its
+    selective_scan.cpp checks); the model hands it half u/delta with float32 B/C. The check
+    that the mamba path runs before the kernel, on what the model really passes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from err_stream.model.lfr import SS2D
+    from err_stream.ops.scan import check_mamba_inputs, mamba_inputs
+
+    class Record(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.err_stream.selective_scan.default:
+                self.calls.append(args[:7])
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    for dtype in (torch.float16, torch.bfloat16):
+        ss = next(m for m in prepare_model(ERR(), dtype, channels_last=False).modules() if isinstance(m, SS2D))
+        with torch.inference_mode(), Record() as rec:
+            ss(torch.randn(1, 6, 10, ss.in_proj.in_features).to(dtype))
+        (raw,) = rec.calls
+        assert raw[0].dtype == dtype and raw[3].dtype == torch.float32  # what the model passes
+        with pytest.raises(ValueError, match="B is torch.float32 but must be"):
+            check_mamba_inputs(*raw)
+        fixed = mamba_inputs(*raw)
+        check_mamba_inputs(*fixed)
+        assert all(t is None or t.dtype == torch.float32 for t in fixed)
+        # The values are the model's (widened, not changed): the reference scan agrees.
+        want = selective_scan_reference(*raw)
+        assert torch.allclose(selective_scan_reference(*fixed), want)
+
+
+def test_cache_dir_without_platformdirs_follows_the_xdg_rules(monkeypatch, tmp_path):
+    """The GPU machines' Python has no platformdirs; every compile asks for the cache folder."""
+    from err_stream.runtime import cache_dir
+
+    monkeypatch.delenv("ERR_STREAM_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with_platformdirs = cache_dir()
+    monkeypatch.setitem(sys.modules, "platformdirs", None)  # import platformdirs -> ImportError
+    assert cache_dir() == with_platformdirs == tmp_path / "xdg" / "err-stream"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "err-stream"
+    assert compile_cache_dir() == tmp_path / "home" / ".cache" / "err-stream" / "compile"
