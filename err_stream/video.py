@@ -173,8 +173,6 @@ def transcode(
         if in_ep.is_file:
             info = probe(in_ep.path)
         else:
-            if restorer is not None:
-                warm_up(restorer)
             live_source = LiveSource(in_ep, input_format, timeout, low_delay=live, stop=stop_input)
             stack.callback(live_source.close)
             info = live_source.info
@@ -193,14 +191,21 @@ def transcode(
                           max_delay if live else None, drop_late)
 
 
-def warm_up(restorer) -> None:
-    """Run the model once on a small frame before a stream starts: the first call compiles
-    kernels (numba, Triton) and initialises the device, which would otherwise put a live
-    stream seconds behind from its first frame on (and never let it catch up)."""
-    with torch.inference_mode():
-        restorer.restore(torch.zeros(1, 3, 64, 64, device=restorer.device))
-    if restorer.device.type == "cuda":
-        torch.cuda.synchronize(restorer.device)
+def warm_up(restorer, height: int, width: int, batch: int = 1) -> None:
+    """Run the model once before a live stream's frames: the first call compiles kernels
+    (numba, Triton) and initialises the device, which would otherwise put a live stream
+    seconds behind from its first frame on (and never let it catch up). Where the fast path
+    compiles and captures per input shape, that is done at the stream's size and batch
+    (through an executor, as the stream will run; its graphs go when it closes, the compiled
+    code stays); elsewhere a small frame is enough (kernels compile per dtype, not size)."""
+    fast = getattr(restorer, "fast", None)
+    if fast is None or not fast.specialises_shapes:
+        height, width, batch = 64, 64, 1
+    log.debug("warming the model up at %dx%d, batch %d", width, height, batch)
+    with StreamingExecutor(restorer, max_batch=batch, depth=1, accept_out_of_range=True, name="err-warm-up") as ex:
+        frames = [torch.zeros(3, height, width, device=restorer.device)] * batch
+        with ex.submit(frames):
+            pass
 
 
 def _low_delay(settings: EncoderSettings, encoder_opts) -> EncoderSettings:
@@ -227,6 +232,8 @@ def _transcode(info, live_source, partial, stack, in_ep, out_ep, container, sett
     if max_delay is not None:
         batch = min(batch, max_delay)
         queue_frames = min(queue_frames, max_delay)
+    if live_source is not None and restorer is not None:
+        warm_up(restorer, info.height, info.width, batch)
     if live_source is not None:
         decoder_name, source = "pyav", live_source
     else:

@@ -292,6 +292,61 @@ def test_chunk_parallel_triton_scan_on_cuda(shape):
 
 
 # ---------------------------------------------------------------- graphs, lanes, dtypes (issue 17)
+# CUDA graphs cannot run here; their bookkeeping can: FastForward rehearses the graph path on
+# the CPU (static buffers per shape and lane, the capture lock, replay counts) with a plain
+# call in place of the graph.
+
+
+def test_graph_rehearsal_replays_once_per_call_and_equals_eager(golden_model):
+    frame = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    eager = FastForward(golden_model, "cpu")
+    graphed = FastForward(golden_model, "cpu", cuda_graphs=True, rehearse_graphs=True)
+    assert graphed.specialises_shapes and not eager.specialises_shapes
+    assert "graph rehearsal" in graphed.describe()
+    with torch.inference_mode():
+        first, second = graphed(frame), graphed(frame * 0.5)
+    assert graphed.graph_replays == 2  # measured: one replay per call
+    assert torch.equal(first, eager(frame)) and torch.equal(second, eager(frame * 0.5))
+    assert graphed.captured() == {("default",): [((1, 3, 128, 128), torch.float32)]}
+    graphed.release()
+    assert graphed.captured() == {}
+    with pytest.raises(ValueError, match="rehearse_graphs"):
+        FastForward(golden_model, "cpu", cuda_graphs=True)
+
+
+def test_graph_capture_waits_for_the_process_wide_capture_lock(golden_model):
+    """Two executors starting at once must not capture at the same time."""
+    import threading
+    import time
+
+    from err_stream.engine.fast import CAPTURE_LOCK, GraphLane, graph_lane
+
+    ff = FastForward(golden_model, "cpu", cuda_graphs=True, rehearse_graphs=True)
+    calls = []
+    hook = ff.model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    x = torch.rand(1, 3, 128, 128)
+    done = threading.Event()
+
+    def capture() -> None:
+        with graph_lane(GraphLane("other")):
+            ff(x)
+        done.set()
+
+    CAPTURE_LOCK.acquire()
+    try:
+        t = threading.Thread(target=capture)
+        t.start()
+        deadline = time.monotonic() + 120
+        while len(calls) < 2 and time.monotonic() < deadline:  # its two warm-up calls
+            done.wait(0.05)
+        assert len(calls) == 2
+        assert not done.wait(1.0) and len(calls) == 2  # the capture itself waits for the lock
+    finally:
+        CAPTURE_LOCK.release()
+    t.join(120)
+    hook.remove()
+    assert done.is_set() and len(calls) == 4  # the capture, then the replay
+    assert len(ff.captured()) == 1
 
 
 def test_mamba_kernel_gets_the_dtypes_it_accepts():
