@@ -53,10 +53,10 @@ log = logging.getLogger(__name__)
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 
-# One graph capture at a time in the process. A capture begins with a device-wide
-# synchronisation and an empty_cache(), and the allocator routes the capturing stream's
-# allocations into the graph's pool: two captures interleaved from two threads (two
-# executors starting at once) would see each other's allocations.
+# One graph capture at a time in the process. torch.cuda.graph begins each capture with a
+# device-wide synchronisation, a garbage collection and an empty_cache(), and the caching
+# allocator's capture bookkeeping is process-wide: captures from two threads at once (two
+# executors starting together) are nothing PyTorch promises to handle, so they take turns.
 CAPTURE_LOCK = threading.Lock()
 
 _local = threading.local()
