@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from ..engine.executor import ExecutorClosed
+from ..engine.executor import ExecutorClosed, StreamingExecutor
 from ..engine.settings import RestoreSettings
 from ..io.endpoints import StdoutClaim, output_options
 from ..io.output_file import OutputFile
@@ -60,12 +60,12 @@ def execute(plan: TranscodePlan, restorer=None, progress: Progress | None = None
             output = stack.enter_context(OutputFile(out.path, overwrite=plan.options.run.overwrite,
                                                     source=plan.input.path if plan.input.is_file else None))
         device = restorer.device if restorer is not None else RestoreSettings(device=plan.options.run.device).torch_device()
-        if plan.info is None and restorer is not None:
-            warm_up(restorer)  # before a stream is opened: it would fall behind from its first frame
         source = plan.source.open(plan.input, plan.info, plan.options, device=device, low_delay=plan.live, stop=stop)
         stack.callback(source.close)
-        if plan.info is None:
+        if plan.info is None:  # a stream input, probed as it was opened
             plan = with_input(plan, source.info)
+            if restorer is not None:  # before its frames are taken (see warm_up)
+                warm_up(restorer, plan.info.height, plan.info.width, _batching(plan, device)[0])
         if output is not None:
             target = str(output.tmp)
         elif out.kind == "pipe":
@@ -87,14 +87,21 @@ def execute(plan: TranscodePlan, restorer=None, progress: Progress | None = None
     return _result(plan, source, restorer, device, run)
 
 
-def warm_up(restorer) -> None:
-    """Run the model once on a small frame before a stream starts: the first call compiles
-    kernels (numba, Triton) and initialises the device, which would otherwise put a live
-    stream seconds behind from its first frame on (and never let it catch up)."""
-    with torch.inference_mode():
-        restorer.restore(torch.zeros(1, 3, 64, 64, device=restorer.device))
-    if restorer.device.type == "cuda":
-        torch.cuda.synchronize(restorer.device)
+def warm_up(restorer, height: int, width: int, batch: int = 1) -> None:
+    """Run the model once before a stream's frames: the first call compiles kernels (numba,
+    Triton) and initialises the device, which would otherwise put a live stream seconds
+    behind from its first frame on (and never let it catch up). Where the fast path compiles
+    and captures per input shape, that is done at the stream's size and batch (through an
+    executor, as the stream will run; its graphs go when it closes, the compiled code stays);
+    elsewhere a small frame is enough (kernels compile per dtype, not size)."""
+    fast = getattr(restorer, "fast", None)
+    if fast is None or not fast.specialises_shapes:
+        height, width, batch = 64, 64, 1
+    log.debug("warming the model up at %dx%d, batch %d", width, height, batch)
+    with StreamingExecutor(restorer, max_batch=batch, depth=1, accept_out_of_range=True, name="err-warm-up") as ex:
+        frames = [torch.zeros(3, height, width, device=restorer.device)] * batch
+        with ex.submit(frames):
+            pass
 
 
 def default_batch(info: VideoInfo, device: torch.device) -> int:
@@ -111,13 +118,19 @@ class _Run:
         self.frames, self.seconds, self.batch, self.pace = frames, seconds, batch, pace
 
 
+def _batching(plan: TranscodePlan, device: torch.device) -> tuple[int, int]:
+    """The run's batch size and decode queue length (frames)."""
+    batch = plan.options.run.batch or default_batch(plan.info, device)
+    queue_frames = plan.options.run.queue_frames
+    if plan.live:  # the bound holds for every queue
+        batch, queue_frames = min(batch, plan.max_delay), min(queue_frames, plan.max_delay)
+    return batch, queue_frames
+
+
 def _run_stages(plan: TranscodePlan, source: Source, sink: VideoSink, restorer, device: torch.device,
                 progress: Progress | None) -> _Run:
     info, options = plan.info, plan.options
-    batch = options.run.batch or default_batch(info, device)
-    queue_frames = options.run.queue_frames
-    if plan.live:  # the bound holds for every queue
-        batch, queue_frames = min(batch, plan.max_delay), min(queue_frames, plan.max_delay)
+    batch, queue_frames = _batching(plan, device)
     what = "passthrough (no model)" if restorer is None else f"model {restorer.precision}"
     line = (f"{info.describe()} -> {plan.encoder.describe()}; decoder {source.name}, {device}, {what}, batch {batch}"
             + (f", at most {plan.max_delay} frames in flight" if plan.live else ""))
