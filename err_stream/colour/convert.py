@@ -16,7 +16,7 @@ chroma is the input's plus the downsampled *change* the model made::
 rather than ``down(C(rgb_out))``. A bicubic ``down`` after ``up`` is not the identity: it
 softens chroma at colour edges (up to 37 10-bit code values on a photograph), each time a
 picture goes through. With the change instead, a picture the model leaves alone comes back
-exactly (``--passthrough``, an identity model; pixels the output clamp moves excepted), a
+exactly (a run without a model, an identity model; pixels the output clamp moves excepted), a
 uniform change (a gain) keeps the input's chroma detail, and where the model changed the
 picture the change is what zimg's ``down`` gives. The cost is on input noise the model
 removes: its finest chroma part (what ``down(up(.))`` does not pass) stays, at the input's
