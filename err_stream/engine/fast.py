@@ -8,8 +8,9 @@
 * **half weights with float32 islands** for ``fp16``/``bf16``: the weights are converted once,
   instead of autocast re-casting them on every call, except where numerics need float32 (the
   normalisations' weights, the scan's A, D and dt bias, the frequency branch's KAN, the
-  attention temperature; those layers compute in float32 whatever their input, see
-  :func:`float32_parameters`);
+  attention temperature, and the convs that make each stage's image, so that the input
+  picture and the images added to it stay float32; those layers compute in float32 whatever
+  their input, see :func:`float32_parameters`);
 * **torch.compile(fullgraph=True)** of the whole forward (the scan and the rational are
   registered ops, so the model is one graph), per frame size (``dynamic=False``); compiled
   artefacts are cached on disk (:func:`compile_cache_dir`) so a second run starts fast, and
@@ -131,13 +132,13 @@ def _use_compile_cache() -> Path:
 def float32_parameters(model: ERR) -> Iterator[tuple[str, nn.Parameter]]:
     """The parameters that stay float32 in a half-weight model (the float32 islands)."""
     from ..model.hfr import RationalKAN
-    from ..model.layers import ChannelLayerNorm
+    from ..model.layers import ChannelLayerNorm, ImageConv
     from ..model.lfr import SS2D
     from ..model.zfe import PriorChannelAttention
 
     for name, module in model.named_modules():
         prefix = f"{name}." if name else ""
-        if isinstance(module, (nn.LayerNorm, ChannelLayerNorm, RationalKAN)):
+        if isinstance(module, (nn.LayerNorm, ChannelLayerNorm, RationalKAN, ImageConv)):
             yield from ((prefix + n, p) for n, p in module.named_parameters())
         elif isinstance(module, SS2D):
             yield from ((prefix + n, getattr(module, n)) for n in ("A_logs", "Ds", "dt_projs_bias"))
@@ -248,8 +249,9 @@ class FastForward:
             return {key: list(lane.graphs) for key, lane in self._lanes.items()}
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Input conversion and output layout are part of the (compiled) graph: fused, not extra passes.
-        y = self.model(x.to(self.dtype).contiguous(memory_format=self.memory_format))
+        # The input stays float32: it is the image the stages add their corrections to (the
+        # model casts it where it enters the features). Output layout is part of the graph.
+        y = self.model(x.float().contiguous(memory_format=self.memory_format))
         return y.float().contiguous()
 
     @torch.inference_mode()
