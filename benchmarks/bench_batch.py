@@ -80,7 +80,8 @@ def main() -> int:
     torch.set_flush_denormal(True)
     import ray
 
-    from err_stream.commands.common import make_restorer
+    from err_stream.engine.restorer import load_restorer
+    from err_stream.engine.settings import RestoreSettings
     from err_stream.video import transcode
     from pipelines.job import load_job
     from pipelines.runner import run_batch
@@ -101,8 +102,7 @@ def main() -> int:
         # plain transcoder, same threads as one worker
         torch.set_num_threads(max(1, int(args.cpus_per_worker)))
         t0 = time.perf_counter()
-        ns = argparse.Namespace(weights=args.weights, preset=None, device=args.device, precision=precision, tile="auto")
-        restorer = make_restorer(ns)
+        restorer = load_restorer(args.weights, RestoreSettings(device=args.device, precision=precision))
         for i, src in enumerate(inputs):
             # Random weights leave [0, 1]: clamp (speed does not depend on the values).
             transcode(src, tmp / f"plain{i}.mp4", restorer, progress=False, accept_out_of_range=True)

@@ -1,63 +1,191 @@
 """4K at 60 fps on one GPU: every figure of issue 12 in one run, printed and written as JSON.
 
-    python benchmarks/gpu_4k60.py                       # on the GPU machine (< 7 min on an H100)
-    python benchmarks/gpu_4k60.py --json out.json
-    python benchmarks/gpu_4k60.py --smoke               # all of it on the CPU at small sizes
+    python benchmarks/gpu_4k60.py --json $OUT/gpu_4k60.json --only model profile memory --budget 420
+    python benchmarks/gpu_4k60.py --rehearse --json /tmp/x.json      # the whole script on the CPU
 
-Sections (each one is independent: an error is recorded in the JSON and the run goes on):
+benchmarks/README.md has the prepared device commands (what fits in a 15-minute lease) and
+what each returns.
 
-* ``model``: model-only ms / fps / peak memory / PSNR (against eager fp32) at 3840x2160, for
-  eager fp32 (the baseline), today's fp16 path (autocast, NCHW), then each step of the fast
-  path cumulatively: channels_last, cudnn.benchmark, half weights with float32 islands,
-  torch.compile, CUDA graphs, the chunk-parallel Triton scan. Speed-ups are against the baseline measured in the same run.
+Sections, in this order (each in its own guard: an error is recorded in the JSON and the run
+goes on; each model step is guarded too, and the JSON is rewritten after every step):
+
+* ``model``: model-only ms / fps / peak memory / PSNR (against eager fp32) at 3840x2160
+  (padded to the model's multiple, 3840x2176), for eager fp32 (the baseline), today's fp16
+  path (autocast, NCHW), then each step of the fast path cumulatively: channels_last,
+  cudnn.benchmark, half weights with float32 islands, torch.compile, CUDA graphs, the
+  chunk-parallel Triton scan. Speed-ups are against the baseline measured in the same run.
 * ``profile``: kernels per frame, and layout-conversion / copy kernels, from torch.profiler,
-  for the baseline, today's fp16 path and the final fast path.
-* ``decode``: decode fps of a 4K H.264 clip, CPU (PyAV) against NVDEC (PyAV's HWAccel), if
-  the build has it.
+  for the baseline, today's fp16 path and the compiled fast path; graph launches per frame
+  with CUDA graphs, measured (the FastForward's replay count, and cudaGraphLaunch calls).
+* ``memory``: 4K fp16 whole-frame peak, 8K tiled peak, the per-pixel memory constants of
+  ``model/schedule.py`` measured, and the OOM retry under ``set_per_process_memory_fraction``.
+* ``decode``: decode fps of a 4K H.264 clip made here, CPU (PyAV) against NVDEC (PyAV's HWAccel).
 * ``encode``: encode fps at 4K for libx264 / libx265 / libsvtav1 presets (the H100 has no NVENC).
 * ``pipeline``: end-to-end transcoder fps and efficiency (benchmarks/bench_pipeline.py).
-* ``vs``: the VapourSynth filter against model-only at 1080p and 4K (benchmarks/bench_vs.py).
-* ``memory``: 4K fp16 whole-frame peak, 8K tiled peak, the OOM retry under
-  ``torch.cuda.set_per_process_memory_fraction``, and the per-pixel memory constants measured
-  against the Restorer's.
+* ``vs``: the VapourSynth filter against model-only (benchmarks/bench_vs.py).
 
-The transcoder and VapourSynth parts run the existing benchmark scripts as subprocesses (their
-public entry points), so this script does not depend on their internals.
+``--rehearse`` runs all of it on the CPU through the same code at sizes that are not
+multiples of the model's (200x136 stands for 3840x2160, 400x272 for 7680x4320); what only
+CUDA has (cuDNN's benchmark, the Triton scan, peak memory, the OOM retry) is left out and
+recorded as such, and CUDA graphs are rehearsed by FastForward's static replay.
+
+The device's Python has torch, Triton, numba and CuPy but no PyAV, platformdirs or
+VapourSynth: nothing on the measured path of model/profile/memory needs them; ``--wheels DIR``
+installs carried wheels (PyAV) first, for decode, encode and pipeline.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib
+import importlib.util
 import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
+
+# Before torch loads libgomp: OpenMP threads that spin while waiting starve the rest of a busy
+# CPU (the rehearsal shares the machine with the encoder's and decoder's threads).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from err_stream import ERR, Restorer  # noqa: E402
-from err_stream.engine import restorer as restorer_module  # noqa: E402
+from err_stream.runtime import configure  # noqa: E402
 from err_stream.engine.fast import FastForward  # noqa: E402
+from err_stream.engine.padding import pad_to_multiple, padded_size  # noqa: E402
+from err_stream.model.schedule import err_schedule  # noqa: E402
 from err_stream.ops import forced_backend  # noqa: E402
 
+SECTIONS = ("model", "profile", "memory", "decode", "encode", "pipeline", "vs")
 ENCODERS = {
     "libx264": ["ultrafast", "superfast", "veryfast", "faster", "medium"],
     "libx265": ["ultrafast", "superfast", "veryfast", "fast"],
     "libsvtav1": ["12", "10", "8"],
 }
+CUDA_ONLY = "skipped: CUDA only"
+
+
+# ---------------------------------------------------------------- the report and its guards
+
+
+class BudgetSpent(Exception):
+    """The run's time budget (--budget) ran out in the middle of something."""
+
+
+class Report:
+    """The results, rewritten to ``path`` (atomically) after every step, so that a run cut
+    short (an error, the budget, the device's time limit) still returns what it measured."""
+
+    def __init__(self, path: Path, meta: dict) -> None:
+        self.path = path
+        self.data = dict(meta)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.save()
+
+    def save(self) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, default=str))
+        os.replace(tmp, self.path)
+
+
+def error_entry(exc: BaseException) -> dict:
+    return {"error": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-3000:]}
+
+
+@contextlib.contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Raise BudgetSpent in the main thread at time ``at`` (perf_counter), wherever it is."""
+    if at is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    left = at - time.perf_counter()
+    if left <= 0:
+        raise BudgetSpent("the time budget was spent before this started")
+
+    def ring(signum, frame):
+        raise BudgetSpent("the time budget (--budget or --cap) ran out here")
+
+    previous = signal.signal(signal.SIGALRM, ring)
+    signal.setitimer(signal.ITIMER_REAL, left)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_section(report: Report, name: str, fn: Callable[[dict], None], args) -> dict:
+    """Run one section in its guard: ``fn`` fills the section's dict as it goes (rows are
+    kept whatever happens after them); errors and the budget are recorded, never raised."""
+    sec: dict = {"status": "running"}
+    report.data[name] = sec
+    report.save()
+    print(f"\n## {name}", flush=True)
+    t0 = time.perf_counter()
+    ends = [t for t in (args.deadline, t0 + args.caps[name] if name in args.caps else None) if t is not None]
+    args.section_deadline = min(ends) if ends else None
+    try:
+        if args.section_deadline is not None and t0 >= args.section_deadline:
+            raise BudgetSpent("the time budget was spent before this section")
+        with deadline(args.section_deadline):
+            fn(sec)
+        if sec["status"] == "running":  # a section may say it was skipped
+            sec["status"] = "ok"
+        failed = [r["step"] for r in sec.get("rows", []) if r.get("status") == "error"]
+        if failed:
+            sec["failed_steps"] = failed
+    except BudgetSpent as exc:
+        sec["status"] = f"stopped: {exc}"
+        print(f"   stopped: {exc}", flush=True)
+    except Exception as exc:  # one broken part must not lose the others' figures
+        sec["status"] = "error"
+        sec.update(error_entry(exc))
+        print(f"   error: {type(exc).__name__}: {exc}", flush=True)
+    sec["seconds"] = round(time.perf_counter() - t0, 1)
+    report.save()
+    return sec
+
+
+def run_step(rows: list[dict], report: Report, name: str, body: Callable[[], dict | None]) -> dict:
+    """One row of a section, in its own guard: ``body`` returns the row's figures (None: the
+    step does not apply here). A failing step leaves a row saying why and the next one runs;
+    only the time budget ends the section (it is re-raised)."""
+    row: dict = {"step": name, "status": "running"}  # what a run killed from outside was doing
+    rows.append(row)
+    report.save()
+    try:
+        figures = body()
+        row["status"] = "ok" if figures is not None else CUDA_ONLY
+        row.update(figures or {})
+    except BudgetSpent:
+        row["status"] = "stopped: the time budget ran out"
+        report.save()
+        raise
+    except Exception as exc:
+        row["status"] = "error"
+        row.update(error_entry(exc))
+        print(f"   {name}: error: {type(exc).__name__}: {exc}", flush=True)
+    report.save()
+    return row
 
 
 # ---------------------------------------------------------------- helpers
@@ -90,27 +218,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def timed(fn: Callable[[], torch.Tensor], device: torch.device, repeat: int) -> tuple[float, torch.Tensor]:
-    """Median seconds of ``repeat`` calls after one warm-up call."""
-    y = fn()
-    sync(device)
-    times = []
+    """Median seconds of ``repeat`` calls (the caller has made the first call)."""
+    times, y = [], None
     for _ in range(repeat):
         t0 = time.perf_counter()
         y = fn()
         sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times), y
-
-
-def section(results: dict, name: str, fn: Callable[[], object]) -> None:
-    t0 = time.perf_counter()
-    print(f"\n## {name}", flush=True)
-    try:
-        results[name] = fn()
-    except Exception as exc:  # one broken part must not lose the others' figures
-        results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-2000:]}
-        print(f"   error: {type(exc).__name__}: {exc}", flush=True)
-    results.setdefault("section_seconds", {})[name] = round(time.perf_counter() - t0, 1)
 
 
 def make_model(device: torch.device) -> ERR:
@@ -125,102 +240,188 @@ def frame(width: int, height: int, device: torch.device, seed: int = 0) -> torch
     return (base + 0.02 * torch.randn(3, height, width, generator=gen)).clamp(0, 1)[None].to(device)
 
 
+def padded_frame(width: int, height: int, device: torch.device, multiple: int) -> torch.Tensor:
+    """A frame of the stream's size, padded as the Restorer pads it (the model-only paths
+    take multiples of ``multiple`` only). Made in inference mode as the Restorer's are: a
+    compiled graph guards on it, and a normal tensor in one step and an inference tensor in
+    the next (the graph capture's static input) would compile the model twice."""
+    with torch.inference_mode():
+        return pad_to_multiple(frame(width, height, device), multiple)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
 # ---------------------------------------------------------------- model-only steps
 
 
-def model_steps(args, device: torch.device) -> dict:
+@dataclass
+class ModelRun:
+    """What the model steps share (one model, one input, the fp32 reference)."""
+
+    args: argparse.Namespace
+    device: torch.device
+    x: torch.Tensor
+    model: ERR
+    half: torch.dtype
+    size: tuple[int, int]
+    ref: torch.Tensor | None = None
+    base_ms: float | None = None
+
+    def measure(self, fn: Callable[[], torch.Tensor]) -> dict:
+        base = reset_peak(self.device)
+        t0 = time.perf_counter()
+        fn()  # first call: compilation, autotuning, cuDNN benchmarking, graph capture
+        sync(self.device)
+        first = time.perf_counter() - t0
+        seconds, y = timed(fn, self.device, self.args.repeat)
+        peak = peak_since(self.device, base)
+        w, h = self.size
+        y = y[..., :h, :w].float()  # the stream's pixels (the padding is cropped off)
+        if self.ref is None:
+            self.ref, self.base_ms = y.clone(), seconds * 1000
+        row = {
+            "ms": seconds * 1000, "fps": 1 / seconds, "first_call_s": first, "peak_bytes": peak,
+            "psnr_vs_fp32": psnr(y, self.ref), "max_abs_vs_fp32": (y - self.ref).abs().max().item(),
+            "speedup_vs_baseline": self.base_ms / (seconds * 1000),
+        }
+        return row
+
+
+def model_section(args, sec: dict, report: Report) -> None:
+    device = args.device
     w, h = args.model_size
-    x = frame(w, h, device)
     model = make_model(device)
+    multiple = err_schedule(model).multiple
+    x = padded_frame(w, h, device, multiple)
     half = torch.float16 if device.type == "cuda" else torch.bfloat16  # CPUs have no fast fp16 conv
     half_name = str(half).removeprefix("torch.")
-    rows: list[dict] = []
-    ref = None
+    run = ModelRun(args, device, x, model, half, (w, h))
+    sec.update({"size": [w, h], "padded": [x.shape[-1], x.shape[-2]], "half_dtype": half_name, "device": device_name(device),
+                "target": "H100 3840x2160: >= 60 fps and >= 10x eager fp32", "rows": []})
+    rows = sec["rows"]
+    cuda = device.type == "cuda"
     cudnn_before = torch.backends.cudnn.benchmark
+    shared: dict = {}
 
     def eager(m: ERR, dtype: torch.dtype, channels_last: bool) -> Callable[[], torch.Tensor]:
-        def run() -> torch.Tensor:
+        def call() -> torch.Tensor:
             xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                 return m(xin).float()
 
-        return run
+        return call
 
-    def fast(dtype: torch.dtype, compile: bool, graphs: bool) -> Callable[[], torch.Tensor]:
-        ff = FastForward(model, device, dtype, compile=compile, cuda_graphs=graphs,
-                         compile_backend=args.compile_backend)
-        return lambda: ff(x)
+    def channels_last_model() -> ERR:
+        if "model_cl" not in shared:
+            import copy
 
-    model_cl = None
+            shared["model_cl"] = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        return shared["model_cl"]
 
-    def steps():
-        nonlocal model_cl
-        torch.backends.cudnn.benchmark = False
-        yield "eager fp32 (baseline)", eager(model, torch.float32, False)
-        yield f"today's {half_name} (autocast, NCHW)", eager(model, half, False)
-        import copy
-
-        model_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        yield "+ channels_last", eager(model_cl, half, True)
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            yield "+ cudnn.benchmark", eager(model_cl, half, True)
-        torch.backends.cudnn.benchmark = device.type == "cuda"
-        yield "+ half weights, float32 islands", fast(half, False, False)
-        # One compiled FastForward for the remaining steps (and the profile section): each new
+    def compiled() -> FastForward:
+        # One compiled FastForward for the remaining steps and the profile section: each new
         # one would trace the model again.
-        ff = args.shared_fast = FastForward(model, device, half, compile=True, cuda_graphs=False,
-                                            compile_backend=args.compile_backend)
-        yield f"+ torch.compile ({args.compile_backend})", lambda: ff(x)
-        if device.type == "cuda":
-            ff.cuda_graphs = True
-            yield "+ CUDA graphs", lambda: ff(x)
-            # The chunk-parallel Triton scan (one program per row and chunk) instead of the
-            # row-serial one: a new capture, the same compiled graph (the backend is chosen
-            # inside the registered op).
-            ff.release()
+        if "ff" not in shared:
+            shared["ff"] = args.shared_fast = FastForward(
+                model, device, half, compile=True, cuda_graphs=False, compile_backend=args.compile_backend,
+                rehearse_graphs=not cuda)  # on the CPU the graph step is rehearsed
+        return shared["ff"]
 
-            def chunked() -> torch.Tensor:
-                with forced_backend("selective_scan", "triton_chunked"):
-                    return ff(x)
+    def step_baseline():
+        torch.backends.cudnn.benchmark = False
+        return run.measure(eager(model, torch.float32, False))
 
-            yield "+ chunk-parallel Triton scan", chunked
+    def step_autocast():
+        torch.backends.cudnn.benchmark = False
+        return run.measure(eager(model, half, False))
+
+    def step_channels_last():
+        torch.backends.cudnn.benchmark = False
+        return run.measure(eager(channels_last_model(), half, True))
+
+    def step_cudnn_benchmark():
+        if not cuda:
+            return None
+        torch.backends.cudnn.benchmark = True
+        return run.measure(eager(channels_last_model(), half, True))
+
+    def step_half_weights():
+        torch.backends.cudnn.benchmark = cuda
+        ff = FastForward(model, device, half, compile=False, cuda_graphs=False)
+        return run.measure(lambda: ff(x))
+
+    def step_compile():
+        torch.backends.cudnn.benchmark = cuda
+        ff = compiled()
+        ff.cuda_graphs = False
+        return run.measure(lambda: ff(x))
+
+    def step_graphs():
+        # On the CPU the graph path is rehearsed (static buffers, replays counted).
+        ff = compiled()
+        ff.cuda_graphs = True
+        try:
+            before = ff.graph_replays
+            row = run.measure(lambda: ff(x))
+            calls = 1 + args.repeat
+            row["graph_replays_per_frame"] = (ff.graph_replays - before) / (calls * x.shape[0])
+            if not cuda:
+                row["status"] = "rehearsed: static replay in place of a CUDA graph"
+            return row
+        finally:
             ff.release()
             ff.cuda_graphs = False
-        else:
-            yield "+ chunk-parallel Triton scan", None
 
-    print(f"   {w}x{h}, {device_name(device)}")
+    def step_triton_chunked():
+        if not cuda:
+            return None
+        # The chunk-parallel Triton scan (one program per row and chunk) instead of the
+        # row-serial one: a new capture, the same compiled graph (the backend is chosen
+        # inside the registered op).
+        ff = compiled()
+        ff.cuda_graphs = True
+
+        def call() -> torch.Tensor:
+            with forced_backend("selective_scan", "triton_chunked"):
+                return ff(x)
+
+        try:
+            return run.measure(call)
+        finally:
+            ff.release()
+            ff.cuda_graphs = False
+
+    steps = [
+        ("eager fp32 (baseline)", step_baseline),
+        (f"today's {half_name} (autocast, NCHW)", step_autocast),
+        ("+ channels_last", step_channels_last),
+        ("+ cudnn.benchmark", step_cudnn_benchmark),
+        ("+ half weights, float32 islands", step_half_weights),
+        (f"+ torch.compile ({args.compile_backend})", step_compile),
+        ("+ CUDA graphs", step_graphs),
+        ("+ chunk-parallel Triton scan", step_triton_chunked),
+    ]
+    print(f"   {w}x{h} (padded {x.shape[-1]}x{x.shape[-2]}), {device_name(device)}")
     print(f"   {'step':<40}{'ms':>9}{'fps':>8}{'x base':>8}{'peak MiB':>10}{'PSNR dB':>9}{'first s':>9}")
     try:
-        for name, fn in steps():
-            if fn is None:
-                rows.append({"step": name, "status": "skipped: CUDA only"})
-                print(f"   {name:<40}{'CUDA only':>9}")
-                continue
-            base = reset_peak(device)
-            t0 = time.perf_counter()
-            fn()  # first call: compilation, autotuning, cuDNN benchmarking, graph capture
-            sync(device)
-            first = time.perf_counter() - t0
-            seconds, y = timed(fn, device, args.repeat)
-            peak = peak_since(device, base)
-            if ref is None:
-                ref = y.float().clone()
-            row = {
-                "step": name, "ms": seconds * 1000, "fps": 1 / seconds, "first_call_s": first,
-                "peak_bytes": peak, "psnr_vs_fp32": psnr(y, ref) if rows else float("inf"),
-                "max_abs_vs_fp32": (y.float() - ref).abs().max().item(),
-            }
-            row["speedup_vs_baseline"] = rows[0]["ms"] / row["ms"] if rows else 1.0
-            rows.append(row)
-            print(f"   {name:<40}{row['ms']:>9.2f}{row['fps']:>8.2f}{row['speedup_vs_baseline']:>7.2f}x"
-                  f"{(peak or 0) / 2**20:>10.0f}{row['psnr_vs_fp32']:>9.1f}{first:>9.1f}", flush=True)
-            del y
+        for name, body in steps:
+            row = run_step(rows, report, name, body)
+            if "ms" in row:
+                print(f"   {name:<40}{row['ms']:>9.2f}{row['fps']:>8.2f}{row['speedup_vs_baseline']:>7.2f}x"
+                      f"{(row['peak_bytes'] or 0) / 2**20:>10.0f}{row['psnr_vs_fp32']:>9.1f}{row['first_call_s']:>9.1f}",
+                      flush=True)
+            else:
+                print(f"   {name:<40}{row['status']}", flush=True)
     finally:
         torch.backends.cudnn.benchmark = cudnn_before
-    return {"size": [w, h], "half_dtype": half_name, "rows": rows,
-            "target": "H100 3840x2160: >= 60 fps and >= 10x eager fp32"}
 
 
 # ---------------------------------------------------------------- profiler
@@ -255,35 +456,172 @@ def kernel_counts(fn: Callable[[], torch.Tensor], device: torch.device) -> dict:
         "per_frame": len(kernels),
         "layout_conversions": sum(any(k in n for k in LAYOUT_NAMES) for n in names),
         "copies": sum("copy" in n for n in names),
+        "graph_launch_calls": sum("cudagraphlaunch" in e.name.lower() for e in events),
     }
 
 
-def profile_steps(args, device: torch.device) -> dict:
+def profile_section(args, sec: dict, report: Report) -> None:
+    device = args.device
     w, h = args.profile_size
-    x = frame(w, h, device)
     model = make_model(device)
+    x = padded_frame(w, h, device, err_schedule(model).multiple)
     half = torch.float16 if device.type == "cuda" else torch.bfloat16
-    out = {}
+    sec.update({"size": [w, h], "padded": [x.shape[-1], x.shape[-2]], "rows": []})
+    rows = sec["rows"]
 
     def eager(dtype):
-        def run():
+        def call():
             with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
                 return model(x)
 
-        return run
+        return call
 
-    # The model section's compiled FastForward when it ran (no second trace); the smoke run
-    # otherwise profiles the eager fast path.
-    ff = getattr(args, "shared_fast", None) or FastForward(
-        model, device, half, compile=not args.smoke, cuda_graphs=False, compile_backend=args.compile_backend)
-    for name, fn in (("eager fp32", eager(torch.float32)), ("today's half (autocast)", eager(half)),
-                     ("fast path" + (" (compiled)" if ff.compile else ""), lambda: ff(x))):
-        out[name] = kernel_counts(fn, device)
-        print(f"   {name:<28} {out[name]}", flush=True)
-    if device.type == "cuda":
-        # With CUDA graphs the whole frame is one graph launch; its kernels are those of the compiled path.
-        out["fast path (CUDA graphs)"] = {"graph_launches_per_frame": 1}
-    return {"size": [w, h], **out}
+    def fast() -> FastForward:
+        # The model section's compiled FastForward when it ran (no second trace); else a new
+        # one (eager in the rehearsal: a CPU trace of ERR takes a minute).
+        ff = getattr(args, "shared_fast", None)
+        if ff is None:
+            ff = args.shared_fast = FastForward(model, device, half, compile=not args.rehearse, cuda_graphs=False,
+                                                compile_backend=args.compile_backend,
+                                                rehearse_graphs=device.type != "cuda")
+        return ff
+
+    def counted(fn):
+        def body():
+            out = kernel_counts(fn, device)
+            print(f"   {out}", flush=True)
+            return out
+
+        return body
+
+    def graph_launches():
+        ff = fast()
+        ff.cuda_graphs = True
+        try:
+            ff(x)  # capture
+            sync(device)
+            frames = 3
+            before = ff.graph_replays
+            for _ in range(frames):
+                ff(x)
+            sync(device)
+            out = {"graph_launches_per_frame": (ff.graph_replays - before) / (frames * x.shape[0]),
+                   "measured_by": "FastForward.graph_replays"}
+            if device.type == "cuda":  # and the launches CUDA saw
+                prof = kernel_counts(lambda: ff(x), device)
+                out["cuda_graph_launch_calls_per_frame"] = prof["graph_launch_calls"] / x.shape[0]
+                out["cuda_events_seen_by_profiler_per_frame"] = prof["per_frame"]
+            else:
+                out["status"] = "rehearsed: static replay in place of a CUDA graph"
+            print(f"   {out}", flush=True)
+            return out
+        finally:
+            ff.release()
+            ff.cuda_graphs = False
+
+    for name, body in (("eager fp32", counted(eager(torch.float32))), ("today's half (autocast)", counted(eager(half))),
+                       ("fast path", lambda: {**counted(lambda: fast()(x))(), "fast": fast().describe()}),
+                       ("fast path, graphs", graph_launches)):
+        run_step(rows, report, name, body)
+
+
+# ---------------------------------------------------------------- memory
+
+
+def memory_section(args, sec: dict, report: Report) -> None:
+    """Peaks on CUDA; in the rehearsal the same restores run (the code paths) and the peak
+    figures are left out (the CPU has no peak counter)."""
+    device = args.device
+    cuda = device.type == "cuda"
+    model = make_model(device)
+    sched = err_schedule(model)
+    half = "fp16" if cuda else "bf16"
+    scale = 0.5  # the Restorer's half-precision scale of the per-pixel constants
+    sec.update({"schedule_constants": {"shell_bytes_per_pixel": sched.shell_bytes_per_pixel,
+                                       "frame_bytes_per_pixel": sched.frame_bytes_per_pixel,
+                                       "halo": sched.halo, "multiple": sched.multiple}, "rows": []})
+    rows = sec["rows"]
+    (w4, h4), (w8, h8) = args.memory_4k, args.memory_8k
+
+    def peak(r: Restorer, x: torch.Tensor) -> int | None:
+        r.restore(x)  # first call: cuDNN benchmarking, allocator warm-up
+        if not cuda:
+            return None
+        base = reset_peak(device)
+        r.restore(x)
+        return peak_since(device, base)
+
+    x4k = frame(w4, h4, device)
+    p4h, p4w = padded_size(h4, w4, sched.multiple)
+
+    def whole(fast: bool):
+        def body():
+            r = Restorer(model, device=device, precision=half, tiling="off", compile=False, fast=fast)
+            return {"size": [w4, h4], "precision": half, "peak_bytes": peak(r, x4k)}
+
+        return body
+
+    def tiled_8k():
+        x8k = frame(w8, h8, device)
+        r = Restorer(model, device=device, precision=half, tiling="auto", memory_budget=args.tiled_budget, compile=False)
+        plan = r.plan(h8, w8).describe()
+        y = r.restore(x8k)
+        return {"size": [w8, h8], "budget_bytes": args.tiled_budget, "plan": plan, "peak_bytes": peak(r, x8k),
+                "finite": bool(torch.isfinite(y).all())}
+
+    def calibration(prec: str):
+        """Whole-frame bytes per padded pixel at two sizes, and the tiled shell's bytes per
+        tile pixel from two tile sizes (peak = frame * P + shell * (tile + 2 halo)^2),
+        against what schedule.py assumes."""
+        def body():
+            s = scale if prec != "fp32" else 1.0
+            out: dict = {"precision": prec, "assumed_whole_bytes_per_pixel": (sched.shell_bytes_per_pixel + sched.frame_bytes_per_pixel) * s,
+                         "assumed_shell": sched.shell_bytes_per_pixel * s, "assumed_frame": sched.frame_bytes_per_pixel * s}
+            for cw, ch in args.calibration_sizes:
+                r = Restorer(model, device=device, precision=prec, tiling="off", compile=False)
+                ph, pw = padded_size(ch, cw, sched.multiple)
+                p = peak(r, frame(cw, ch, device))
+                out[f"whole_{cw}x{ch}_bytes_per_pixel"] = None if p is None else p / (ph * pw)
+            pts = []
+            for tile in args.calibration_tiles:
+                r = Restorer(model, device=device, precision=prec, tiling=(tile, tile), compile=False)
+                pts.append(((tile + 2 * sched.halo) ** 2, peak(r, x4k)))
+            (a1, p1), (a2, p2) = pts
+            if p1 is not None and p2 is not None:
+                shell = (p2 - p1) / (a2 - a1)
+                out["tiled_shell_bytes_per_tile_pixel"] = shell
+                out["tiled_frame_bytes_per_pixel"] = (p1 - shell * a1) / (p4h * p4w)
+            return out
+
+        return body
+
+    def oom_retry():
+        if not cuda:
+            return None
+        total = torch.cuda.get_device_properties(device).total_memory
+        cap = args.oom_cap
+        torch.cuda.empty_cache()
+        torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated(device) + cap) / total), device)
+        try:
+            r = Restorer(model, device=device, precision=half, tiling="auto", memory_budget=1 << 40, compile=False)
+            first_plan = r.plan(h4, w4).describe()
+            y = r.restore(x4k)
+            return {"cap_bytes": cap, "first_plan": first_plan, "plan_after": r.plan(h4, w4).describe(),
+                    "finite": bool(torch.isfinite(y).all())}
+        finally:
+            torch.cuda.set_per_process_memory_fraction(1.0, device)
+
+    steps = [
+        (f"{w4}x{h4} {half} whole frame (fast path)", whole(True)),
+        (f"{w4}x{h4} {half} whole frame (today: autocast)", whole(False)),
+        (f"{w8}x{h8} {half} tiled", tiled_8k),
+        ("calibration fp32", calibration("fp32")),
+        (f"calibration {half}", calibration(half)),
+        ("OOM retry", oom_retry),
+    ]
+    for name, body in steps:
+        row = run_step(rows, report, name, body)
+        print(f"   {name}: {({k: v for k, v in row.items() if k not in ('traceback',)})}", flush=True)
 
 
 # ---------------------------------------------------------------- decode / encode
@@ -327,240 +665,258 @@ def decode_fps(clip: Path, hwaccel: bool) -> float:
         return n / (time.perf_counter() - t0)
 
 
-def decode_section(args, clip: Path) -> dict:
-    out = {"size": list(args.codec_size), "cpu_fps": decode_fps(clip, False)}
-    print(f"   CPU decode: {out['cpu_fps']:.1f} fps", flush=True)
-    if args.device.type == "cuda":
-        try:
-            out["nvdec_fps"] = decode_fps(clip, True)
-            print(f"   NVDEC decode: {out['nvdec_fps']:.1f} fps", flush=True)
-        except Exception as exc:
-            out["nvdec"] = f"unavailable: {type(exc).__name__}: {exc}"
-            print(f"   NVDEC: {out['nvdec']}", flush=True)
-    else:
-        out["nvdec"] = "skipped: no CUDA device"
-    return out
+def needs_pyav(sec: dict) -> bool:
+    if have("av"):
+        return True
+    sec["status"] = "skipped: PyAV is not installed (carry its wheel: benchmarks/README.md, --wheels)"
+    print(f"   {sec['status']}", flush=True)
+    return False
 
 
-def encode_section(args) -> dict:
+def decode_section(args, sec: dict, report: Report) -> None:
+    if not needs_pyav(sec):
+        return
+    w, h = args.codec_size
+    sec.update({"size": [w, h], "rows": []})
+    clip_dir = Path(tempfile.mkdtemp(prefix="gpu_4k60_"))
+    made: dict = {}
+
+    def clip():
+        t0 = time.perf_counter()
+        made["clip"] = make_clip(clip_dir / "clip.mp4", w, h, args.decode_frames)
+        return {"frames": args.decode_frames, "seconds": time.perf_counter() - t0}
+
+    def cpu():
+        return {"fps": decode_fps(made["clip"], False)}
+
+    def nvdec():
+        if args.device.type != "cuda":
+            return None
+        return {"fps": decode_fps(made["clip"], True)}
+
+    for name, body in (("make the clip (libx264 ultrafast)", clip), ("CPU decode (PyAV)", cpu), ("NVDEC (PyAV HWAccel)", nvdec)):
+        row = run_step(sec["rows"], report, name, body)
+        print(f"   {name}: {row.get('fps', row.get('status'))}", flush=True)
+
+
+def encode_section(args, sec: dict, report: Report) -> None:
+    if not needs_pyav(sec):
+        return
     import av
 
     w, h = args.codec_size
+    sec.update({"size": [w, h], "frames": args.encode_frames, "cpu_threads": os.cpu_count(), "rows": []})
     frames = [av.VideoFrame.from_ndarray(
         np.ascontiguousarray(np.roll(np.tile(np.arange(w, dtype=np.uint8), (h, 1)), 5 * i, axis=1)), format="gray"
     ).reformat(format="yuv420p") for i in range(args.encode_frames)]
-    rows = []
     tmp = Path(tempfile.mkdtemp(prefix="gpu_4k60_enc_"))
+
+    def encode(codec: str, preset: str):
+        def body():
+            with av.open(str(tmp / f"{codec}.mkv"), "w") as c:
+                s = c.add_stream(codec, rate=60)
+                s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+                s.codec_context.options = {"preset": preset}
+                t0 = time.perf_counter()
+                for i, f in enumerate(frames):
+                    f.pts = i
+                    for p in s.encode(f):
+                        c.mux(p)
+                for p in s.encode(None):
+                    c.mux(p)
+                fps = len(frames) / (time.perf_counter() - t0)
+            return {"encoder": codec, "preset": preset, "fps": fps, "realtime_60": fps >= 60}
+
+        return body
+
     for codec, presets in ENCODERS.items():
         for preset in presets[: args.presets_per_encoder]:
-            try:
-                with av.open(str(tmp / f"{codec}.mkv"), "w") as c:
-                    s = c.add_stream(codec, rate=60)
-                    s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-                    s.codec_context.options = {"preset": preset}
-                    t0 = time.perf_counter()
-                    for i, f in enumerate(frames):
-                        f.pts = i
-                        for p in s.encode(f):
-                            c.mux(p)
-                    for p in s.encode(None):
-                        c.mux(p)
-                    fps = len(frames) / (time.perf_counter() - t0)
-                rows.append({"encoder": codec, "preset": preset, "fps": fps, "realtime_60": fps >= 60})
-                print(f"   {codec:<10} {preset:<10} {fps:8.1f} fps", flush=True)
-            except Exception as exc:
-                rows.append({"encoder": codec, "preset": preset, "error": f"{type(exc).__name__}: {exc}"})
-                print(f"   {codec:<10} {preset:<10} error: {exc}", flush=True)
-    return {"size": [w, h], "frames": len(frames), "cpu_threads": os.cpu_count(), "rows": rows}
+            row = run_step(sec["rows"], report, f"{codec} {preset}", encode(codec, preset))
+            print(f"   {codec:<10} {preset:<10} {row.get('fps', row.get('status'))}", flush=True)
 
 
 # ---------------------------------------------------------------- subprocess benchmarks
 
 
-def run_script(argv: list[str], timeout: int) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+def run_script(argv: list[str], timeout: float, args) -> dict:
+    paths = [str(REPO), *args.extra_paths, os.environ.get("PYTHONPATH", "")]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p))
+    if args.section_deadline is not None:
+        timeout = max(1.0, min(timeout, args.section_deadline - time.perf_counter()))
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, *argv], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     tail = (proc.stdout + proc.stderr)[-3000:]
     print("   " + "\n   ".join(proc.stdout.strip().splitlines()[-8:]), flush=True)
-    return {"argv": argv, "returncode": proc.returncode, "seconds": time.perf_counter() - t0, "output_tail": tail}
-
-
-def pipeline_section(args) -> dict:
-    out = {}
-    for w, h in args.pipeline_sizes:
-        js = Path(tempfile.mkdtemp(prefix="gpu_4k60_pipe_")) / "pipeline.json"
-        argv = ["benchmarks/bench_pipeline.py", "--size", f"{w}x{h}", "--frames", str(args.pipeline_frames),
-                "--device", args.device.type, "--json", str(js)]
-        r = run_script(argv, args.sub_timeout)
-        if js.exists():
-            r["result"] = json.loads(js.read_text())
-        out[f"{w}x{h}"] = r
+    out = {"argv": argv, "returncode": proc.returncode, "seconds": time.perf_counter() - t0, "output_tail": tail}
+    if proc.returncode != 0:
+        out["status"] = "error"
     return out
 
 
-def vs_section(args) -> dict:
-    out = {}
+def pipeline_section(args, sec: dict, report: Report) -> None:
+    if not needs_pyav(sec):
+        return
+    sec["rows"] = []
+    for w, h in args.pipeline_sizes:
+        def body(w=w, h=h):
+            js = Path(tempfile.mkdtemp(prefix="gpu_4k60_pipe_")) / "pipeline.json"
+            argv = ["benchmarks/bench_pipeline.py", "--size", f"{w}x{h}", "--frames", str(args.pipeline_frames),
+                    "--device", args.device.type, "--json", str(js)]
+            r = run_script(argv, args.sub_timeout, args)
+            if js.exists():
+                r["result"] = json.loads(js.read_text())
+            return r
+
+        run_step(sec["rows"], report, f"{w}x{h}", body)
+
+
+def vs_section(args, sec: dict, report: Report) -> None:
+    if not have("vapoursynth"):
+        sec["status"] = "skipped: VapourSynth is not installed"
+        print(f"   {sec['status']}", flush=True)
+        return
+    sec["rows"] = []
     for w, h in args.vs_sizes:
         argv = ["benchmarks/bench_vs.py", "--device", args.device.type, "--size", f"{w}x{h}", "--frames", str(args.vs_frames)]
-        out[f"{w}x{h}"] = run_script(argv, args.sub_timeout)
-    return out
+        run_step(sec["rows"], report, f"{w}x{h}", lambda argv=argv: run_script(argv, args.sub_timeout, args))
 
 
-# ---------------------------------------------------------------- memory
+# ---------------------------------------------------------------- carried wheels
 
 
-def memory_section(args, device: torch.device) -> dict:
-    if device.type != "cuda":
-        # Exercise the tiled path at a small size so the code runs; the figures are CUDA's.
-        model = make_model(device)
-        r = Restorer(model, device=device, precision="fp32", tiling=(128, 128))
-        y = r.restore(frame(384, 256, device))
-        return {"skipped": "memory figures need CUDA", "tiled_smoke_finite": bool(torch.isfinite(y).all())}
-    model = make_model(device)
-    out: dict = {"restorer_constants": {
-        "shell_bytes_per_pixel": restorer_module._SHELL_BYTES_PER_PIXEL,
-        "frame_bytes_per_pixel": restorer_module._FRAME_BYTES_PER_PIXEL,
-    }}
-    big = 1 << 40  # a budget that never asks for tiles
-
-    def peak(r: Restorer, x: torch.Tensor) -> int:
-        r.restore(x)  # first call: cuDNN benchmarking, allocator warm-up
-        base = reset_peak(device)
-        r.restore(x)
-        return peak_since(device, base)
-
-    x4k = frame(3840, 2160, device)
-    out["4k_fp16_whole_peak_bytes"] = peak(Restorer(model, device=device, precision="fp16", tiling="off", compile=False), x4k)
-    out["4k_fp16_whole_peak_bytes_today"] = peak(Restorer(model, device=device, precision="fp16", tiling="off", fast=False), x4k)
-    x8k = frame(7680, 4320, device)
-    r8 = Restorer(model, device=device, precision="fp16", tiling="auto", memory_budget=3 * 2**30, compile=False)
-    out["8k_tiled_plan"] = r8.plan(4320, 7680).describe()
-    out["8k_tiled_peak_bytes"] = peak(r8, x8k)
-    del x8k
-    print(f"   4K fp16 whole frame: {out['4k_fp16_whole_peak_bytes'] / 2**30:.2f} GiB (fast), "
-          f"{out['4k_fp16_whole_peak_bytes_today'] / 2**30:.2f} GiB (today); 8K {out['8k_tiled_plan']}: "
-          f"{out['8k_tiled_peak_bytes'] / 2**30:.2f} GiB", flush=True)
-
-    # Calibration: whole-frame bytes per pixel at two sizes, and the tiled shell's per tile pixel.
-    cal = {}
-    for prec in ("fp32", "fp16"):
-        for w, h in ((1920, 1080), (3840, 2160)):
-            r = Restorer(model, device=device, precision=prec, tiling="off", compile=False)
-            ph, pw = -(-h // 128) * 128, -(-w // 128) * 128
-            cal[f"whole_{prec}_{w}x{h}_bytes_per_pixel"] = peak(r, frame(w, h, device)) / (ph * pw)
-        scale = 0.5 if prec != "fp32" else 1.0
-        cal[f"whole_{prec}_restorer_assumes"] = (restorer_module._SHELL_BYTES_PER_PIXEL + restorer_module._FRAME_BYTES_PER_PIXEL) * scale
-        # Tiled 4K at two tile sizes: peak = frame_bpp * P + shell_bpp * (tile + 2 halo)^2.
-        pts = []
-        for tile in (512, 1024):
-            r = Restorer(model, device=device, precision=prec, tiling=(tile, tile), compile=False)
-            pts.append(((tile + 2 * ERR.shell_halo) ** 2, peak(r, x4k)))
-        (a1, p1), (a2, p2) = pts
-        shell = (p2 - p1) / (a2 - a1)
-        framebpp = (p1 - shell * a1) / (2176 * 3840)
-        cal[f"tiled_{prec}_shell_bytes_per_tile_pixel"] = shell
-        cal[f"tiled_{prec}_frame_bytes_per_pixel"] = framebpp
-        cal[f"tiled_{prec}_restorer_assumes"] = {"shell": restorer_module._SHELL_BYTES_PER_PIXEL * scale,
-                                                  "frame": restorer_module._FRAME_BYTES_PER_PIXEL * scale}
-    out["calibration"] = cal
-    for k, v in cal.items():
-        print(f"   {k}: {v if isinstance(v, dict) else round(v, 1)}", flush=True)
-
-    # OOM retry: a memory cap below the 4K whole-frame peak and a budget that asks for the whole frame.
-    total = torch.cuda.get_device_properties(device).total_memory
-    cap = 2.5 * 2**30
-    torch.cuda.empty_cache()
-    torch.cuda.set_per_process_memory_fraction(min(1.0, (torch.cuda.memory_allocated(device) + cap) / total), device)
-    try:
-        r = Restorer(model, device=device, precision="fp16", tiling="auto", memory_budget=big, compile=False)
-        whole_plan = r.plan(2160, 3840).describe()
-        y = r.restore(x4k)
-        out["oom_retry"] = {"cap_bytes": cap, "first_plan": whole_plan, "plan_after": r.plan(2160, 3840).describe(),
-                            "finite": bool(torch.isfinite(y).all())}
-    finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
-    print(f"   OOM retry: {out['oom_retry']}", flush=True)
+def install_wheels(args) -> dict:
+    """Install the wheels carried in ``args.wheels`` (PyAV; platformdirs) into a folder of
+    their own, from that folder only (no index: the device reaches no network), and put it
+    on this process's path and on its subprocesses'. Guarded: a failure is recorded and the
+    sections that need PyAV say it is missing."""
+    folder = Path(args.wheels)
+    wheels = sorted(p.name for p in folder.glob("*.whl")) if folder.is_dir() else []
+    out: dict = {"folder": str(folder), "wheels": wheels}
+    if not wheels:
+        out["status"] = f"error: no wheels in {folder}"
+        return out
+    target = Path(args.site)
+    names = sorted({w.split("-")[0] for w in wheels})
+    cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile", "--no-cache-dir",
+           "--upgrade", "--find-links", str(folder), "--target", str(target), *names]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out.update({"command": " ".join(cmd), "returncode": proc.returncode, "output_tail": (proc.stdout + proc.stderr)[-2000:]})
+    if proc.returncode != 0:
+        out["status"] = "error"
+        return out
+    sys.path.insert(0, str(target))
+    importlib.invalidate_caches()
+    args.extra_paths.append(str(target))
+    out["installed"] = {n: have(n) for n in names}
+    out["status"] = "ok"
     return out
 
 
 # ---------------------------------------------------------------- main
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
+def default_json() -> str:
+    # On the device machine only what is written under $OUT comes back.
+    out = os.environ.get("OUT")
+    return str(Path(out) / "gpu_4k60.json") if out else "gpu_4k60.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--smoke", action="store_true", help="everything on the CPU at small sizes (the test suite runs this)")
-    p.add_argument("--device", default=None, help="default: cuda if available (cpu with --smoke)")
-    p.add_argument("--json", default="gpu_4k60.json", help="where to write the results (default: gpu_4k60.json)")
-    p.add_argument("--only", nargs="+", choices=["model", "profile", "decode", "encode", "pipeline", "vs", "memory"],
-                   help="run only these sections")
+    p.add_argument("--rehearse", "--smoke", dest="rehearse", action="store_true",
+                   help="the whole script on the CPU at small sizes that are not multiples of the model's (the tests run this)")
+    p.add_argument("--device", default=None, help="default: cuda if available (cpu with --rehearse)")
+    p.add_argument("--json", default=default_json(), help="where to write the results, rewritten after every step "
+                   "(default: $OUT/gpu_4k60.json where $OUT is set, else gpu_4k60.json)")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections (in the script's order)")
     p.add_argument("--repeat", type=int, default=None, help="timed calls per model step (median)")
+    p.add_argument("--budget", type=float, default=None,
+                   help="seconds for the whole run: what is still running then is stopped and recorded, the rest skipped")
+    p.add_argument("--cap", action="append", default=[], metavar="SECTION=SECONDS",
+                   help="at most this long for one section (repeatable), e.g. --cap model=270: a slow compile "
+                        "then cannot take the time of the sections after it")
+    p.add_argument("--wheels", default=None, help="a folder of carried wheels (PyAV) to install first, without network")
+    p.add_argument("--pipeline-frames", type=int, default=None)
     return p
 
 
-def configure(args: argparse.Namespace) -> None:
-    smoke = args.smoke
-    args.device = torch.device(args.device or ("cpu" if smoke or not torch.cuda.is_available() else "cuda"))
-    args.repeat = args.repeat or (1 if smoke else 5)
-    args.model_size = (128, 128) if smoke else (3840, 2160)
-    args.profile_size = (128, 128) if smoke else (3840, 2160)
-    args.codec_size = (256, 144) if smoke else (3840, 2160)
-    args.encode_frames = 3 if smoke else 16
-    args.presets_per_encoder = 1 if smoke else 99
-    args.decode_frames = 6 if smoke else 60
-    args.pipeline_sizes = [(160, 96)] if smoke else [(3840, 2160)]
-    args.pipeline_frames = 3 if smoke else 48
-    args.vs_sizes = [(128, 96)] if smoke else [(1920, 1080), (3840, 2160)]
-    args.vs_frames = 2 if smoke else 24
-    args.sub_timeout = 300
-    # A CPU compile of ERR with inductor takes minutes: the smoke run traces the graph through
+def configure_sizes(args: argparse.Namespace) -> None:
+    r = args.rehearse
+    args.device = torch.device(args.device or ("cpu" if r or not torch.cuda.is_available() else "cuda"))
+    args.repeat = args.repeat or (1 if r else 5)
+    # Sizes that are not multiples of 128, as the real ones: 3840x2160 pads to 3840x2176.
+    args.model_size = (200, 136) if r else (3840, 2160)
+    args.profile_size = args.model_size
+    args.memory_4k = args.model_size
+    args.memory_8k = (400, 272) if r else (7680, 4320)
+    args.calibration_sizes = [(136, 72), (200, 136)] if r else [(1920, 1080), (3840, 2160)]
+    args.calibration_tiles = (128, 192) if r else (512, 1024)
+    args.tiled_budget = 32 * 2**20 if r else 3 * 2**30  # forces tiles at the 8K size
+    args.oom_cap = 2.5 * 2**30
+    args.codec_size = (256, 144) if r else (3840, 2160)
+    args.encode_frames = 3 if r else 16
+    args.presets_per_encoder = 1 if r else 99
+    args.decode_frames = 6 if r else 60
+    args.pipeline_sizes = [(200, 136)] if r else [(3840, 2160)]
+    args.pipeline_frames = args.pipeline_frames or (3 if r else 48)
+    args.vs_sizes = [(128, 96)] if r else [(1920, 1080), (3840, 2160)]
+    args.vs_frames = 2 if r else 24
+    args.sub_timeout = 300 if r else 480
+    # A CPU compile of ERR with inductor takes minutes: the rehearsal traces the graph through
     # AOT autograd (the same capture, no code generation) instead.
-    args.compile_backend = "aot_eager" if smoke else "inductor"
+    args.compile_backend = "aot_eager" if r else "inductor"
+    args.extra_paths = []
+    args.site = Path(tempfile.gettempdir()) / "gpu_4k60_site"  # where --wheels installs
+    args.shared_fast = None
+    args.section_deadline = None
+    args.caps = {}
+    for item in args.cap:
+        name, _, seconds = item.partition("=")
+        if name not in SECTIONS or not seconds:
+            raise SystemExit(f"--cap {item}: expected SECTION=SECONDS with a section among {', '.join(SECTIONS)}")
+        args.caps[name] = float(seconds)
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
-    configure(args)
-    device = args.device
-    wanted = set(args.only or ["model", "profile", "decode", "encode", "pipeline", "vs", "memory"])
-    results: dict = {
-        "device": device_name(device), "torch": torch.__version__, "smoke": args.smoke,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cpu_count": os.cpu_count(),
-    }
-    print(f"# gpu_4k60: {results['device']}, torch {torch.__version__}{', SMOKE (CPU, small sizes)' if args.smoke else ''}")
+    configure_sizes(args)
+    configure()  # denormal flushing: the scan's decays underflow (10-20x slower on a CPU)
     t_start = time.perf_counter()
-    if "model" in wanted:
-        section(results, "model", lambda: model_steps(args, device))
-    if "profile" in wanted:
-        section(results, "profile", lambda: profile_steps(args, device))
-    clip = None
-    if wanted & {"decode"}:
-        tmp = Path(tempfile.mkdtemp(prefix="gpu_4k60_"))
-        clip = make_clip(tmp / "clip.mp4", *args.codec_size, args.decode_frames)
-        section(results, "decode", lambda: decode_section(args, clip))
-    if "encode" in wanted:
-        section(results, "encode", lambda: encode_section(args))
-    if "pipeline" in wanted:
-        section(results, "pipeline", lambda: pipeline_section(args))
-    if "vs" in wanted:
-        section(results, "vs", lambda: vs_section(args))
-    if "memory" in wanted:
-        section(results, "memory", lambda: memory_section(args, device))
-    results["total_seconds"] = round(time.perf_counter() - t_start, 1)
-    Path(args.json).write_text(json.dumps(results, indent=1, default=str))
-    print(f"\n# {results['total_seconds']} s in all; results in {args.json}")
-    return results
+    args.deadline = None if args.budget is None else t_start + args.budget
+    device = args.device
+    wanted = set(args.only or SECTIONS)
+    report = Report(Path(args.json), {
+        "device": device_name(device), "torch": torch.__version__, "rehearse": args.rehearse,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "argv": sys.argv[1:] if argv is None else argv,
+        "sections_wanted": [s for s in SECTIONS if s in wanted],
+    })
+    print(f"# gpu_4k60: {report.data['device']}, torch {torch.__version__}"
+          f"{', REHEARSAL (CPU, small sizes)' if args.rehearse else ''}; results in {args.json}", flush=True)
+    if args.wheels:
+        try:
+            report.data["wheels"] = install_wheels(args)
+        except Exception as exc:
+            report.data["wheels"] = {"status": "error", **error_entry(exc)}
+        print(f"   wheels: {report.data['wheels'].get('status')}", flush=True)
+        report.save()
+    sections = {
+        "model": lambda sec: model_section(args, sec, report),
+        "profile": lambda sec: profile_section(args, sec, report),
+        "memory": lambda sec: memory_section(args, sec, report),
+        "decode": lambda sec: decode_section(args, sec, report),
+        "encode": lambda sec: encode_section(args, sec, report),
+        "pipeline": lambda sec: pipeline_section(args, sec, report),
+        "vs": lambda sec: vs_section(args, sec, report),
+    }
+    for name in SECTIONS:
+        if name in wanted:
+            run_section(report, name, sections[name], args)
+    report.data["total_seconds"] = round(time.perf_counter() - t_start, 1)
+    report.data["section_seconds"] = {n: report.data[n].get("seconds") for n in SECTIONS if n in report.data}
+    report.save()
+    print(f"\n# {report.data['total_seconds']} s in all; results in {args.json}", flush=True)
+    return report.data
 
 
 if __name__ == "__main__":

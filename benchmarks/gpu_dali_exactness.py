@@ -9,8 +9,15 @@ MJPEG). This script measures, on the GPU, both of DALI's output types against Py
   luma is exact and its chroma is repeated per 2x2 cell (max 0 in the "chroma by cell"
   column), DaliSource can switch to it and become exact.
 
+The clips are coded as NVDEC decodes them: H.264 High profile, 8-bit 4:2:0, near-lossless
+(crf 1; crf 0 would be lossless, which x264 codes in the High 4:4:4 Predictive profile that
+NVDEC cannot decode), and VP9 profile 0. Exactness is judged decoder against decoder on the
+same bitstream, so the coding loss does not enter the figures.
+
 Needs a CUDA GPU, DALI (`pip install '.[dali]'`) and nothing from the network (the clips are
-made here). About a minute. Prints one table; exits 0 (1 without a GPU).
+made here). About a minute. Prints one table; exits 0 (1 without a GPU). It cannot run on
+the lent GPU machines as they are: DALI's wheel is about 476 MB and a call carries 64 MB
+(benchmarks/README.md says what it needs).
 
     python benchmarks/gpu_dali_exactness.py
 """
@@ -20,6 +27,8 @@ from __future__ import annotations
 import sys
 import tempfile
 from pathlib import Path
+
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -31,7 +40,49 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 import clips  # noqa: E402
 
 from err_stream.colour import YCbCrConverter, resolve  # noqa: E402
-from err_stream.io.source import DaliSource, probe  # noqa: E402
+from err_stream.io.dali import DaliSource  # noqa: E402
+from err_stream.io.source import probe  # noqa: E402
+
+
+# What NVDEC decodes of H.264: Baseline, Main and High, 8-bit 4:2:0 (not High 4:4:4).
+NVDEC_H264_PROFILES = ("Baseline", "Constrained Baseline", "Main", "High")
+
+
+def make_h264_high(path: Path, w: int = 256, h: int = 144, frames: int = 8, fps: int = 12) -> Path:
+    """H.264 High profile, 8-bit 4:2:0, BT.709 limited range, near-lossless: a stream NVDEC
+    decodes (crf 0 would make x264 switch to High 4:4:4 Predictive, which it does not)."""
+    import av
+
+    tags = clips.BT709
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.time_base = Fraction(1, fps)
+        cc = s.codec_context
+        tags.apply_to(cc)
+        cc.options = {"preset": "medium", "profile": "high", "crf": "1"}
+        for i in range(frames):
+            f = clips.fill(av.VideoFrame(w, h, "yuv420p"), clips.yuv_planes(i, w, h), tags)
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return path
+
+
+def nvdec_decodes(path: Path) -> tuple[bool, str]:
+    """Whether NVDEC decodes this H.264 or VP9 stream (profile and chroma format), and what it is."""
+    import av
+
+    with av.open(str(path)) as c:
+        cc = c.streams.video[0].codec_context
+        what = f"{cc.name} {cc.profile} {cc.format.name}"
+        if cc.format.name != "yuv420p":
+            return False, what
+        if cc.name == "h264":
+            return cc.profile in NVDEC_H264_PROFILES, what
+        return cc.name == "vp9" and cc.profile == "Profile 0", what
 
 
 def dali_ycbcr(path: Path, frames: int) -> np.ndarray:
@@ -58,10 +109,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         made = {
-            "h264 bt709 limited": clips.make_h264_aac(d / "a.mp4", w=256, h=144, frames=8, audio=False, crf=0),
+            "h264 high bt709 limited": make_h264_high(d / "a.mp4"),
             "vp9 bt709 limited": clips.make_vp9_webm(d / "b.webm", w=256, h=144, frames=8),
         }
         for name, path in made.items():
+            ok, what = nvdec_decodes(path)
+            if not ok:
+                rows.append((name, f"skipped: NVDEC does not decode {what}", ""))
+                continue
             info = probe(path)
             want = clips.decode_all(path)[0]
             conv = YCbCrConverter.for_spec(resolve(info.tags, info.width, info.height).spec)

@@ -18,6 +18,8 @@ _EXPORTS = {
     "Restorer": ".engine.restorer",
     "RestoreSettings": ".engine.settings",
     "restore_image": ".image",
+    "transcode": ".video.run",
+    "TranscodeOptions": ".video.options",
     "load_model": ".weights",
     "CheckpointError": ".weights",
     "SettingError": ".errors",

@@ -67,10 +67,16 @@ _SUGGESTED = {"weights": "--weights FILE", "preset": "--preset NAME"}
 
 
 def cli_spelling(option: str, value: object = NO_VALUE) -> str:
-    """A setting as this command line writes it: ``--tile 64x64``, ``--weights FILE``."""
+    """A setting as this command line writes it: ``--tile 64x64``, ``--weights FILE``,
+    ``--drop-late`` (a switch given)."""
+    flag = "--" + option.replace("_", "-")
     if value is NO_VALUE:
-        return _SUGGESTED.get(option, "--" + option.replace("_", "-"))
-    return f"--{option.replace('_', '-')} {value}"
+        return _SUGGESTED.get(option, flag)
+    if value is True:
+        return flag
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{flag} {value[0]}x{value[1]}"  # sizes: --tile 512x512, --size 1920x1080
+    return f"{flag} {value}"
 
 
 def _add_global_arguments(parser: argparse.ArgumentParser, version: bool = True) -> None:
@@ -204,7 +210,7 @@ def _main(argv: list[str], watch: _InterruptWatch | None = None) -> int:
         if isinstance(e, UserError):
             print(f"err-stream: error: {e.describe(cli_spelling)}", file=sys.stderr)
         else:
-            print(f"err-stream: failed: {e}", file=sys.stderr)
+            print(f"err-stream: failed: {e.describe(cli_spelling)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return _interrupted()

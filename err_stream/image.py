@@ -133,31 +133,27 @@ def _read_png(path: Path):
     return frame.to_ndarray(format="rgb48le" if deep else "rgb24"), ColourSpec.from_av(frame)
 
 
-def write_image(path: str | Path, image: np.ndarray) -> None:
-    """Write H x W x 3 uint8/uint16 atomically (temporary file in the same folder, then rename)."""
-    import os
-
-    from .io.output_lock import partial_path
+def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = True) -> None:
+    """Write H x W x 3 uint8/uint16 atomically, as every output is written
+    (:class:`~err_stream.io.output_file.OutputFile`: locked, a partial file renamed into place)."""
+    from .io.output_file import OutputFile
 
     path = Path(path)
-    tmp = partial_path(path)  # this run's own name: concurrent runs never share a temporary file
-    try:
+    if image.dtype == np.uint16 and path.suffix.lower() not in (".png", ".tif", ".tiff"):
+        raise ValueError(f"{path}: 16-bit output needs .png or .tiff")
+    with OutputFile(path, overwrite=overwrite) as out:
+        tmp = out.tmp  # same extension as ``path``: the writers below choose the format by it
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
             tifffile.imwrite(str(tmp), image, photometric="rgb")
         elif image.dtype == np.uint16:
-            if path.suffix.lower() != ".png":
-                raise ValueError(f"{path}: 16-bit output needs .png or .tiff")
             _write_png16(tmp, image)
         else:
             from PIL import Image
 
             Image.fromarray(image).save(tmp, quality=95) if path.suffix.lower() in (".jpg", ".jpeg") else Image.fromarray(image).save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+        out.commit()
 
 
 def _write_png16(path: Path, image: np.ndarray) -> None:

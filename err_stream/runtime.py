@@ -64,12 +64,19 @@ def configured(threads: int | None = None, **kwargs) -> Iterator[None]:
 def cache_dir() -> Path:
     """err-stream's cache folder: ``$ERR_STREAM_CACHE``, else err-stream's folder in the user's
     cache directory (``$XDG_CACHE_HOME/err-stream`` or ``~/.cache/err-stream`` on Linux, via
-    platformdirs). Compiled numba kernels and torch.compile artefacts go there."""
+    platformdirs). Compiled numba kernels and torch.compile artefacts go there.
+
+    Every compile asks for this folder, so it must not fail where platformdirs is missing
+    (a bare Python such as a GPU machine's image): there the XDG rules, which are what
+    platformdirs answers on Linux, are applied directly."""
     root = os.environ.get("ERR_STREAM_CACHE")
     if root:
         return Path(root)
-    import platformdirs
-
+    try:
+        import platformdirs
+    except ImportError:
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        return (Path(xdg) if xdg else Path.home() / ".cache") / "err-stream"
     return Path(platformdirs.user_cache_dir("err-stream", appauthor=False))
 
 

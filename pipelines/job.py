@@ -7,17 +7,20 @@ errors are reported at once. The smallest job is three lines::
     output_dir: restored/
     weights: weights/uhd-ll.pth     # or  preset: uhd-ll
 
-Transcoder options keep their command-line names (``codec``, ``crf``, ``encoder_preset``,
-``pix_fmt``, ``encoder_opt``, ``decoder``, ``batch``, ``passthrough``, ``overwrite``,
-``weights``, ``preset``, ``device``, ``precision``, ``tile``, ``accept_out_of_range``,
-``no_data``, ``ignore_errors``, ``drop_alpha``; ``-`` or ``_`` alike) and may
-be given for the whole job or per input. Relative paths are taken from the current folder,
-like paths on the command line.
+The transcoder's settings are keys under their own names: the model (``weights``,
+``preset``, ``passthrough``), how it runs (:class:`~err_stream.engine.settings.RestoreSettings`:
+``device``, ``precision``, ``tile``, ``memory_budget``, ``compile``) and every setting of
+:class:`~err_stream.video.options.TranscodeOptions` that applies to files (``codec``, ``crf``,
+``no_data``, ...; ``-`` or ``_`` alike). They may be given for the whole job or per input, and
+are checked by the library's own checks; this module only reads YAML and says where a
+problem is. Relative paths are taken from the current folder, like paths on the command line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import functools
 import glob as globlib
 import string
 from dataclasses import dataclass, field
@@ -26,15 +29,20 @@ from typing import Any
 
 import yaml
 
-from err_stream.errors import UserError
+from err_stream.engine.settings import RestoreSettings
+from err_stream.errors import NO_VALUE, SettingError, UserError
+from err_stream.video.options import TranscodeOptions
 
-# Options of `err-stream IN OUT`, usable for the whole job and per input.
-TRANSCODE_KEYS = (
-    "weights", "preset", "device", "precision", "tile", "memory_budget", "compile", "accept_out_of_range",
-    "decoder", "batch", "passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha",
-    "codec", "crf", "encoder_preset", "pix_fmt", "encoder_opt",
-)
-BOOLEAN_KEYS = ("passthrough", "overwrite", "no_data", "ignore_errors", "drop_alpha", "accept_out_of_range", "compile")
+# The model: a checkpoint file (or "demo"), or an authors' preset; passthrough: none.
+MODEL_KEYS = ("weights", "preset", "passthrough")
+# How the model runs ("fast" is a development switch, not offered).
+RESTORE_KEYS = tuple(f.name for f in dataclasses.fields(RestoreSettings) if f.name != "fast")
+# The transcoder's settings that describe streams and pipes: a job reads and writes files.
+STREAM_ONLY = ("format", "input_format", "timeout", "max_delay", "drop_late")
+OPTION_KEYS = tuple(n for n in TranscodeOptions.setting_names() if n not in STREAM_ONLY and n not in RESTORE_KEYS)
+# Settings of `err-stream IN OUT`, usable for the whole job and per input.
+TRANSCODE_KEYS = MODEL_KEYS + RESTORE_KEYS + OPTION_KEYS
+SWITCHES = {"passthrough", "compile"} | {n for n, v in TranscodeOptions().settings().items() if isinstance(v, bool)}
 # Where and how an input's output is written and cut; also per input.
 OUTPUT_KEYS = ("output_dir", "name", "container", "segment_seconds")
 # The whole job only.
@@ -53,6 +61,35 @@ class JobError(UserError):
     """A job file that cannot run; the message lists every problem with its line."""
 
 
+def job_spelling(option: str, value: object = NO_VALUE) -> str:
+    """A setting as a job file writes it, for messages: ``'overwrite: true'``, ``'crf: 18'``."""
+    if value is NO_VALUE:
+        return f"'{option}: true'" if option in SWITCHES else f"'{option}'"
+    return f"'{option}: {str(value).lower() if isinstance(value, bool) else value}'"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a job asks for one input, in the library's terms: the transcoder's options, how
+    the model runs, and which model (a checkpoint file, ``demo`` or a preset; None with
+    ``passthrough``: no model)."""
+
+    options: TranscodeOptions
+    restore: RestoreSettings
+    model: str | None
+    passthrough: bool
+
+    @classmethod
+    def of(cls, settings: dict[str, Any]) -> Request:
+        """From an input's merged settings (each already checked where it was read)."""
+        return cls(
+            TranscodeOptions.of(**{k: v for k, v in settings.items() if k in TranscodeOptions.setting_names()}),
+            RestoreSettings(**{k: v for k, v in settings.items() if k in RESTORE_KEYS}),
+            settings.get("weights") or settings.get("preset"),
+            bool(settings.get("passthrough")),
+        )
+
+
 @dataclass
 class InputJob:
     """One input and everything needed to restore it."""
@@ -60,13 +97,17 @@ class InputJob:
     index: int
     path: Path
     output: Path
-    settings: dict[str, Any]  # transcoder options (TRANSCODE_KEYS), merged job + input
+    settings: dict[str, Any]  # the job file's settings (TRANSCODE_KEYS), merged job + input, as written
     segment_seconds: float  # 0: the whole file in one piece
+
+    @functools.cached_property
+    def request(self) -> Request:
+        return Request.of(self.settings)
 
     def model_key(self) -> tuple:
         """Inputs with the same key share a loaded model in a worker."""
-        s = self.settings
-        return (s.get("weights"), s.get("preset"), s.get("device"), s.get("precision"), s.get("tile", "auto"), bool(s.get("passthrough")))
+        r = self.request
+        return (r.model, r.restore, r.passthrough)
 
 
 @dataclass
@@ -310,32 +351,18 @@ class _Checker:
                 continue
             node = m[key][1]
             where = at(_original(m, key))
-            if key in ("weights", "device", "encoder_preset"):
+            if key == "weights":
                 out[key] = self.text(node, where)
             elif key == "preset":
                 from err_stream.weights import PRESETS
 
                 out[key] = self.choice(node, where, tuple(PRESETS))
-            elif key == "precision":
-                out[key] = self.choice(node, where, ("fp32", "fp16", "bf16"))
-            elif key == "decoder":
-                out[key] = self.choice(node, where, ("auto", "pyav", "dali"))
-            elif key == "tile":
-                out[key] = self.tile(node, where)
-            elif key == "memory_budget":
-                out[key] = self.memory(node, where)
-            elif key == "batch":
-                out[key] = self.integer(node, where, minimum=1)
-            elif key in BOOLEAN_KEYS:
+            elif key == "passthrough":
                 out[key] = self.boolean(node, where)
-            elif key == "codec":
-                out[key] = self.codec(node, where)
-            elif key == "crf":
-                out[key] = self.number(node, where, minimum=0)
-            elif key == "pix_fmt":
-                out[key] = self.pix_fmt(node, where)
             elif key == "encoder_opt":
                 out[key] = self.encoder_opts(node, where)
+            else:
+                out[key] = self.setting(node, where, key)
         if "weights" in m and "preset" in m:
             self.error(m["preset"][0], at("preset"), "give 'weights' or 'preset', not both")
         if "weights" in out and out["weights"] is not None and out["weights"] != "demo" and not Path(out["weights"]).is_file():
@@ -377,6 +404,20 @@ class _Checker:
                     if value is not None:
                         out[key] = float(value)
         return out
+
+    def setting(self, node: yaml.Node, where: str, key: str) -> Any:
+        """A transcoder or model setting, checked by the library as any front end's is."""
+        value = _value(node)
+        try:
+            if key in RESTORE_KEYS:
+                RestoreSettings(**{key: value})
+            if key in OPTION_KEYS:
+                TranscodeOptions.of(**{key: value})
+        except SettingError as e:
+            reason = e.describe(job_spelling, setting=False)  # the key path already names the setting
+            self.error(node, where, f"{reason}, got {value!r}" if reason.startswith("expected") else f"{value!r}: {reason}")
+            return None
+        return value
 
     # -- scalars
     def scalar(self, node: yaml.Node, where: str, what: str) -> Any:
@@ -430,61 +471,6 @@ class _Checker:
             return None
         if not isinstance(v, bool):
             self.error(node, where, f"expected true or false, got {v!r}")
-            return None
-        return v
-
-    def tile(self, node: yaml.Node, where: str):
-        from err_stream.engine.settings import parse_tile
-
-        v = self.text(node, where)
-        if v is None:
-            return None
-        try:
-            parse_tile(v)
-        except UserError as e:
-            self.error(node, where, f"{v}: {e.reason}")  # the job file names the key itself
-            return None
-        return v
-
-    def memory(self, node: yaml.Node, where: str):
-        from err_stream.engine.settings import parse_memory
-
-        v = self.scalar(node, where, "bytes (e.g. 6GiB)")
-        if v is _INVALID:
-            return None
-        try:
-            parse_memory(v)
-        except UserError as e:
-            self.error(node, where, f"{v}: {getattr(e, 'reason', e)}")
-            return None
-        return v
-
-    def codec(self, node: yaml.Node, where: str) -> str | None:
-        import av
-
-        v = self.text(node, where)
-        if v is None:
-            return None
-        try:
-            c = av.codec.Codec(v, "w")
-        except Exception:
-            self.error(node, where, f"{v!r}: no such encoder in this FFmpeg build (e.g. libx264, libx265, prores_ks, ffv1)")
-            return None
-        if c.type != "video":
-            self.error(node, where, f"{v!r}: not a video encoder")
-            return None
-        return v
-
-    def pix_fmt(self, node: yaml.Node, where: str) -> str | None:
-        from err_stream.colour.planes import PlaneFormat
-
-        v = self.text(node, where)
-        if v is None:
-            return None
-        try:
-            PlaneFormat.parse(v)
-        except UserError as e:
-            self.error(node, where, str(e))
             return None
         return v
 

@@ -11,11 +11,10 @@ output is never written again.
 
 from __future__ import annotations
 
-import fcntl
+import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -27,7 +26,7 @@ from typing import Any
 
 from err_stream.errors import ProcessingError, UserError
 
-from .job import InputJob, Job
+from .job import InputJob, Job, job_spelling
 from .manifest import MANIFEST_NAME, Manifest
 from .segments import (
     RATE_IN_HEADERS,
@@ -126,24 +125,14 @@ def fingerprint(item: InputJob) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
-class _Lock:
-    """One driver per output folder."""
+def _folder_lock(folder: Path):
+    """One driver per output folder: the output files' own lock, on the folder."""
+    from err_stream.io.output_file import OutputLock
 
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / LOCK_NAME
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.pread(self.fd, 32, 0).decode(errors="replace").strip()
-            os.close(self.fd)
-            raise UserError(f"{folder}: another batch (pid {other or '?'}) is writing here; wait for it or choose another output_dir") from None
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, str(os.getpid()).encode(), 0)
+    def busy(folder: Path, pid: int | None) -> UserError:
+        return UserError(f"{folder}: another batch (pid {pid or '?'}) is writing here; wait for it or choose another output_dir")
 
-    def release(self) -> None:
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
+    return OutputLock(folder, lock=folder / LOCK_NAME, busy=busy)
 
 
 def run_batch(
@@ -166,7 +155,8 @@ def run_batch(
         return _dry_run(job, engine, address, resume, t0)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    lock = _Lock(out_dir)
+    lock = _folder_lock(out_dir)
+    lock.acquire()
     try:
         if Manifest.exists(out_dir) and not resume:
             raise UserError(
@@ -187,9 +177,9 @@ def run_batch(
 
 
 def _write_report(path: Path, report: BatchReport) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(json.dumps(report.as_dict(), indent=2))
-    os.replace(tmp, path)
+    from err_stream.io.output_file import write_file
+
+    write_file(path, json.dumps(report.as_dict(), indent=2).encode())
 
 
 def _dry_run(job: Job, engine: str, address: str | None, resume: bool, t0: float) -> BatchReport:
@@ -207,7 +197,7 @@ def _dry_run(job: Job, engine: str, address: str | None, resume: bool, t0: float
                 r.frames, r.segments = plan.frames, len(plan.segments)
                 r.seconds = round(plan.duration, 3)
             except UserError as e:
-                r.status, r.error = "failed", str(e)
+                r.status, r.error = "failed", e.describe(job_spelling)
         report.inputs.append(r)
     if manifest is not None:
         manifest.close()
@@ -216,30 +206,26 @@ def _dry_run(job: Job, engine: str, address: str | None, resume: bool, t0: float
 
 
 def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> tuple[SegmentPlan, Any]:
-    """The transcoder's own checks before any frame (probe, alpha, the output proven by a
-    dry run of the encoder and muxer, the output path), then the cuts. Returns the plan and
-    the encoder settings every piece uses."""
-    from err_stream.io.preflight import plan_output
-    from err_stream.io.sink import OutputClock, PartialOutput, container_format
-    from err_stream.io.source import check_alpha, probe
+    """The transcoder's own plan (the probe, the alpha rule, the output proven by a dry run
+    of the encoder and muxer, the output path), then the cuts. Returns the cuts and the
+    encoder settings every piece uses."""
+    from err_stream.io.sink import OutputClock
+    from err_stream.video.plan import plan
 
-    s = item.settings
-    info = probe(item.path)
-    check_alpha(info, bool(s.get("drop_alpha")))
-    settings = plan_output(info, item.output, s.get("codec"), s.get("crf"), s.get("encoder_preset"), s.get("pix_fmt"),
-                           s.get("encoder_opt") or (), not s.get("no_data"))
+    options = item.request.options
+    # An output that exists is kept unless the job says overwrite (or it is our own unfinished one).
+    options = options.replace(overwrite=options.run.overwrite or resume)
     if not dry_run:
         item.output.parent.mkdir(parents=True, exist_ok=True)
-    if item.output.parent.is_dir():  # (a dry run creates no folders)
-        # An output that exists is kept unless the job says overwrite (or it is our own unfinished one).
-        PartialOutput(item.output, overwrite=bool(s.get("overwrite")) or resume, source=item.path)
+    planned = plan(item.path, item.output, options, check_output=item.output.parent.is_dir())  # (a dry run creates no folders)
+    encoder = planned.encoder
     seconds = item.segment_seconds
-    if container_format(item.output) in OutputClock.CONSTANT_RATE_CONTAINERS or settings.codec in OutputClock.CONSTANT_RATE_ENCODERS:
+    if planned.container in OutputClock.CONSTANT_RATE_CONTAINERS or encoder.codec in OutputClock.CONSTANT_RATE_ENCODERS:
         seconds = 0  # frames are placed on a constant-rate grid there: restored in one piece
-    plan = plan_segments(item.path, seconds)
-    if len(plan.segments) > 1 and settings.codec in RATE_IN_HEADERS and not constant_rate(plan):
-        plan = plan_segments(item.path, 0)  # see RATE_IN_HEADERS
-    return plan, settings
+    cuts = plan_segments(item.path, seconds, planned.info, packets=planned.source.packets)
+    if len(cuts.segments) > 1 and encoder.codec in RATE_IN_HEADERS and not constant_rate(cuts):
+        cuts = plan_segments(item.path, 0, planned.info)  # see RATE_IN_HEADERS
+    return cuts, encoder
 
 
 class _Driver:
@@ -282,7 +268,7 @@ class _Driver:
             try:
                 plan, planned = _check_input(item, resume=inp.resumed)
             except UserError as e:
-                self._fail(inp, str(e))
+                self._fail(inp, e.describe(job_spelling))
                 continue
             inp.plan = plan
             m.plan_segments(inp.id, [(s.index, s.frames, s.start, s.end) for s in plan.segments])
@@ -290,10 +276,12 @@ class _Driver:
             folder = self.job.output_dir / PIECES_DIR / f"{inp.id:05d}"
             ext = piece_suffix(planned.codec, item.output.suffix)
             done_rows = {r["idx"]: r for r in m.segments(inp.id)}
+            request = item.request
             for seg in plan.segments:
                 if inp.whole:
-                    task = PieceTask(inp.id, item.path, item.output, item.settings, seg, whole=True, planned=planned)
-                    task.settings = {**item.settings, "overwrite": bool(item.settings.get("overwrite")) or inp.resumed}
+                    options = request.options.replace(overwrite=request.options.run.overwrite or inp.resumed)
+                    task = PieceTask(inp.id, item.path, item.output, dataclasses.replace(request, options=options), seg,
+                                     whole=True, encoder=planned)
                 else:
                     piece_out = folder / f"piece-{seg.index:05d}{ext}"
                     piece_in = folder / f"piece-{seg.index:05d}.in.{segment_container(plan.codec, plan.time_base)}"
@@ -301,8 +289,8 @@ class _Driver:
                     if r is not None and r["state"] == "done" and piece_out.exists() and r["checksum"] == sha256(piece_out):
                         inp.pieces[seg.index] = piece_out
                         continue  # restored by an earlier run
-                    task = PieceTask(inp.id, item.path, piece_out, item.settings, seg, plan=plan, piece_input=piece_in,
-                                     planned=planned)
+                    task = PieceTask(inp.id, item.path, piece_out, request, seg, plan=plan, piece_input=piece_in,
+                                     encoder=planned)
                     folder.mkdir(parents=True, exist_ok=True)
                 m.set_segment(inp.id, seg.index, state="pending")
                 inp.remaining.add(seg.index)
@@ -367,7 +355,7 @@ class _Driver:
         if self.engine == "local":
             return InProcessPool(threads=int(job.cpus_per_worker) if job.cpus_per_worker else None)
         gpus = job.gpus_per_worker
-        if gpus is None and all(str(i.settings.get("device") or "").startswith("cpu") for i in job.inputs):
+        if gpus is None and all((i.request.restore.device or "").startswith("cpu") for i in job.inputs):
             gpus = 0.0  # a CPU-only job takes no GPUs from the cluster
         return RayPool(self.address, job.workers, job.cpus_per_worker, gpus)
 
@@ -430,8 +418,9 @@ class _Driver:
         if not hasattr(self, "joiner"):
             self.joiner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="err-stream-join")
         pieces = [inp.pieces[s.index] for s in inp.plan.segments]
-        overwrite = bool(inp.job.settings.get("overwrite")) or inp.resumed
-        copy_data = not inp.job.settings.get("no_data")
+        options = inp.job.request.options
+        overwrite = options.run.overwrite or inp.resumed
+        copy_data = not options.streams.no_data
         self.joins[self.joiner.submit(_join_and_check, inp.plan, pieces, inp.job.output, overwrite, copy_data)] = inp
 
     def _reap_joins(self) -> None:
@@ -440,7 +429,7 @@ class _Driver:
             try:
                 frames, checksum = fut.result()
             except (UserError, ProcessingError) as e:
-                self._fail(inp, str(e))
+                self._fail(inp, e.describe(job_spelling))
                 continue
             except Exception as e:
                 self._fail(inp, f"joining failed: {type(e).__name__}: {e}")

@@ -16,8 +16,12 @@ import logging
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from err_stream.errors import ProcessingError, UserError
+
+if TYPE_CHECKING:
+    from err_stream.io.source import VideoInfo
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +51,19 @@ class SegmentPlan:
     pts: list[int]  # every frame's timestamp, decode order (to check the pieces' outputs)
 
 
-def plan_segments(path: str | Path, seconds: float) -> SegmentPlan:
+def plan_segments(path: str | Path, seconds: float, info: VideoInfo | None = None, packets: bool = True) -> SegmentPlan:
     """Read the video's packets (not its pictures) and cut it about every ``seconds``
-    (0: one piece) at keyframes that start closed groups of pictures."""
+    (0: one piece) at keyframes that start closed groups of pictures. ``info``: the input's
+    probe, if done already; ``packets=False``: an input without packets (a VapourSynth
+    script), restored in one piece."""
     import av
 
-    from err_stream.io.source import probe
-
     path = Path(path)
-    info = probe(path)  # the transcoder's own checks and messages for unreadable input
-    if path.suffix.lower() == ".vpy":
+    if info is None:
+        from err_stream.io.source import probe
+
+        info = probe(path)  # the transcoder's own checks and messages for unreadable input
+    if not packets:
         # A VapourSynth script has frames, not packets: the transcoder renders it in one piece.
         frames = info.frames_estimate or 0
         whole = [Segment(0, 0, frames, 0, 0.0, info.duration or 0.0)]
@@ -220,12 +227,13 @@ def join_segments(plan: SegmentPlan, pieces: list[Path], out: Path, overwrite: b
     import av
 
     from err_stream.io.metadata import apply_metadata, read_metadata
-    from err_stream.io.sink import MUXER_OPTIONS, PartialOutput, StreamCopier, container_codecs, container_format
+    from err_stream.io.output_file import OutputFile
+    from err_stream.io.sink import MUXER_OPTIONS, StreamCopier, container_codecs, container_format
     from err_stream.io.source import probe
 
     info = probe(plan.path)
     fmt = container_format(out)
-    partial = PartialOutput(out, overwrite=overwrite, source=plan.path)
+    partial = OutputFile(out, overwrite=overwrite, source=plan.path)
     inputs = [av.open(str(p)) for p in pieces]
     try:
         streams = [c.streams.video[0] for c in inputs]

@@ -7,17 +7,18 @@ errors come back as values so that the driver decides about retries.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 from err_stream.engine.output_check import OutputRangeError
 from err_stream.errors import ProcessingError, UserError
 
+from .job import Request, job_spelling
 from .segments import Segment, SegmentPlan, sha256, write_segment_input
 
 
@@ -26,12 +27,12 @@ class PieceTask:
     input_id: int
     input: Path
     output: Path  # the piece's restored file, or the final output when ``whole``
-    settings: dict[str, Any]
+    request: Request
     segment: Segment
     plan: SegmentPlan | None = None  # None when ``whole``
     piece_input: Path | None = None
     whole: bool = False  # one piece: the transcoder writes the final output itself
-    planned: Any = None  # the encoder settings the driver's plan_output chose for the final output
+    encoder: Any = None  # the encoder settings the driver's plan chose for the final output
     attempts: int = 0
     extra: dict = field(default_factory=dict)
 
@@ -98,25 +99,22 @@ class SegmentWorker:
         if gpus and torch.cuda.is_available():
             self.name += f":gpu{gpus}"
 
-    def restorer(self, settings: dict[str, Any]):
-        if settings.get("passthrough"):
-            return None
-        if self.own_gpu and str(settings.get("device") or "").startswith("cuda"):
-            settings = {**settings, "device": "cuda"}
-        key = tuple(settings.get(k) for k in ("weights", "preset", "device", "precision", "tile", "memory_budget", "compile"))
-        if key not in self.restorers:
-            from err_stream.commands.common import make_restorer
+    def request(self, request: Request) -> Request:
+        """A Ray worker sees only the GPU Ray gave it: "cuda:N" in a job means "a GPU" there."""
+        device = request.restore.device or ""
+        if not (self.own_gpu and device.startswith("cuda")):
+            return request
+        return dataclasses.replace(request, restore=dataclasses.replace(request.restore, device="cuda"),
+                                   options=request.options.replace(device="cuda"))
 
-            ns = SimpleNamespace(
-                weights=settings.get("weights"),
-                preset=settings.get("preset"),
-                device=settings.get("device"),
-                precision=settings.get("precision"),
-                tile=settings.get("tile") or "auto",
-                memory_budget=settings.get("memory_budget"),
-                compile=settings.get("compile"),  # None: the command line's default
-            )
-            self.restorers[key] = make_restorer(ns)
+    def restorer(self, request: Request):
+        if request.passthrough:
+            return None
+        key = (request.model, request.restore)
+        if key not in self.restorers:
+            from err_stream.engine.restorer import load_restorer
+
+            self.restorers[key] = load_restorer(request.model, request.restore)
         return self.restorers[key]
 
     def run(self, task: PieceTask, counter=None) -> dict[str, Any]:
@@ -134,48 +132,31 @@ class SegmentWorker:
             e = e.for_option("'accept_out_of_range: true' in the job file", where=str(task.input), frame=frame)
             return {"ok": False, "kind": "output", "error": str(e), "worker": self.name}
         except UserError as e:
-            return {"ok": False, "kind": "user", "error": self._where(task, str(e)), "worker": self.name}
+            return {"ok": False, "kind": "user", "error": self._where(task, e.describe(job_spelling)), "worker": self.name}
         except ProcessingError as e:
-            return {"ok": False, "kind": "processing", "error": self._where(task, str(e)), "worker": self.name}
+            return {"ok": False, "kind": "processing", "error": self._where(task, e.describe(job_spelling)), "worker": self.name}
         except MemoryError:
             return {"ok": False, "kind": "processing", "error": "out of memory", "worker": self.name}
         except Exception as e:  # anything else is a failure of this attempt, retried
             return {"ok": False, "kind": "processing", "error": f"{type(e).__name__}: {e}", "worker": self.name}
 
     def _run(self, task: PieceTask, progress=None) -> int:
-        from err_stream.video import transcode
+        from err_stream.video.execute import execute
+        from err_stream.video.plan import plan
 
-        s = task.settings
-        restorer = self.restorer(s)
-        if self.own_gpu and str(s.get("device") or "").startswith("cuda"):
-            s = {**s, "device": "cuda"}
-        options = dict(
-            device=s.get("device"),
-            decoder=s.get("decoder", "auto"),
-            codec=s.get("codec"),
-            crf=s.get("crf"),
-            encoder_preset=s.get("encoder_preset"),
-            pix_fmt=s.get("pix_fmt"),
-            encoder_opts=s.get("encoder_opt") or (),
-            copy_data=not s.get("no_data"),
-            ignore_errors=bool(s.get("ignore_errors")),
-            drop_alpha=bool(s.get("drop_alpha")),
-            accept_out_of_range=bool(s.get("accept_out_of_range")),
-            planned=task.planned,  # every piece gets the encoder chosen for the whole output
-            progress=progress,
-            batch=s.get("batch"),
-        )
+        request = self.request(task.request)
+        restorer = self.restorer(request)
+        # Every piece gets the encoder chosen for the whole output.
         if task.whole:
-            result = transcode(task.input, task.output, restorer, overwrite=bool(s.get("overwrite")), **options)
-            return result.frames
+            return execute(plan(task.input, task.output, request.options, encoder=task.encoder), restorer, progress).frames
         assert task.plan is not None and task.piece_input is not None
         try:
             write_segment_input(task.plan, task.segment, task.piece_input)
             # A restored piece left by a killed attempt is replaced.
-            result = transcode(task.piece_input, task.output, restorer, overwrite=True, **options)
+            piece = plan(task.piece_input, task.output, request.options.replace(overwrite=True), encoder=task.encoder)
+            return execute(piece, restorer, progress).frames
         finally:
             task.piece_input.unlink(missing_ok=True)
-        return result.frames
 
     @staticmethod
     def _where(task: PieceTask, message: str) -> str:

@@ -537,6 +537,37 @@ def test_joined_b_frame_and_intra_outputs_keep_every_timestamp(tmp_path, capsys,
     assert len(clips.packets(out / f"in.{container}", "audio")) == len(clips.packets(src, "audio"))
 
 
+def test_size_is_a_job_key_and_every_piece_is_scaled(tmp_path, capsys):
+    """size: the pieces are scaled like a single `err-stream IN OUT --size` run, and join into
+    the same frames; a bad size is reported at its line."""
+    with pytest.raises(JobError, match=r"job.yaml:\d+:\d+: size: expected a picture size, width x height \(e.g. 1920x1080\), got 'big'"):
+        parse_job(f"inputs: []\noutput_dir: out\npassthrough: true\nsize: big\n", Path("job.yaml"))
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=20, audio=False)
+    out = tmp_path / "out"
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {out}
+        passthrough: true
+        codec: ffv1
+        container: mkv
+        size: 32x24
+        segment_seconds: 0.3
+        engine: local
+    """)
+    assert load_job(job).inputs[0].request.options.encode.size == (32, 24)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 0, err
+    assert report["inputs"][0]["segments"] == 4
+    ref = tmp_path / "ref.mkv"
+    assert cli.main([str(src), str(ref), "--passthrough", "--codec", "ffv1", "--size", "32x24", "--quiet"]) == 0
+    capsys.readouterr()
+    a_frames, a_pts, _, a_first = clips.decode_all(ref)
+    b_frames, b_pts, _, b_first = clips.decode_all(out / "in.mkv")
+    assert (b_first.width, b_first.height) == (a_first.width, a_first.height) == (32, 24)
+    assert len(b_frames) == 20 and a_pts == b_pts
+    assert all(np.array_equal(x, y) for fa, fb in zip(a_frames, b_frames) for x, y in zip(fa, fb))
+
+
 def test_one_progress_bar_counts_frames_across_pieces(tmp_path, capsys):
     src = make_vfr_bframes(tmp_path / "in.mp4", frames=20, audio=False)
     job = write_job(tmp_path, f"""\

@@ -337,3 +337,123 @@ def test_cuda_executor_equals_the_cpu_and_guards_on_the_host_copy(golden_model):
     for n, y in got.items():
         want = cpu.restore(frames[n][None])[0]
         assert (y - want).abs().max() <= 2e-3, n  # TF32 convolutions on the GPU
+
+
+# ----------------------------------------------------------------------------- graphs and shapes (issue 17)
+# The graph path is rehearsed on the CPU (FastForward's static replay: the same lanes, keys,
+# capture lock and replay counts as CUDA graphs, with a plain call in place of the graph).
+def rehearsal_restorer(model) -> Restorer:
+    from err_stream.engine.fast import FastForward
+
+    restorer = Restorer(model, device="cpu", precision="fp32", tiling="off")
+    restorer.fast = FastForward(restorer.model, "cpu", torch.float32, cuda_graphs=True, rehearse_graphs=True)
+    return restorer
+
+
+def test_each_executor_drops_its_graphs_when_it_closes(golden_model):
+    """A batch worker makes an executor per piece: the graphs (and on CUDA their memory
+    pools) must not pile up in the shared restorer."""
+    restorer = rehearsal_restorer(golden_model)
+    for n in range(3):
+        with StreamingExecutor(restorer, max_batch=1, accept_out_of_range=True) as ex:
+            with ex.submit([numbered(n)]):
+                pass
+            held = restorer.fast.captured()
+            assert len(held) == 1 and list(held.values()) == [[((1, 3, 128, 128), torch.float32)]]
+        assert restorer.fast.captured() == {}
+    assert restorer.fast.graph_replays == 3
+
+
+def test_two_executors_at_once_capture_and_replay_in_their_own_lanes(golden_model):
+    """Two err() calls in one .vpy script: two executors on one restorer, fed from two threads."""
+    restorer = rehearsal_restorer(golden_model)
+    want = Restorer(golden_model, device="cpu", precision="fp32", tiling="off").restore(torch.stack([numbered(0), numbered(1)]))
+    got: dict[int, torch.Tensor] = {}
+    lanes: list[int] = []
+    barrier = threading.Barrier(2, timeout=120)
+
+    def feed(n: int) -> None:
+        with StreamingExecutor(restorer, max_batch=1, accept_out_of_range=True) as ex:
+            barrier.wait()  # both executors exist, neither has captured
+            with ex.submit([numbered(n)]) as out:
+                got[n] = out[0].clone()
+            lanes.append(len(restorer.fast.captured()))
+            barrier.wait()  # both have captured before either closes
+
+    threads = [threading.Thread(target=feed, args=(n,)) for n in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(240)
+    assert lanes == [2, 2]  # one lane each, side by side
+    assert restorer.fast.captured() == {}
+    for n in range(2):
+        assert torch.allclose(got[n], want[n].clamp(0, 1), atol=1e-5), n
+
+
+def test_short_batches_are_padded_so_a_stream_has_one_shape(golden_model):
+    """The transcoder batches greedily (whatever has been decoded, up to --batch): each new
+    batch size would be one more compile and capture mid-stream."""
+    restorer = rehearsal_restorer(golden_model)
+    frames = [numbered(n) for n in range(3)]
+    want = Restorer(golden_model, device="cpu", precision="fp32", tiling="off").restore(torch.stack(frames)).clamp(0, 1)
+    got = []
+    with StreamingExecutor(restorer, max_batch=2, accept_out_of_range=True) as ex:
+        for part in (frames[:2], frames[2:]):
+            with ex.submit(part) as out:
+                assert out.shape[0] == len(part)
+                got.append(out.clone())
+    assert restorer.fast.shapes == {(2, 128, 128, torch.float32)}
+    assert restorer.fast.graph_replays == 2  # one per batch, the short one too
+    assert torch.allclose(torch.cat(got), want, atol=1e-5)
+
+
+def test_without_a_shape_specialised_path_batches_are_not_padded(golden_model):
+    restorer = Restorer(golden_model, device="cpu", precision="fp32", tiling="off")  # eager: any batch is free
+    with StreamingExecutor(restorer, max_batch=3, accept_out_of_range=True) as ex:
+        for size in (3, 1):
+            with ex.submit([numbered(n) for n in range(size)]):
+                pass
+    assert restorer.fast.shapes == {(3, 128, 128, torch.float32), (1, 128, 128, torch.float32)}
+
+
+def test_warm_up_runs_at_the_stream_size_and_batch(golden_model):
+    from err_stream.video.execute import warm_up
+
+    restorer = rehearsal_restorer(golden_model)
+    warm_up(restorer, 72, 136, batch=2)
+    assert restorer.fast.shapes == {(2, 128, 256, torch.float32)}  # 136x72 padded, two frames
+    assert restorer.fast.captured() == {}  # the warm-up executor's graphs went with it
+    with StreamingExecutor(restorer, max_batch=2, accept_out_of_range=True) as ex:
+        with ex.submit([torch.rand(3, 72, 136)]):  # a short batch: padded to the warmed shape
+            pass
+    assert restorer.fast.shapes == {(2, 128, 256, torch.float32)}  # nothing new to compile mid-stream
+
+    eager = Restorer(golden_model, device="cpu", precision="fp32", tiling="off")
+    warm_up(eager, 72, 136, batch=2)  # no shape to specialise: a small frame is enough
+    assert eager.fast.shapes == {(1, 128, 128, torch.float32)}
+
+
+@pytest.mark.slow
+def test_a_live_run_warms_up_at_the_stream_size_before_its_frames(golden_model, tmp_path, caplog):
+    import streams
+
+    from err_stream.video import transcode
+
+    restorer = rehearsal_restorer(golden_model)
+    port = streams.free_port()
+    sender = subprocess.Popen(streams.sender_command(f"tcp://127.0.0.1:{port}", frames=5, fps=25, size="200x136"),
+                              env=streams.child_env())
+    try:
+        with caplog.at_level(logging.DEBUG, logger="err_stream.video"):
+            result = transcode(f"tcp://127.0.0.1:{port}?listen", tmp_path / "o.mkv", restorer, max_delay=2, batch=2,
+                               timeout=60, accept_out_of_range=True, codec="ffv1")
+        assert sender.wait(60) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(30)
+    assert result.frames == 5 and result.batch == 2
+    assert "warming the model up at 200x136, batch 2" in caplog.text
+    assert restorer.fast.shapes == {(2, 256, 256, torch.float32)}  # the warm-up's shape is the stream's
+    assert restorer.fast.captured() == {}

@@ -195,12 +195,6 @@ def test_fast_fp32_equals_reference(golden_model, reference_out, frame):
     assert (y - reference_out).abs().max().item() <= 1e-5
 
 
-def test_fast_bf16_half_weights_close_to_fp32(golden_model, reference_out, frame):
-    y = FastForward(golden_model, "cpu", torch.bfloat16)(frame)
-    assert y.dtype == torch.float32 and torch.isfinite(y).all()
-    assert psnr(y, reference_out) >= 50
-
-
 def test_restorer_fast_path_whole_and_tiled(golden_model):
     x = torch.rand(1, 3, 200, 300, generator=torch.Generator().manual_seed(3))
     ref = Restorer(golden_model, fast=False, tiling="off").restore(x)
@@ -210,8 +204,7 @@ def test_restorer_fast_path_whole_and_tiled(golden_model):
     assert (whole - ref).abs().max().item() <= 1e-5
     tiled = Restorer(golden_model, tiling=(128, 128)).restore(x)
     assert (tiled - whole).abs().max().item() <= 1e-5
-    half = Restorer(golden_model, precision="bf16", tiling=(128, 128)).restore(x)
-    assert psnr(half, ref) >= 50
+    # Half precision is judged on trained weights in test_precision.py.
 
 
 # ---------------------------------------------------------------- CUDA
@@ -289,3 +282,112 @@ def test_chunk_parallel_triton_scan_on_cuda(shape):
     ref = selective_scan_reference(u, delta, A, B, C, D, bias, True)
     y = selective_scan(u, delta, A, B, C, D, bias, True, backend="triton_chunked")
     assert ((y - ref).abs().max() / ref.abs().max()).item() < 1e-5
+
+
+# ---------------------------------------------------------------- graphs, lanes, dtypes (issue 17)
+# CUDA graphs cannot run here; their bookkeeping can: FastForward rehearses the graph path on
+# the CPU (static buffers per shape and lane, the capture lock, replay counts) with a plain
+# call in place of the graph.
+
+
+def test_graph_rehearsal_replays_once_per_call_and_equals_eager(golden_model):
+    frame = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+    eager = FastForward(golden_model, "cpu")
+    graphed = FastForward(golden_model, "cpu", cuda_graphs=True, rehearse_graphs=True)
+    assert graphed.specialises_shapes and not eager.specialises_shapes
+    assert "graph rehearsal" in graphed.describe()
+    with torch.inference_mode():
+        first, second = graphed(frame), graphed(frame * 0.5)
+    assert graphed.graph_replays == 2  # measured: one replay per call
+    assert torch.equal(first, eager(frame)) and torch.equal(second, eager(frame * 0.5))
+    assert graphed.captured() == {("default",): [((1, 3, 128, 128), torch.float32)]}
+    graphed.release()
+    assert graphed.captured() == {}
+    with pytest.raises(ValueError, match="rehearse_graphs"):
+        FastForward(golden_model, "cpu", cuda_graphs=True)
+
+
+def test_graph_capture_waits_for_the_process_wide_capture_lock(golden_model):
+    """Two executors starting at once must not capture at the same time."""
+    import threading
+    import time
+
+    from err_stream.engine.fast import CAPTURE_LOCK, GraphLane, graph_lane
+
+    ff = FastForward(golden_model, "cpu", cuda_graphs=True, rehearse_graphs=True)
+    calls = []
+    hook = ff.model.register_forward_pre_hook(lambda m, a: calls.append(1))
+    x = torch.rand(1, 3, 128, 128)
+    done = threading.Event()
+
+    def capture() -> None:
+        with graph_lane(GraphLane("other")):
+            ff(x)
+        done.set()
+
+    CAPTURE_LOCK.acquire()
+    try:
+        t = threading.Thread(target=capture)
+        t.start()
+        deadline = time.monotonic() + 120
+        while len(calls) < 2 and time.monotonic() < deadline:  # its two warm-up calls
+            done.wait(0.05)
+        assert len(calls) == 2
+        assert not done.wait(1.0) and len(calls) == 2  # the capture itself waits for the lock
+    finally:
+        CAPTURE_LOCK.release()
+    t.join(120)
+    hook.remove()
+    assert done.is_set() and len(calls) == 4  # the capture, then the replay
+    assert len(ff.captured()) == 1
+
+
+def test_mamba_kernel_gets_the_dtypes_it_accepts():
+    """mamba_ssm's selective_scan refuses per-token B/C of another dtype than u (its
+    selective_scan.cpp checks); the model hands it half u/delta with float32 B/C. The check
+    that the mamba path runs before the kernel, on what the model really passes."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from err_stream.model.lfr import SS2D
+    from err_stream.ops.scan import check_mamba_inputs, mamba_inputs
+
+    class Record(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.err_stream.selective_scan.default:
+                self.calls.append(args[:7])
+            return func(*args, **(kwargs or {}))
+
+    torch.manual_seed(0)
+    for dtype in (torch.float16, torch.bfloat16):
+        ss = next(m for m in prepare_model(ERR(), dtype, channels_last=False).modules() if isinstance(m, SS2D))
+        with torch.inference_mode(), Record() as rec:
+            ss(torch.randn(1, 6, 10, ss.in_proj.in_features).to(dtype))
+        (raw,) = rec.calls
+        assert raw[0].dtype == dtype and raw[3].dtype == torch.float32  # what the model passes
+        with pytest.raises(ValueError, match="B is torch.float32 but must be"):
+            check_mamba_inputs(*raw)
+        fixed = mamba_inputs(*raw)
+        check_mamba_inputs(*fixed)
+        assert all(t is None or t.dtype == torch.float32 for t in fixed)
+        # The values are the model's (widened, not changed): the reference scan agrees.
+        want = selective_scan_reference(*raw)
+        assert torch.allclose(selective_scan_reference(*fixed), want)
+
+
+def test_cache_dir_without_platformdirs_follows_the_xdg_rules(monkeypatch, tmp_path):
+    """The GPU machines' Python has no platformdirs; every compile asks for the cache folder."""
+    from err_stream.runtime import cache_dir
+
+    monkeypatch.delenv("ERR_STREAM_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    with_platformdirs = cache_dir()
+    monkeypatch.setitem(sys.modules, "platformdirs", None)  # import platformdirs -> ImportError
+    assert cache_dir() == with_platformdirs == tmp_path / "xdg" / "err-stream"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache_dir() == tmp_path / "home" / ".cache" / "err-stream"
+    assert compile_cache_dir() == tmp_path / "home" / ".cache" / "err-stream" / "compile"

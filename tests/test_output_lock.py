@@ -13,8 +13,7 @@ import pytest
 
 from err_stream import cli
 from err_stream.errors import ProcessingError, UserError
-from err_stream.io.output_lock import OutputLock, lock_holder, lock_path, partial_path
-from err_stream.io.sink import PartialOutput
+from err_stream.io.output_file import OutputFile, OutputLock, lock_holder, lock_path, partial_path
 
 try:
     import clips
@@ -26,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HOLDER = """
 import sys
 from pathlib import Path
-from err_stream.io.sink import PartialOutput
-with PartialOutput(Path(sys.argv[1])) as p:
+from err_stream.io.output_file import OutputFile
+with OutputFile(Path(sys.argv[1])) as p:
     print(p.tmp, flush=True)
     sys.stdin.readline()  # hold the lock until told to go (or killed)
     p.commit()
@@ -120,7 +119,7 @@ def test_the_lock_is_exclusive_within_and_across_processes(tmp_path):
 def test_a_failed_commit_is_one_line_and_leaves_nothing(tmp_path):
     out = tmp_path / "o.mp4"
     with pytest.raises(ProcessingError, match="could not put the finished output in place") as e:
-        with PartialOutput(out) as p:
+        with OutputFile(out) as p:
             p.tmp.unlink()  # e.g. removed by a cleaner; rename then fails
             p.commit()
     assert "\n" not in str(e.value)

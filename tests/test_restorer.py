@@ -12,13 +12,6 @@ from err_stream import restore_image as _restore_image
 from err_stream.engine.padding import pad_to_multiple
 
 
-# The golden checkpoint's seeded random weights leave [0, 1] far (the output guard refuses
-# that); these tests are about padding, dtypes and tiling, so accept and clamp, and compare
-# with the clamped reference. The guard has its own tests (test_output_guard.py).
-def restore_image(model, image):
-    return _restore_image(model, image, accept_out_of_range=True)
-
-
 def _reference_restore(model, x: torch.Tensor) -> torch.Tensor:
     """The paper's inference: reflect-pad right/bottom to a multiple of 128, run, crop; then
     clamped to [0, 1] as restore_image(..., accept_out_of_range=True) does."""
@@ -129,16 +122,6 @@ def test_bad_arguments_are_explained(golden_model):
         Restorer(golden_model, tiling=(64, 64))
     with pytest.raises(ValueError, match="B x 3 x H x W"):
         Restorer(golden_model).restore(torch.rand(1, 4, 32, 32))
-
-
-def test_bf16_policy_stays_close_to_fp32(golden_model, photo):
-    x = torch.from_numpy(photo).permute(2, 0, 1).float()[None] / 255
-    ref = Restorer(golden_model, precision="fp32", tiling="off").restore(x)
-    half = Restorer(golden_model, precision="bf16", tiling="off").restore(x)
-    assert half.dtype == torch.float32 and torch.isfinite(half).all()
-    mse = ((half.clamp(0, 1) - ref.clamp(0, 1)) ** 2).mean().item()
-    psnr = 10 * np.log10(1 / max(mse, 1e-12))
-    assert psnr > 30, psnr  # bf16 keeps ~3 significant digits; fp16 on GPU is measured in the benchmark
 
 
 def test_the_tiled_schedule_is_the_models_and_consistent(golden_model):

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -223,6 +224,91 @@ def test_dali_cpu_decoder_refuses_h264(media, tmp_path, capsys):
     code, _, err = run_cli(media["h264"], tmp_path / "o.mp4", "--decoder", "dali", "--passthrough", "--device", "cpu", capsys=capsys)
     assert code == 1 and "VP8, VP9, MJPEG" in err
     assert not (tmp_path / "o.mp4").exists()
+
+
+# ----------------------------------------------------------------------------- output size
+def _lossless_h264(path: Path, w: int, h: int, frames: int = 3, sar: Fraction | None = None, pix_fmt: str = "yuv444p") -> Path:
+    """Lossless H.264, 4:4:4 or 4:2:0 (it carries the sample aspect ratio in its bitstream)."""
+    tags = clips.BT709
+    sub = 1 if pix_fmt == "yuv420p" else 0
+    with av.open(str(path), "w") as c:
+        v = clips._video_stream(c, "libx264", w, h, pix_fmt, 12, Fraction(1, 12), tags, {"qp": "0", "preset": "ultrafast"})
+        if sar is not None:
+            v.codec_context.sample_aspect_ratio = sar
+        for i in range(frames):
+            f = clips.fill(av.VideoFrame(w, h, pix_fmt), clips.yuv_planes(i, w, h, sx=sub, sy=sub, chroma=0.08), tags)
+            f.pts = i
+            for pk in v.encode(f):
+                c.mux(pk)
+        for pk in v.encode(None):
+            c.mux(pk)
+    return path
+
+
+def test_size_of_the_input_is_no_scaling_at_all(media, tmp_path, capsys):
+    plain, same = tmp_path / "plain.mkv", tmp_path / "same.mkv"
+    for out, extra in ((plain, []), (same, ["--size", "64x48"])):
+        code, _, err = run_cli(media["h264"], out, "--passthrough", "--codec", "ffv1", "--quiet", *extra, capsys=capsys)
+        assert code == 0, err
+    a, b = clips.decode_all(plain)[0], clips.decode_all(same)[0]
+    assert len(a) == len(b) == 12
+    assert all(np.array_equal(x, y) for fa, fb in zip(a, b) for x, y in zip(fa, fb))  # colour-exact: no resampling path
+
+
+def test_size_scales_with_antialiased_bicubic(tmp_path, capsys):
+    """Each output plane is PIL's (antialiased) bicubic resize of the input's: resampling the
+    R'G'B' frames commutes with the affine YCbCr<->RGB conversion (4:4:4: no chroma siting)."""
+    from PIL import Image
+
+    src = _lossless_h264(tmp_path / "in.mkv", 128, 96, sar=Fraction(4, 3))  # anamorphic: pixels 4:3 wide
+    assert probe(src).sample_aspect_ratio == Fraction(4, 3)
+    for size in ((64, 48), (160, 120), (64, 64)):  # shrink, enlarge, and a new shape
+        out = tmp_path / f"o{size[0]}x{size[1]}.mkv"
+        code, _, err = run_cli(src, out, "--passthrough", "--codec", "libx264", "--crf", "0", "--quiet", "--size", f"{size[0]}x{size[1]}",
+                               capsys=capsys)
+        assert code == 0, err
+        a, _, _, _ = clips.decode_all(src)
+        b, pb, _, fb = clips.decode_all(out)
+        assert len(b) == 3 and (fb.width, fb.height) == size and fb.format.name == "yuv444p"
+        assert (fb.colorspace, fb.color_range) == (1, 1)
+        for fa, fo in zip(a, b):
+            for plane, got in zip(fa, fo):
+                want = np.asarray(Image.fromarray(plane.astype(np.float32), mode="F").resize(size, Image.BICUBIC))
+                assert np.abs(got.astype(np.float64) - np.clip(np.rint(want), 0, 255)).max() <= 1
+        with av.open(str(out)) as c:  # the picture keeps its display shape, as with FFmpeg's scale filter
+            assert c.streams.video[0].sample_aspect_ratio == Fraction(4, 3) * Fraction(128 * size[1], 96 * size[0])
+
+
+def test_size_of_subsampled_input_downsamples_its_chroma_afresh(tmp_path, capsys):
+    """4:2:0 in, another size out: the output is the colour package's conversion of the
+    resized R'G'B' with chroma downsampled from it (the input's chroma, of the input's size,
+    cannot take part in the way back)."""
+    from err_stream.colour import YCbCrConverter
+    from err_stream.colour.planes import PlaneFormat
+    from err_stream.video.restore import scale
+
+    src = _lossless_h264(tmp_path / "in.mkv", 64, 48, frames=2, pix_fmt="yuv420p")
+    out = tmp_path / "out.mkv"
+    code, _, err = run_cli(src, out, "--passthrough", "--codec", "ffv1", "--quiet", "--size", "32x24", capsys=capsys)
+    assert code == 0, err
+    fmt, conv = PlaneFormat.parse("yuv420p"), YCbCrConverter(Matrix.BT709, False)
+    a, _, _, _ = clips.decode_all(src)
+    b, _, _, fb = clips.decode_all(out)
+    assert len(b) == 2 and (fb.width, fb.height) == (32, 24)
+    for fa, fo in zip(a, b):
+        planes = [torch.from_numpy(p)[None] for p in fa]
+        want = conv.rgb_to_planes(scale(conv.planes_to_rgb(*planes, fmt), 32, 24), fmt)
+        assert all(np.array_equal(got, w_[0].numpy()) for got, w_ in zip(fo, want))
+
+
+def test_size_that_the_chroma_cannot_take_is_refused(media, tmp_path, capsys):
+    out = tmp_path / "o.mkv"
+    code, _, err = run_cli(media["h264"], out, "--passthrough", "--codec", "ffv1", "--size", "63x48", capsys=capsys)
+    line = one_line_error(err)
+    assert code == 1 and "--size 63x48" in line and "4:2:0" in line and "multiple of 2" in line and "62x48" in line
+    code, _, err = run_cli(media["h264"], out, "--passthrough", "--size", "wide", capsys=capsys)
+    assert code == 1 and "--size wide: expected a picture size" in one_line_error(err)
+    assert not out.exists()
 
 
 # ----------------------------------------------------------------------------- errors

@@ -33,7 +33,7 @@ def planes_diff(a, b) -> np.ndarray:
     "make, options",
     [
         (lambda d: clips.make_h264_aac(d / "in.mp4", w=130, h=74), dict(codec="libx264", crf=0)),
-        (lambda d: clips.make_hevc_pq(d / "in.mp4", w=96, h=64), dict(encoder_opts=["x265-params=lossless=1"])),
+        (lambda d: clips.make_hevc_pq(d / "in.mp4", w=96, h=64), dict(encoder_opt=["x265-params=lossless=1"])),
         (lambda d: clips.make_prores_422_10bit(d / "in.mov"), dict(codec="ffv1")),
     ],
     ids=["h264-8bit", "hevc-10bit", "prores-422-10bit"],

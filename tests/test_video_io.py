@@ -235,6 +235,19 @@ def test_avi_declares_the_input_rate_and_keeps_frame_times(tmp_path, capsys):
     assert np.allclose([float(p * tb) for p in pts], [float((p - pin[0]) * tbin) for p in pin], atol=1e-6)
 
 
+@pytest.mark.parametrize("ext", [".avi", ".mxf"])
+def test_h264_into_containers_without_times_has_no_b_frames_and_keeps_frame_times(tmp_path, capsys, ext):
+    """AVI and MXF store no presentation times (a frame's place is its index): H.264 B-frames
+    would read back up to three frames out of place, so the encoder makes none there."""
+    src = clips.make_h264_aac(tmp_path / "in.mp4", w=128, h=96, frames=24, fps=24, audio=False)
+    out = tmp_path / f"o{ext}"
+    code, err = run_cli(src, out, "--passthrough", "--quiet", "--codec", "libx264", capsys=capsys)
+    assert code == 0, err
+    _, pts, tb, _ = clips.decode_all(out)
+    _, pin, tbin, _ = clips.decode_all(src)
+    assert [round(float((p - pts[0]) * tb), 6) for p in pts] == [round(float((p - pin[0]) * tbin), 6) for p in pin]
+
+
 # ----------------------------------------------------------------------------- metadata
 @pytest.mark.parametrize("ext", [".mkv", ".mov"])
 def test_master_metadata_is_kept(media, tmp_path, capsys, ext):
@@ -280,15 +293,13 @@ def test_clean_input_counts_no_decode_errors(media, tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- decoders
 def test_auto_never_picks_the_inexact_dali_decoder(media):
-    import torch
+    from err_stream.io.endpoints import endpoint
+    from err_stream.io.sources import choose_source
+    from err_stream.video.options import DecodeOptions
 
-    from err_stream.io.source import probe
-    from err_stream.video import choose_decoder
-
-    info = probe(media["h264"])  # 8-bit 4:2:0 H.264: what auto used to hand to DALI on a GPU
-    assert choose_decoder("auto", info, torch.device("cuda")) == "pyav"
-    assert choose_decoder("auto", info, torch.device("cpu")) == "pyav"
-    assert choose_decoder("dali", info, torch.device("cuda")) == "dali"
+    ep = endpoint(str(media["h264"]))  # 8-bit 4:2:0 H.264: what auto used to hand to DALI on a GPU
+    assert choose_source(ep, DecodeOptions(decoder="auto")).name == "pyav"  # on any device
+    assert choose_source(ep, DecodeOptions(decoder="dali")).name == "dali"
 
 
 # ----------------------------------------------------------------------------- alpha

@@ -320,17 +320,20 @@ def test_vspipe_runs_the_example_script(tmp_path, weights):
     assert count == 5 and params["W"] == "96" and params["H"] == "64" and params["F"] == "24:1"
 
 
-def test_frames_from_vpy_reads_the_example(tmp_path, weights):
-    from vs_plugin.source import open_vpy
+def test_the_transcoders_vpy_source_reads_the_example_with_its_arguments(tmp_path, weights):
+    """The example script through the transcoder's own .vpy source (err_stream.io.vpy, which
+    `err-stream script.vpy OUT` and batch jobs use), with vspipe-style arguments."""
+    from err_stream.io.vpy import VpySource, probe_vpy
 
     video = _video(tmp_path / "dark.mp4", frames=3, width=64, height=48)
-    clip = open_vpy(REPO / "examples" / "lowlight.vpy", {"video": str(video), "weights": weights, "device_index": "-1", "accept_out_of_range": "1"})
-    assert (clip.width, clip.height, clip.num_frames, clip.fps) == (64, 48, 3, Fraction(24))
-    frames = list(clip.frames())
-    assert [t for _, t in frames] == [Fraction(0), Fraction(1, 24), Fraction(2, 24)]
-    assert all(rgb.shape == (48, 64, 3) and rgb.dtype == np.float32 for rgb, _ in frames)
-    assert all(np.isfinite(rgb).all() for rgb, _ in frames)
-    assert np.abs(frames[1][0] - frames[0][0]).mean() > 0.01  # distinct frames, in order
+    args = {"video": str(video), "weights": weights, "device_index": "-1", "accept_out_of_range": "1"}
+    info = probe_vpy(REPO / "examples" / "lowlight.vpy", args)
+    assert (info.width, info.height, info.frames_estimate, info.average_rate) == (64, 48, 3, Fraction(24))
+    frames = list(VpySource(info).frames())
+    assert [f.pts * info.time_base for f in frames] == [Fraction(0), Fraction(1, 24), Fraction(2, 24)]
+    # The script keeps its input's format: 8-bit 4:2:0 code planes.
+    assert all([p.shape for p in f.planes] == [(48, 64), (24, 32), (24, 32)] and f.planes[0].dtype == np.uint8 for f in frames)
+    assert np.abs(frames[1].planes[0].astype(float) - frames[0].planes[0]).mean() > 1  # distinct frames, in order
 
 
 def test_same_clip_same_pixels_through_vapoursynth_and_the_transcoder(tmp_path, weights):

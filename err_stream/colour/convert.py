@@ -16,7 +16,7 @@ chroma is the input's plus the downsampled *change* the model made::
 rather than ``down(C(rgb_out))``. A bicubic ``down`` after ``up`` is not the identity: it
 softens chroma at colour edges (up to 37 10-bit code values on a photograph), each time a
 picture goes through. With the change instead, a picture the model leaves alone comes back
-exactly (``--passthrough``, an identity model; pixels the output clamp moves excepted), a
+exactly (a run without a model, an identity model; pixels the output clamp moves excepted), a
 uniform change (a gain) keeps the input's chroma detail, and where the model changed the
 picture the change is what zimg's ``down`` gives. The cost is on input noise the model
 removes: its finest chroma part (what ``down(up(.))`` does not pass) stays, at the input's
@@ -207,6 +207,10 @@ class PackedFrameColour:
             rgb = rgb.clamp(0.0, 1.0)
         source = None
         if codes is not None:
+            if codes.shape[-1] != sum(h * w for h, w in self.in_shapes):
+                # e.g. the codes of a picture of another size: its chroma cannot help here
+                raise ValueError(f"the input codes ({codes.shape[-1]} per frame) are not of this conversion's "
+                                 f"{self.in_fmt.name} frame ({sum(h * w for h, w in self.in_shapes)})")
             _, cb, cr = split_planes(codes, self.in_shapes)
             source = (cb, cr, self.in_fmt)
         planes = self.converter.rgb_to_planes(rgb, self.out_fmt, source)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 from ..engine.settings import PRECISIONS, RestoreSettings
 from ..presets import PRESETS
@@ -52,10 +51,6 @@ def make_restorer(args: argparse.Namespace, same_size_frames: bool = True):
 
     ``same_size_frames``: the frames all have one size (video), so compiling the model for it
     pays off (on CUDA, unless --no-compile); images of varying sizes would compile for each."""
-    from ..engine import Restorer
-    from ..weights import load_model
+    from ..engine.restorer import load_restorer
 
-    settings = restore_settings(args, same_size_frames)
-    device = settings.torch_device()
-    model = load_model(args.weights or args.preset, device=device)
-    return Restorer(model, settings=dataclasses.replace(settings, device=str(device)))
+    return load_restorer(args.weights or args.preset, restore_settings(args, same_size_frames))

@@ -47,18 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.output_check import OutputRangeError
     from ..image import IMAGE_SUFFIXES, load_image, restore_image, write_image
 
+    from ..io.output_file import OutputFile
+
     restore_settings(args).torch_device()  # bad options fail first
     jobs = _jobs(Path(args.input), Path(args.output))
-    for _, out in jobs:
-        if out.exists() and not args.overwrite:
-            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
+    for src, out in jobs:
         if out.suffix.lower() not in IMAGE_SUFFIXES:
             raise UserError(f"{out}: unknown image type; use one of {', '.join(IMAGE_SUFFIXES)}")
-        if not out.parent.exists():
-            if out.parent == Path(args.output) and Path(args.input).is_dir():
-                out.parent.mkdir(parents=True)
-            else:
-                raise UserError(f"{out.parent}: no such folder")
+        if not out.parent.exists() and out.parent == Path(args.output) and Path(args.input).is_dir():
+            out.parent.mkdir(parents=True)
+        OutputFile(out, overwrite=args.overwrite, source=src)  # the output file's checks, before the model loads
     restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
         try:
@@ -75,5 +73,5 @@ def run(args: argparse.Namespace) -> int:
             raise e.for_option(ACCEPT_OPTION, where=str(src), frame=None) from None
         if out.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp") and result.dtype != "uint8":
             result = (result.astype("float32") / 257.0).round().astype("uint8")
-        write_image(out, result)
+        write_image(out, result, overwrite=args.overwrite)
     return 0

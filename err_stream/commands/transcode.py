@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="restore the colour of a video with an alpha channel and leave the alpha out (else refused)")
     p.add_argument("--passthrough", action="store_true", help="skip the model: decode, convert colour and encode only (a check)")
     p.add_argument("--decoder", choices=["auto", "pyav", "dali"], default="auto",
-                   help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU), or auto (DALI on a GPU for 8-bit 4:2:0, else PyAV)")
+                   help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU; approximate colours), or auto (always PyAV: exact)")
     p.add_argument("--batch", type=int, default=None, metavar="N", help="frames per model call (default: 1 on CPU, ~2 MP on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print a JSON summary (frames, seconds, fps, decoder, device, precision) at the end")
@@ -51,74 +51,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--encoder-preset", metavar="NAME",
                    help="the encoder's preset (ffmpeg's -preset: e.g. slow, p5); --preset names model weights")
     g.add_argument("--pix-fmt", metavar="FMT", help="output pixel format (default: the input's, e.g. yuv420p10le)")
+    g.add_argument("--size", metavar="WxH", help="output picture size, e.g. 1920x1080: the restored frames are scaled on the "
+                                                 "device (bicubic, antialiased when shrinking) before encoding (default: the input's)")
     g.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="any encoder option, repeatable (e.g. x265-params=lossless=1)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io.endpoints import endpoint, output_format
-    from ..io.preflight import plan_output
-    from ..io.sink import PartialOutput, choose_encoder
-    from ..io.source import check_alpha, probe
     from ..progress import TqdmProgress
-    from ..video import InputStopped, format_is_extension, transcode
+    from ..video.execute import execute
+    from ..video.options import TranscodeOptions
+    from ..video.plan import plan
+    from ..video.result import InputStopped
 
-    # Cheap checks first, so a bad path or option fails before the model loads. A stream
-    # can be read only once: it is opened by transcode(), after the model has loaded.
-    in_ep, out_ep = endpoint(args.input), endpoint(args.output)
-    container = output_format(out_ep, args.format)
-    if out_ep.is_file:
-        PartialOutput(out_ep.path, overwrite=args.overwrite, source=in_ep.path if in_ep.is_file else None)
-    settings = None
-    if in_ep.is_file:
-        info = probe(in_ep.path)
-        check_alpha(info, args.drop_alpha)
-        if out_ep.is_file and format_is_extension(out_ep, container):
-            # A dry run of the output: a stream or option it cannot take fails now, not after the last frame.
-            settings = plan_output(info, out_ep.path, args.codec, args.crf, args.encoder_preset, args.pix_fmt,
-                                   args.encoder_opt, not args.no_data)
-        else:
-            name = out_ep.path if out_ep.is_file else _path(f"stream.{container}")
-            choose_encoder(info, name, args.codec, args.crf, args.encoder_preset, args.pix_fmt, args.encoder_opt, container=container)
+    # The flags' names are the settings' names (--no-data is no_data).
+    names = set(TranscodeOptions.setting_names())
+    options = TranscodeOptions.of(**{k: v for k, v in vars(args).items() if k in names})
+    # The probe and every check of the output first, so a bad path or option fails before the
+    # model loads. A stream can be read only once: execute() opens it, after the model has loaded.
+    planned = plan(args.input, args.output, options)
     restore_settings(args).torch_device()  # a bad --device/--tile/... fails before the model loads
     restorer = None if args.passthrough else make_restorer(args)
     # Machine-readable output never shares standard output with the video.
-    report = sys.stderr if out_ep.kind == "pipe" else sys.stdout
+    report = sys.stderr if planned.output.kind == "pipe" else sys.stdout
     stop_input = threading.Event()
     try:
-        with _terminate_as_interrupt(), _worded_for_cli(), _ctrl_c_ends_the_stream(stop_input, active=not in_ep.is_file):
-            result = transcode(
-                args.input,
-                args.output,
-                restorer,
-                device=args.device,
-                decoder=args.decoder,
-                codec=args.codec,
-                crf=args.crf,
-                encoder_preset=args.encoder_preset,
-                pix_fmt=args.pix_fmt,
-                encoder_opts=args.encoder_opt,
-                overwrite=args.overwrite,
-                copy_data=not args.no_data,
-                planned=settings,
-                ignore_errors=args.ignore_errors,
-                drop_alpha=args.drop_alpha,
-                progress=None if args.quiet else TqdmProgress(),
-                batch=args.batch,
-                accept_out_of_range=args.accept_out_of_range,
-                format=args.format,
-                input_format=args.input_format,
-                timeout=args.timeout,
-                max_delay=args.max_delay,
-                drop_late=args.drop_late,
-                stop_input=stop_input,
-            )
+        with _terminate_as_interrupt(), _worded_for_cli(), _ctrl_c_ends_the_stream(stop_input, active=not planned.input.is_file):
+            result = execute(planned, restorer, progress=None if args.quiet else TqdmProgress(), stop=stop_input)
     except InputStopped as e:
         if args.json:
             print(json.dumps(e.result.as_dict()), file=report)
         raise
-    if (not in_ep.is_file and not args.quiet) or result.damaged or result.dropped_late:
-        print(_summary(result, out_ep.label(output=True)), file=sys.stderr)
+    if (not planned.input.is_file and not args.quiet) or result.damaged or result.dropped_late:
+        print(_summary(result, planned.output.label(output=True)), file=sys.stderr)
     if args.json:
         print(json.dumps(result.as_dict()), file=report)
     return 0
@@ -133,12 +98,6 @@ def _summary(result, where: str) -> str:
     if result.damaged:
         parts.append(f"{result.damaged} damaged pictures dropped")
     return "; ".join(parts)
-
-
-def _path(p: str):
-    from pathlib import Path
-
-    return Path(p)
 
 
 class _worded_for_cli:

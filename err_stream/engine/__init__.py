@@ -13,6 +13,7 @@ _EXPORTS = {
     "Restorer": ".restorer",
     "TilePlan": ".restorer",
     "PRECISIONS": ".restorer",
+    "load_restorer": ".restorer",
     "pad_to_multiple": ".padding",
     "RestoreSettings": ".settings",
     "StreamingExecutor": ".executor",

@@ -14,6 +14,13 @@ and gives its buffer back. One launcher thread owned by the executor does the wo
 * on the CPU it computes each batch in turn; the same bounded pools give the same
   back-pressure and the same interface.
 
+Where the restorer's fast path compiles or replays CUDA graphs (one per input shape), a
+batch shorter than ``max_batch`` (the greedy batcher's last or hurried one) is padded to
+``max_batch`` with copies of its last frame, so a stream costs one compile and one capture,
+never one per batch size met. The executor runs in its own graph lane
+(:class:`~err_stream.engine.fast.GraphLane`): its graphs and their memory pools are dropped
+when it closes.
+
 The output guard (:mod:`.output_check`) is computed on the device beside the model, copied
 back with the frames and judged when the consumer takes the result, so that checking never
 synchronises the GPU per frame.
@@ -40,6 +47,7 @@ import numpy as np
 import torch
 
 from ..errors import ProcessingError
+from .fast import GraphLane, graph_lane
 from .output_check import STATS_PER_FRAME, clamp_output, failing, judge, output_stats
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -311,6 +319,7 @@ class _Launcher:
                 self.outputs.put(_OutputSlot())
         self.lock = threading.Lock()
         self.clamped = 0
+        self.lane = GraphLane(name)
         self.thread = threading.Thread(target=self.serve, name=name, daemon=True)
         self.thread.start()
 
@@ -336,7 +345,7 @@ class _Launcher:
     def serve(self) -> None:
         if self.cuda:
             torch.cuda.set_device(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode(), graph_lane(self.lane):
             while True:
                 try:
                     job = self.jobs.get(timeout=_POLL)
@@ -377,13 +386,27 @@ class _Launcher:
         if self.restorer is None:
             y, stats = x, None
         else:
+            n = x.shape[0]
+            pad = self.max_batch - n if self._fixed_batch(x) else 0
+            if pad:  # one input shape for the whole stream: one compile, one capture
+                x = torch.cat([x, x[-1:].expand(pad, *x.shape[1:])])
             y = self.restorer.restore(x)
+            if pad:
+                y = y[:n]
             stats = output_stats(y)  # queued on the device; judged on the host copy
             if self.accept:
                 clamp_output(y)
         pixels = y.shape[-2] * y.shape[-1]
         out = self.post(y, inputs) if self.post is not None else y
         return out, stats, pixels
+
+    def _fixed_batch(self, x: torch.Tensor) -> bool:
+        """Whether batches must keep one size: the restorer runs whole frames through a fast
+        path that compiles or captures per input shape (tiles run eagerly, any batch)."""
+        fast = getattr(self.restorer, "fast", None)
+        if fast is None or not fast.specialises_shapes or x.shape[0] >= self.max_batch:
+            return False
+        return self.restorer.plan(x.shape[-2], x.shape[-1], self.max_batch).tile is None
 
     def _run_cpu(self, frames, after, ticket: Ticket) -> None:
         tensors = [f.tensor if isinstance(f, InputSlot) else _as_tensor(f) for f in frames]
@@ -467,6 +490,9 @@ class _Launcher:
             for s in self.streams:  # nothing may still read or write the buffers we drop
                 s.synchronize()
             self.streams = None
+        fast = getattr(self.restorer, "fast", None)
+        if fast is not None:  # this executor's graphs and their memory pools go with it
+            fast.release(self.lane)
         while True:
             try:
                 self.outputs.get_nowait()

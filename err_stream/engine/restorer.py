@@ -167,7 +167,7 @@ class Restorer:
         if self.fast is not None:
             if plan.tile is None:
                 return self.fast(x)
-            xf = x.to(self.fast.dtype).contiguous(memory_format=self.fast.memory_format)
+            xf = x.contiguous(memory_format=self.fast.memory_format)  # float32: the image path stays float32
             return self._run_tiled(self.fast.model, xf, plan.tile, autocast=False).float()
         if plan.tile is None:
             with self._autocast():
@@ -183,6 +183,13 @@ class Restorer:
         last_read = sched.last_reads()
         maps: dict[str, torch.Tensor] = {"x": x}
         for i, step in enumerate(sched.steps):
+            if autocast and not step.half_safe and self.compute_dtype != torch.float32:
+                # A float32 step after half ones: autocast is off inside it, so it must be
+                # handed float32 maps (its layers hold float32 weights).
+                names = step.reads if isinstance(step, TrunkStep) else [n for n, _ in step.reads]
+                for name in names:
+                    if maps[name].dtype in (torch.float16, torch.bfloat16):
+                        maps[name] = maps[name].float()
             with self._autocast(step.half_safe) if autocast else contextlib.nullcontext():
                 if isinstance(step, TrunkStep):
                     maps.update(step.run(m, maps))
@@ -232,3 +239,16 @@ def _regions(tiles, hp: int, wp: int, halo: int):
 
 def _div(s: slice, f: int) -> slice:
     return slice(s.start // f, s.stop // f)
+
+
+def load_restorer(model: str | None, settings: RestoreSettings = RestoreSettings()) -> Restorer:
+    """Load a model and wrap it in a Restorer: ``model`` is a checkpoint file, an authors'
+    preset name or None (the embedded demo weights), as :func:`~err_stream.weights.load_model`
+    takes it; the model is loaded straight onto ``settings``' device (checked first). What
+    every front end that names its model by file or preset calls."""
+    import dataclasses
+
+    from ..weights import load_model
+
+    device = settings.torch_device()
+    return Restorer(load_model(model, device=device), settings=dataclasses.replace(settings, device=str(device)))

@@ -1,16 +1,20 @@
-"""Video input/output: decoders (source), encoder and output file (sink); colour is err_stream.colour."""
+"""Video input/output: sources (sources: the registry of file, DALI, ``.vpy`` and stream
+inputs), encoder and container (sink), the atomic output file (output_file); colour
+conversion is :mod:`err_stream.colour`. Names load on first use, so importing one module
+of the package imports only what that module needs."""
 
-from .sink import EncoderSettings, PartialOutput, VideoSink, choose_encoder
-from .source import DaliSource, PyAVSource, SourceFrame, VideoInfo, probe
+from .._lazy import lazy_exports
 
-__all__ = [
-    "EncoderSettings",
-    "PartialOutput",
-    "VideoSink",
-    "choose_encoder",
-    "DaliSource",
-    "PyAVSource",
-    "SourceFrame",
-    "VideoInfo",
-    "probe",
-]
+_EXPORTS = {
+    "EncoderSettings": ".sink",
+    "VideoSink": ".sink",
+    "choose_encoder": ".sink",
+    "OutputFile": ".output_file",
+    "PyAVSource": ".source",
+    "SourceFrame": ".source",
+    "VideoInfo": ".source",
+    "probe": ".source",
+}
+__all__ = list(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

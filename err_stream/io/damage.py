@@ -5,7 +5,7 @@ does not match, an H.264 macroblock row that fails to parse. The frame comes out
 plausible, no exception is raised, and PyAV exposes no per-frame error flag. What FFmpeg
 does do is log the error. :class:`DamageWatch` captures the decoder's error-level log
 while a stream is decoded and turns each message into a :class:`Damage` with the frame it
-belongs to, so the run fails (or, with ``--ignore-errors``, counts it) instead of passing
+belongs to, so the run fails (or, with the ``ignore_errors`` setting, counts it) instead of passing
 concealed damage off as a clean restoration.
 """
 

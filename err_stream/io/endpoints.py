@@ -1,6 +1,6 @@
 """Where a run reads from and writes to: a file, a pipe (``-``) or a live URL.
 
-Files are probed, seeked and written atomically (see :class:`~.sink.PartialOutput`). Pipes
+Files are probed, seeked and written atomically (see :class:`~.output_file.OutputFile`). Pipes
 and network URLs are streams: read once from the start, never seeked, of unknown length,
 and written as they go (no atomic rename: the receiver sees every byte as it is written).
 
@@ -18,17 +18,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import SettingError, UserError, named
 
 log = logging.getLogger(__name__)
 
 PIPE = "-"
-# Protocols FFmpeg writes live streams to, and the container written when --format is not given.
+# Protocols FFmpeg writes live streams to, and the container written when no format is given.
 OUTPUT_SCHEMES = {"udp": "mpegts", "tcp": "mpegts", "srt": "mpegts", "rtp": "rtp_mpegts", "rtmp": "flv", "rtmps": "flv", "rtsp": "rtsp"}
 PIPE_FORMATS = ("nut", "matroska", "mpegts", "yuv4mpegpipe", "flv")
 # How long a network input may send nothing, once it has started, before the run ends with
-# exit 2 (seconds). A listener and a UDP input wait for their sender without limit unless
-# --timeout is given.
+# exit 2 (seconds). A listener and a UDP input wait for their sender without limit unless the
+# timeout setting is given.
 DEFAULT_TIMEOUT = 10.0
 
 _URL = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://")
@@ -88,35 +88,35 @@ def endpoint(text: str | os.PathLike) -> Endpoint:
 
 
 def output_format(ep: Endpoint, requested: str | None) -> str:
-    """The container written to ``ep``: ``--format``, else the file extension, else the
-    protocol's usual one."""
+    """The container written to ``ep``: ``requested`` (the ``format`` setting), else the file
+    extension, else the protocol's usual one."""
     from .sink import CONTAINERS
 
     if requested:
-        _check_muxer(requested)
+        check_muxer(requested)
         return requested
     if ep.kind == "pipe":
-        raise UserError(f"OUT is '-' (standard output): name its container with --format ({', '.join(PIPE_FORMATS)}, ...)")
+        raise UserError(f"OUT is '-' (standard output): name its container with {named('format')} ({', '.join(PIPE_FORMATS)}, ...)")
     if ep.kind == "url":
         fmt = OUTPUT_SCHEMES.get(ep.scheme or "")
         if fmt is None:
-            raise UserError(f"{ep}: name the container to send with --format (e.g. mpegts)")
+            raise UserError(f"{ep}: name the container to send with {named('format')} (e.g. mpegts)")
         return fmt
     fmt = CONTAINERS.get(ep.path.suffix.lower())
     if fmt is None:
-        raise UserError(f"{ep}: unknown video container {ep.path.suffix!r}; use one of {', '.join(CONTAINERS)} (or --format)")
+        raise UserError(f"{ep}: unknown video container {ep.path.suffix!r}; use one of {', '.join(CONTAINERS)} (or {named('format')})")
     return fmt
 
 
-def _check_muxer(name: str) -> None:
+def check_muxer(name: str) -> None:
     import av
 
     if name not in av.formats_available:
-        raise UserError(f"--format {name}: FFmpeg has no such container (try {', '.join(PIPE_FORMATS)})")
+        raise SettingError("format", name, f"FFmpeg has no such container (try {', '.join(PIPE_FORMATS)})")
     try:
         av.format.ContainerFormat(name, "w")
     except Exception:
-        raise UserError(f"--format {name}: FFmpeg cannot write this container") from None
+        raise SettingError("format", name, "FFmpeg cannot write this container") from None
 
 
 def input_options(ep: Endpoint, low_delay: bool) -> dict[str, str]:
@@ -144,7 +144,7 @@ def output_options(ep: Endpoint, fmt: str, low_delay: bool) -> dict[str, str]:
 
 
 # Encoder options for a live run: no lookahead, no B-frames, no frame threading (each would
-# hold frames back). --encoder-opt still overrides them (e.g. bf=2 asks for B-frames).
+# hold frames back). The user's encoder_opt still overrides them (e.g. bf=2 asks for B-frames).
 LOW_DELAY_ENCODER_OPTIONS: dict[str, dict[str, str]] = {
     "libx264": {"tune": "zerolatency"},
     "libx265": {"tune": "zerolatency"},
@@ -173,7 +173,7 @@ def input_timeouts(ep: Endpoint, timeout: float | None) -> tuple[float | None, f
 
 def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False):
     """Open a pipe or URL for reading (files are opened by :mod:`.source`); ``timeout``
-    (``--timeout``) bounds the wait for the stream to start and each read (see
+    (seconds) bounds the wait for the stream to start and each read (see
     :func:`input_timeouts` for the defaults)."""
     import av
 
@@ -181,16 +181,16 @@ def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | N
 
     target = "pipe:0" if ep.kind == "pipe" else ep.text
     if input_format is not None and input_format not in av.formats_available:
-        raise UserError(f"--input-format {input_format}: FFmpeg has no such container")
+        raise SettingError("input_format", input_format, "FFmpeg has no such container")
     opening, reading = input_timeouts(ep, timeout)
     try:
         return av.open(target, "r", format=input_format, options=input_options(ep, low_delay),
                        timeout=(opening, reading) if opening or reading else None)
     except av.error.ExitError:
-        raise UserError(f"{ep.label()}: no stream arrived within --timeout {opening:g} s") from None
+        raise UserError(f"{ep.label()}: no stream arrived within {named('timeout')} {opening:g} s") from None
     except av.error.FFmpegError as e:
         what = f"cannot open {ep.label()}" if ep.kind == "url" else "cannot read a video container from standard input"
-        hint = " (name it with --input-format)" if input_format is None and ep.kind == "pipe" else ""
+        hint = f" (name it with {named('input_format')})" if input_format is None and ep.kind == "pipe" else ""
         raise UserError(f"{what}: {_reason(e)}{hint}") from None
 
 

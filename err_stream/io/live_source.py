@@ -22,15 +22,15 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, named
 from .endpoints import Endpoint, input_timeouts, open_input
-from .source import SourceFrame, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
+from .source import Source, SourceFrame, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
 
 log = logging.getLogger(__name__)
 
 
-class LiveSource:
-    name = "pyav"
+class LiveSource(Source):
+    """A pipe or URL, decoded as it arrives; opening it probes it (:attr:`info`)."""
 
     def __init__(self, ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False,
                  stop: threading.Event | None = None) -> None:
@@ -39,6 +39,7 @@ class LiveSource:
         self.timeout = input_timeouts(ep, timeout)[1]
         self.ended: str | None = None
         self.reason = ""
+        self.damage: list = []
         self.damaged = 0
         self.decoded = 0
         self.last_data = time.monotonic()
@@ -72,7 +73,7 @@ class LiveSource:
             try:
                 packet = next(self._packets, None)
             except av.error.ExitError:
-                raise UserError(f"{self.ep.label()}: no picture arrived within {self.timeout:g} s (--timeout)") from None
+                raise UserError(f"{self.ep.label()}: no picture arrived within {self.timeout:g} s ({named('timeout')})") from None
             except av.error.FFmpegError as e:
                 raise UserError(f"{self.ep.label()}: reading the stream failed before its first picture ({_reason(e)})") from None
             if packet is None:
@@ -131,7 +132,7 @@ class LiveSource:
                 try:
                     packet = next(self._packets, None)
                 except av.error.ExitError:
-                    self.ended, self.reason = "stalled", f"nothing arrived for {self.timeout:g} s (--timeout)"
+                    self.ended, self.reason = "stalled", f"nothing arrived for {self.timeout:g} s ({named('timeout')})"
                     packet = None
                 except av.error.FFmpegError as e:
                     self.ended, self.reason = "failed", f"reading failed: {_reason(e)}"

@@ -10,15 +10,18 @@ culprit (the video encoder, or which copied stream) and says what to do.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ProcessingError, UserError
 from .sink import (
     DEFAULT_ENCODERS,
+    Beside,
     FALLBACK_ENCODERS,
     EncoderOptionError,
     EncoderSettings,
@@ -27,6 +30,9 @@ from .sink import (
     container_format,
 )
 from .source import VideoInfo
+
+if TYPE_CHECKING:
+    from ..video.options import EncodeOptions
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +51,20 @@ CONTAINER_ENCODERS = {
 DRY_RUN_FRAMES = 3
 
 
-def plan_output(
-    info: VideoInfo,
-    out: Path,
-    codec: str | None = None,
-    crf: float | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    encoder_opts: list[str] | tuple[str, ...] = (),
-    copy_data: bool = True,
-) -> EncoderSettings:
-    """The encoder settings for ``out``, proven by a dry run; UserError naming the stream
-    and the way out when the output cannot be written."""
+def plan_output(info: VideoInfo, source: Beside, out: Path, request: EncodeOptions, copy_data: bool = True) -> EncoderSettings:
+    """The encoder settings for ``out`` (from ``request``, the user's encoder settings),
+    proven by a dry run; UserError naming the stream and the way out when the output cannot
+    be written. ``source``: the input's kind (what goes beside the video)."""
     out = Path(out)
-    settings = choose_encoder(info, out, codec, crf, preset, pix_fmt, encoder_opts)
-    failure = dry_run(info, out, settings, copy_data)
+    copied = source.copied_streams(info)
+    settings = choose_encoder(info, out, request, copied=copied)
+    failure = dry_run(info, source, out, settings, copy_data)
     if failure is None:
         return settings
-    video_failure = dry_run(info, out, settings, copy_data, only=set())
+    video_failure = dry_run(info, source, out, settings, copy_data, only=set())
     if video_failure is None:  # the video is fine: a copied stream is refused
-        raise _blame_stream(info, out, settings, copy_data, failure)
-    if codec is None:  # our default choice failed: another encoder may suit the container
+        raise _blame_stream(info, source, out, settings, copy_data, failure)
+    if request.codec is None:  # our default choice failed: another encoder may suit the container
         tried = {settings.codec}
         fmt = container_format(out)
         for name in (*CONTAINER_ENCODERS.get(fmt, ()), DEFAULT_ENCODERS.get(info.codec), *FALLBACK_ENCODERS):
@@ -73,10 +72,10 @@ def plan_output(
                 continue
             tried.add(name)
             try:
-                other = choose_encoder(info, out, name, crf, None, pix_fmt, encoder_opts)
+                other = choose_encoder(info, out, dataclasses.replace(request, codec=name, encoder_preset=None), copied=copied)
             except UserError:
                 continue
-            if dry_run(info, out, other, copy_data, only=set()) is None and dry_run(info, out, other, copy_data) is None:
+            if dry_run(info, source, out, other, copy_data, only=set()) is None and dry_run(info, source, out, other, copy_data) is None:
                 log.warning("%s cannot be written into %s files here; using %s", settings.codec, out.suffix, other.codec)
                 return other
     raise UserError(
@@ -85,7 +84,7 @@ def plan_output(
     )
 
 
-def dry_run(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: bool = True,
+def dry_run(info: VideoInfo, source: Beside, out: Path, settings: EncoderSettings, copy_data: bool = True,
             only: set[int] | None = None) -> str | None:
     """Write a small file like the real one; None if it worked, else why not (FFmpeg's words)."""
     import av
@@ -93,12 +92,13 @@ def dry_run(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: bo
     level = av.logging.get_level()
     av.logging.set_level(av.logging.ERROR)  # FFmpeg's own words for the refusal, captured below
     try:
-        return _dry_run(info, out, settings, copy_data, only)
+        return _dry_run(info, source, out, settings, copy_data, only)
     finally:
         av.logging.set_level(level)
 
 
-def _dry_run(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: bool, only: set[int] | None) -> str | None:
+def _dry_run(info: VideoInfo, source: Beside, out: Path, settings: EncoderSettings, copy_data: bool,
+             only: set[int] | None) -> str | None:
     import av
 
     failure = None
@@ -106,12 +106,12 @@ def _dry_run(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: b
         scratch = Path(d) / f"dry-run{out.suffix}"
         sink = None
         try:
-            sink = VideoSink(scratch, out, info, settings, copy_data=copy_data, only=only)
-            grey = _grey_planes(info, settings)
+            sink = VideoSink(scratch, out, info, settings, source=source, copy_data=copy_data, only=only)
+            grey = _grey_planes(settings)
             tick = max(1, round(1 / (info.average_rate * info.time_base))) if info.average_rate else 1
             for i in range(DRY_RUN_FRAMES):
                 sink.write(grey, i * tick, tick)
-            copied = len(sink.copier.map)
+            copied = len(sink.copier.map) if sink.copier is not None else 0
             sink.finish(copy_rest=False)
             sink = None
             failure = _read_back(scratch, container_format(out), settings, copied)
@@ -148,10 +148,10 @@ def _read_back(path: Path, fmt: str, settings: EncoderSettings, copied: int) -> 
     return None
 
 
-def _grey_planes(info: VideoInfo, settings: EncoderSettings):
+def _grey_planes(settings: EncoderSettings):
     fmt = settings.pix_fmt
     mid = 1 << (fmt.bits - 1)
-    return tuple(np.full(shape, mid, dtype=fmt.dtype) for shape in fmt.plane_shapes(info.width, info.height))
+    return tuple(np.full(shape, mid, dtype=fmt.dtype) for shape in fmt.plane_shapes(settings.width, settings.height))
 
 
 def _in_ffmpeg_words(message: str, logs) -> str:
@@ -165,13 +165,14 @@ def _in_ffmpeg_words(message: str, logs) -> str:
     return "FFmpeg: " + " / ".join(said) if said else message
 
 
-def _blame_stream(info: VideoInfo, out: Path, settings: EncoderSettings, copy_data: bool, failure: str) -> UserError:
+def _blame_stream(info: VideoInfo, source: Beside, out: Path, settings: EncoderSettings, copy_data: bool,
+                  failure: str) -> UserError:
     """The error naming the copied stream the container refuses; for a data stream it
     suggests the ``no_data`` setting, which each front end words its own way."""
     for st in info.other_streams:
         if st.type == "data" and not copy_data:
             continue
-        why = dry_run(info, out, settings, copy_data, only={st.index})
+        why = dry_run(info, source, out, settings, copy_data, only={st.index})
         if why is None:
             continue
         reason = (

@@ -1,25 +1,43 @@
-"""Where frames go: the encoder choice, the output container (restored video plus every
-other stream copied packet for packet), and the atomic output file."""
+"""Where frames go: the encoder choice and the output container (restored video plus every
+other stream copied packet for packet). The atomic output file is :mod:`.output_file`."""
 
 from __future__ import annotations
 
 import errno
 import io
 import logging
-import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from ..errors import ProcessingError, SettingError, UserError
 from ..colour.planes import PlaneFormat
-from .output_lock import OutputLock, lock_holder, partial_path
 from .priority import call_at_lower_priority
-from .source import VideoInfo
+from .source import StreamSummary, VideoInfo
+
+if TYPE_CHECKING:
+    from ..video.options import EncodeOptions
+    from .metadata import Metadata
 
 log = logging.getLogger(__name__)
+
+
+class Beside(Protocol):
+    """What the output asks of the input's kind (io/sources.py) about everything but the
+    restored video: its metadata, the streams copied packet for packet (which the container
+    must take), and what writes the other streams as the video goes."""
+
+    def metadata(self, info: VideoInfo) -> Metadata: ...
+
+    def copied_streams(self, info: VideoInfo) -> list[StreamSummary]: ...
+
+    def other_streams(self, info: VideoInfo, out_container, out, container_format: str, copy_data: bool,
+                      only: set[int] | None): ...
+
 
 # Output containers by extension (FFmpeg muxer names).
 CONTAINERS = {
@@ -58,11 +76,22 @@ ENCODER_DEFAULTS: dict[str, dict[str, str]] = {
     "prores_ks": {},
     "ffv1": {"level": "3"},
 }
-# Which option a generic --crf / --encoder-preset becomes, per encoder (None: the encoder has none).
+# Which option the generic crf / encoder_preset settings become, per encoder (None: the encoder has none).
 CRF_OPTION = {"libx264": "crf", "libx265": "crf", "libvpx-vp9": "crf", "libsvtav1": "crf", "hevc_nvenc": "cq", "h264_nvenc": "cq"}
 PRESET_OPTION = {
     "libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "hevc_nvenc": "preset", "h264_nvenc": "preset",
     "libvpx-vp9": "deadline",
+}
+# Containers that store no presentation times (a frame's place is its index), and the options
+# that keep an encoder from reordering frames there: H.264 and HEVC leave the display order
+# to the container, so their B-frames read back up to three frames out of place (MPEG-2 and
+# MPEG-4 part 2 carry the order in their bitstream and are fine).
+NO_REORDER_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom"}
+NO_B_FRAMES = {
+    "libx264": {"bf": "0"},
+    "libx265": {"x265-params": "bframes=0"},
+    "h264_nvenc": {"bf": "0"},
+    "hevc_nvenc": {"bf": "0"},
 }
 
 def container_format(out: Path) -> str:
@@ -96,10 +125,10 @@ def storable(codec: str | None, allowed: set[str] | None) -> bool:
 
 
 class EncoderOptionError(UserError):
-    """An ``--encoder-opt`` key the encoder does not have."""
+    """An ``encoder_opt`` key the encoder does not have."""
 
 
-def _encoder(name: str):
+def find_encoder(name: str):
     import av
 
     try:
@@ -113,13 +142,36 @@ def _encoder(name: str):
 
 @dataclass
 class EncoderSettings:
+    """The output video stream: encoder, pixel format, picture size (and sample aspect
+    ratio) and the encoder's options."""
+
     codec: str
     pix_fmt: PlaneFormat
+    width: int
+    height: int
     options: dict[str, str] = field(default_factory=dict)
+    sample_aspect_ratio: Fraction | None = None
 
     def describe(self) -> str:
         opts = " ".join(f"{k}={v}" for k, v in self.options.items())
-        return f"{self.codec} {self.pix_fmt.name}" + (f" ({opts})" if opts else "")
+        return f"{self.codec} {self.width}x{self.height} {self.pix_fmt.name}" + (f" ({opts})" if opts else "")
+
+    def with_options(self, extra: dict[str, str], keep: set[str] = frozenset()) -> EncoderSettings:
+        """These settings with ``extra`` options added, except the keys in ``keep`` (the
+        user's own, which win)."""
+        options = dict(self.options)
+        for key, value in extra.items():
+            if key not in keep:
+                merge_option(options, key, value)
+        return EncoderSettings(self.codec, self.pix_fmt, self.width, self.height, options, self.sample_aspect_ratio)
+
+
+def merge_option(options: dict[str, str], key: str, value: str) -> None:
+    """Set an encoder option; x265's parameter string is one option, so it is extended."""
+    if key == "x265-params" and options.get(key):
+        options[key] = options[key] + ":" + value
+    else:
+        options[key] = value
 
 
 def _pick_pix_fmt(want: PlaneFormat, supported: list[str]) -> PlaneFormat | None:
@@ -150,23 +202,22 @@ def _pick_pix_fmt(want: PlaneFormat, supported: list[str]) -> PlaneFormat | None
 def choose_encoder(
     info: VideoInfo,
     out: Path,
-    codec: str | None = None,
-    crf: float | None = None,
-    preset: str | None = None,
-    pix_fmt: str | None = None,
-    encoder_opts: list[str] | tuple[str, ...] = (),
+    request: EncodeOptions,
     *,
     container: str | None = None,
+    copied: Sequence[StreamSummary] = (),
 ) -> EncoderSettings:
-    """Turn the user's encoder options (or the defaults: the input's codec family at high
-    quality, its pixel format) into settings this FFmpeg and OUT's container accept.
-    ``container``: the muxer (default: from OUT's extension)."""
+    """Turn the user's encoder settings (``request``; by default the input's codec family at
+    high quality and its pixel format) into settings this FFmpeg and OUT's container accept.
+    ``container``: the muxer (default: from OUT's extension); ``copied``: the input's streams
+    that will be copied beside the video (the container must take them)."""
+    codec, crf, preset, pix_fmt = request.codec, request.crf, request.encoder_preset, request.pix_fmt
     fmt = container or container_format(out)
     where = f"{out.suffix} files" if container is None else f"{fmt} output"
     allowed = container_codecs(fmt)
     want = PlaneFormat.parse(pix_fmt) if pix_fmt else info.pix_fmt
     if codec is not None:
-        enc = _encoder(codec)
+        enc = find_encoder(codec)
         if not storable(enc.canonical_name, allowed):
             raise SettingError("codec", codec, f"{enc.canonical_name} cannot be stored in {where}")
         formats = [f.name for f in (enc.video_formats or [])]
@@ -179,7 +230,7 @@ def choose_encoder(
             if name is None:
                 continue
             try:
-                enc = _encoder(name)
+                enc = find_encoder(name)
             except UserError:
                 continue
             if not storable(enc.canonical_name, allowed):
@@ -193,6 +244,15 @@ def choose_encoder(
             raise UserError(f"no encoder here can write {want.name} video into {where}", instead=["codec", "pix_fmt"])
     if chosen.name != want.name:
         log.warning("%s cannot encode %s; writing %s", codec, want.name, chosen.name)
+    width, height = request.size or (info.width, info.height)
+    sar = info.sample_aspect_ratio
+    if (width, height) != (info.width, info.height):
+        cw, ch = 1 << chosen.log2_chroma_w, 1 << chosen.log2_chroma_h
+        if width % cw or height % ch:
+            raise SettingError("size", f"{width}x{height}", f"{chosen.name} ({chosen.subsampling()} chroma) needs a width that is "
+                               f"a multiple of {cw} and a height that is a multiple of {ch}, e.g. {width - width % cw}x{height - height % ch}")
+        if sar:  # the picture keeps its display shape, as FFmpeg's scale filter keeps it
+            sar = sar * Fraction(height * info.width, width * info.height)
 
     options = dict(ENCODER_DEFAULTS.get(codec, {}))
     if codec == "prores_ks":
@@ -207,14 +267,15 @@ def choose_encoder(
         if key is None:
             raise SettingError("encoder_preset", preset, f"{codec} has no presets", instead=["encoder_opt"])
         options[key] = preset
-    for item in encoder_opts:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise SettingError("encoder_opt", item, "expected KEY=VALUE (e.g. tune=film)")
-        if key == "x265-params" and "x265-params" in options:
-            value = options["x265-params"] + ":" + value
-        options[key] = value
-    copied = info.other_streams if info.format_name != "vapoursynth" else []  # a script's audio is encoded
+    user = {}
+    for item in request.encoder_opt:  # KEY=VALUE, checked when the request was made
+        key, _, value = item.partition("=")
+        merge_option(options, key, value)
+        user[key] = value
+    if fmt in NO_REORDER_CONTAINERS:
+        for key, value in NO_B_FRAMES.get(codec, {}).items():
+            if key not in user:
+                merge_option(options, key, value)
     for st in copied:
         if st.type in ("audio", "subtitle", "video") and not storable(st.codec, allowed):
             raise UserError(_uncopyable(info, st.index, st.type, st.codec, out))
@@ -222,10 +283,10 @@ def choose_encoder(
         if codec == "libx265":
             params = ":".join(info.hdr.x265_params())
             if params:
-                options["x265-params"] = (options.get("x265-params", "") + ":" + params).strip(":")
+                merge_option(options, "x265-params", params)
         else:
             log.warning("the input has HDR10 metadata; only libx265 output carries it (in the bitstream)")
-    return EncoderSettings(codec, chosen, options)
+    return EncoderSettings(codec, chosen, width, height, options, sar)
 
 
 def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: Path) -> str:
@@ -233,67 +294,6 @@ def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: 
         f"{info.path}: stream #{index} ({kind}, {codec}) cannot be stored in {out.suffix} files "
         f"(streams are copied, not converted); write .mkv or another container that takes {codec}"
     )
-
-
-# ----------------------------------------------------------------------------- output file
-class PartialOutput:
-    """OUT is written into this run's own partial file in OUT's folder
-    (``.OUT.err-stream-partial.<pid>-<random>.EXT``) and renamed into place by :meth:`commit`;
-    anything else (error, Ctrl-C) removes the partial file and leaves OUT (new or pre-existing)
-    untouched. While the run writes, OUT is locked (:class:`~.output_lock.OutputLock`): a second
-    run for the same OUT stops at once. Partial files left by killed runs are removed by the
-    next run for the same OUT."""
-
-    def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
-        out = Path(out)
-        self.out = out
-        if out.is_dir():
-            raise UserError(f"{out}: is a folder; give a file name such as {out / 'restored.mp4'}")
-        if not out.parent.is_dir():
-            what = "is not a folder" if out.parent.exists() else "no such folder"
-            raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
-        holder = lock_holder(out)
-        if holder is not None and holder != os.getpid():
-            raise UserError(f"{out} is being written by another err-stream (pid {holder}); wait for it to finish, stop it, or write to another file")
-        if out.exists() and not overwrite:
-            raise UserError(f"{out}: already exists (use --overwrite to replace it)")
-        if source is not None and out.exists() and out.resolve() == Path(source).resolve():
-            raise UserError(f"{out}: is the input file; write to another file")
-        self.tmp = partial_path(out)
-        self.lock = OutputLock(out)
-        self.committed = False
-
-    def __enter__(self) -> PartialOutput:
-        self.lock.acquire()
-        try:
-            self.lock.remove_stale_partials()
-            try:
-                with open(self.tmp, "xb"):
-                    pass
-            except OSError as e:
-                raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
-        except BaseException:
-            self.lock.release()
-            raise
-        return self
-
-    def commit(self) -> None:
-        try:
-            os.replace(self.tmp, self.out)
-        except OSError as e:
-            raise ProcessingError(f"{self.out}: could not put the finished output in place ({e.strerror or e}); "
-                                  f"nothing was written there") from None
-        self.committed = True
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if not self.committed:
-                try:
-                    self.tmp.unlink()
-                except FileNotFoundError:
-                    pass
-        finally:
-            self.lock.release()
 
 
 # ----------------------------------------------------------------------------- the sink
@@ -361,21 +361,23 @@ class VideoSink:
     """Encode restored frames with the input's timestamps into the output container, with
     the input's metadata (io/metadata.py) and every other stream copied beside them.
 
-    ``copy_data=False`` leaves data streams out (FFmpeg's ``-dn``); ``only``: copy just
-    these input streams (the pre-flight check uses it to find a stream the muxer refuses)."""
+    ``source``: the input's kind (io/sources.py), which says what goes beside the video
+    (metadata; streams copied, or a script's audio encoded). ``copy_data=False`` leaves data
+    streams out (FFmpeg's ``-dn``); ``only``: copy just these input streams (the pre-flight
+    check uses it to find a stream the muxer refuses)."""
 
     # How far ahead of the video the copied streams are muxed (seconds).
     LEAD = 1.0
 
     def __init__(self, path: str | Path, out: str | Path, info: VideoInfo, settings: EncoderSettings, *,
-                 copy_data: bool = True, only: set[int] | None = None, metadata=None,
+                 source: Beside, copy_data: bool = True, only: set[int] | None = None,
                  container: str | None = None, options: dict[str, str] | None = None) -> None:
         """``path``: where the bytes go (a file, a URL, ``pipe:N``); ``out``: what the user
         named (for messages); ``container``: the muxer (default: from OUT's extension);
         ``options``: muxer/protocol options (live outputs)."""
         import av
 
-        from .metadata import FieldFlags, Metadata, apply_metadata, read_metadata
+        from .metadata import FieldFlags, apply_metadata
 
         self.info = info
         self.settings = settings
@@ -391,33 +393,24 @@ class VideoSink:
         self.copier = None
         try:
             vs = self.container.add_stream(settings.codec, rate=info.average_rate)
-            vs.width, vs.height = info.width, info.height
+            vs.width, vs.height = settings.width, settings.height
             vs.pix_fmt = self.fmt.name
             # The input's own clock: every frame keeps its timestamp (VFR stays VFR), except
             # where the container has none (AVI, y4m: see OutputClock).
             vs.time_base = self.clock.time_base
             cc = vs.codec_context
             cc.time_base = self.clock.time_base
-            if info.sample_aspect_ratio:
-                cc.sample_aspect_ratio = info.sample_aspect_ratio
+            if settings.sample_aspect_ratio:
+                cc.sample_aspect_ratio = settings.sample_aspect_ratio
             info.tags.apply_to(cc)
             cc.options = dict(settings.options)
             if settings.codec in ("libx265", "hevc_nvenc") and fmt_name in ("mp4", "mov"):
                 cc.codec_tag = "hvc1"  # the tag Apple players require
             self.stream = vs
-            script = info.format_name == "vapoursynth"
-            if metadata is None:
-                # A stream is read once: its metadata and other streams are not read again (see LiveSource).
-                metadata = Metadata() if script or info.live is not None else read_metadata(info.path, info.video_index)
-            self.metadata = metadata
+            self.metadata = source.metadata(info)
             self.lost = apply_metadata(self.metadata, self.container, vs, fmt_name)
-            self.fields = FieldFlags(metadata.field_order) if metadata.field_order > 1 else None
-            if script:
-                from .vpy import ScriptAudio
-
-                self.copier = ScriptAudio(info, self.container, fmt_name, only)
-            elif info.live is None:
-                self.copier = StreamCopier(info, self.container, Path(out), container_codecs(fmt_name), copy_data, only)
+            self.fields = FieldFlags(self.metadata.field_order) if self.metadata.field_order > 1 else None
+            self.copier = source.other_streams(info, self.container, out, fmt_name, copy_data, only)
             try:
                 # Opened from a lower-priority thread: the encoder's worker threads inherit it.
                 call_at_lower_priority(self.container.start_encoding)
@@ -441,7 +434,7 @@ class VideoSink:
     def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], pts: int, duration: int = 0) -> None:
         import av
 
-        frame = av.VideoFrame(self.info.width, self.info.height, self.fmt.name)
+        frame = av.VideoFrame(self.settings.width, self.settings.height, self.fmt.name)
         fill_planes(frame, planes, self.fmt)
         frame.pts, frame.duration = self.clock.place(pts, duration)
         frame.time_base = self.clock.time_base

@@ -1,9 +1,11 @@
-"""Where frames come from: probing a video file, and its decoders (PyAV, NVIDIA DALI).
+"""Where frames come from: what every source shares (:class:`VideoInfo`, :class:`SourceFrame`,
+:class:`Source`), and the PyAV file source with its probe.
 
 A source yields :class:`SourceFrame` objects in presentation order, each with its own
 timestamp. PyAV frames carry their YUV planes as they were decoded (integer code values,
-never converted to RGB by FFmpeg); DALI frames carry DALI's RGB, which
-:meth:`~err_stream.colour.convert.YCbCrConverter.from_bt601_limited_rgb` corrects.
+never converted to RGB by FFmpeg). The other sources (NVIDIA DALI: io/dali.py; VapourSynth
+scripts: io/vpy.py; pipes and URLs: io/live_source.py) share the interface; io/sources.py
+is the registry a run chooses from.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ProcessingError, SettingError, UserError
+from ..errors import UserError
 from ..colour.codes import Range
 from ..colour.hdr import HdrMetadata
 from ..colour.planes import PlaneFormat
@@ -27,10 +29,6 @@ from ..colour.spec import ColourSpec
 from .damage import Damage, DamageWatch
 
 log = logging.getLogger(__name__)
-
-# Codecs NVIDIA DALI decodes: on the GPU (NVDEC), and with its CPU decoder (DALI 2.x).
-DALI_GPU_CODECS = ("h264", "hevc", "av1", "vp9", "vp8", "mjpeg", "mpeg4")
-DALI_CPU_CODECS = ("vp8", "vp9", "mjpeg")
 
 
 @dataclass
@@ -96,6 +94,33 @@ class SourceFrame:
     side_data: dict = field(default_factory=dict)
 
 
+class Source:
+    """What every source offers a run: :meth:`frames` in presentation order, and afterwards
+    what the run reports about the input.
+
+    ``name``: the decoder, as the run reports it; ``delivers``: ``"planes"`` (integer code
+    planes, packed into the executor's host buffers) or ``"rgb601"`` (DALI's RGB, corrected on
+    the device); ``damage``: concealed decoder errors let through (``ignore_errors``);
+    ``damaged``: damaged pictures dropped (streams); ``ended``: how the input ended ("end",
+    "stopped", "stalled" or "failed"; None until it has), with ``reason`` for the last two."""
+
+    name = "pyav"
+    delivers = "planes"
+
+    def __init__(self, info: VideoInfo) -> None:
+        self.info = info
+        self.damage: list = []
+        self.damaged = 0
+        self.ended: str | None = None
+        self.reason = ""
+
+    def frames(self) -> Iterator[SourceFrame]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the source holds (a stream's connection); safe to call twice."""
+
+
 def _open(path: Path):
     import av
 
@@ -127,14 +152,11 @@ def _attached_pic_flag() -> int:
 
 
 def probe(path: str | Path) -> VideoInfo:
-    """Read the container and the first frame; raise UserError if it is not a usable video."""
+    """Read a video file's container and first frame; raise UserError if it is not a usable
+    video. (Any input, ``.vpy`` scripts included: :func:`~.sources.probe_input`.)"""
     import av
 
     path = Path(path)
-    if path.suffix.lower() == ".vpy":
-        from .vpy import probe_vpy
-
-        return probe_vpy(path)
     container = _open(path)
     try:
         vs = _pick_video_stream(container, path)
@@ -237,17 +259,14 @@ def plane_views(frame, fmt: PlaneFormat) -> tuple[np.ndarray, np.ndarray, np.nda
     return tuple(out)  # type: ignore[return-value]
 
 
-class PyAVSource:
-    """Decode with FFmpeg through PyAV, threaded (frame and slice threads)."""
-
-    name = "pyav"
+class PyAVSource(Source):
+    """Decode a file with FFmpeg through PyAV, threaded (frame and slice threads)."""
 
     def __init__(self, info: VideoInfo, threads: int = 0, ignore_errors: bool = False) -> None:
-        self.info = info
+        super().__init__(info)
         self.threads = threads
-        # Concealed decoder errors (io/damage.py) fail the run unless ignored; then counted here.
+        # Concealed decoder errors (io/damage.py) fail the run unless ignored; then counted in ``damage``.
         self.ignore_errors = ignore_errors
-        self.damage: list = []
 
     def _damaged(self, found: list) -> None:
         for d in found:
@@ -318,7 +337,7 @@ class PyAVSource:
 
 def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
     """The one alpha rule: a picture with alpha is refused, whatever the codec (FFV1, VP9 in
-    WebM, ProRes 4444...), unless ``--drop-alpha`` says to restore the colour and leave the
+    WebM, ProRes 4444...), unless the ``drop_alpha`` setting says to restore the colour and leave the
     alpha out. It is never dropped silently."""
     if info.alpha and not drop_alpha:
         raise UserError(
@@ -353,131 +372,3 @@ def _check_complete(info: VideoInfo, container, stream_end: dict[int, float], fr
             f"{info.path}: truncated video: the streams stop at {reached:.3f} s (after frame {frames - 1}, "
             f"t={_time(last_pts, info):.3f} s) but the file declares {declared:.3f} s"
         )
-
-
-# ----------------------------------------------------------------------------- DALI
-def dali_available() -> bool:
-    try:
-        import nvidia.dali  # noqa: F401
-    except Exception:
-        return False
-    return True
-
-
-def _import_dali():
-    try:
-        import nvidia.dali as dali
-        import nvidia.dali.fn as fn
-        import nvidia.dali.types as types
-    except ImportError:
-        raise SettingError(
-            "decoder", "dali", "needs NVIDIA DALI: pip install 'err-stream[dali]'", instead=[("decoder", "pyav")],
-        ) from None
-    return dali, fn, types
-
-
-def presentation_timestamps(info: VideoInfo) -> tuple[list[int], list[int]]:
-    """The video stream's frame timestamps in presentation order, read from the packets
-    (no decoding), with each frame's duration."""
-    import av
-
-    container = _open(info.path)
-    try:
-        pts: list[int] = []
-        durations: dict[int, int] = {}
-        try:
-            for packet in container.demux(container.streams[info.video_index]):
-                if packet.size == 0 or packet.pts is None:
-                    continue
-                pts.append(packet.pts)
-                durations[packet.pts] = int(packet.duration or 0)
-        except av.error.FFmpegError as e:
-            raise UserError(f"{info.path}: corrupt or truncated video: reading failed after {len(pts)} packets: {_reason(e)}") from None
-    finally:
-        container.close()
-    pts.sort()
-    return pts, [durations[p] for p in pts]
-
-
-class DaliSource:
-    """Decode with NVIDIA DALI's video reader, streaming the whole file in order.
-
-    On a GPU (``device="gpu"``) NVDEC decodes and frames stay in GPU memory: they reach
-    torch through DLPack. DALI's CPU decoder handles VP8/VP9/MJPEG only. DALI converts to
-    RGB with BT.601 limited-range coefficients whatever the stream says; frames are passed
-    on as that RGB and corrected with the stream's matrix by the colour stage.
-    """
-
-    name = "dali"
-
-    def __init__(self, info: VideoInfo, device: str = "cpu", sequence_length: int = 8, threads: int = 2, device_id: int = 0) -> None:
-        if info.pix_fmt.bits != 8 or info.pix_fmt.subsampling() != "4:2:0":
-            raise SettingError("decoder", "dali", f"reads 8-bit 4:2:0 video only; this is {info.pix_fmt.name}", instead=[("decoder", "pyav")])
-        allowed = DALI_GPU_CODECS if device == "gpu" else DALI_CPU_CODECS
-        if info.codec not in allowed:
-            where = "on the GPU" if device == "gpu" else "with its CPU decoder (VP8, VP9, MJPEG only)"
-            raise SettingError("decoder", "dali", f"cannot decode {info.codec} {where}", instead=[("decoder", "pyav")])
-        self.info = info
-        self.device = device
-        self.sequence_length = sequence_length
-        self.threads = threads
-        self.device_id = device_id
-        _import_dali()
-
-    def _pipeline(self, device_id: int | None):
-        dali, fn, types = _import_dali()
-
-        @dali.pipeline_def(batch_size=1, num_threads=self.threads, device_id=device_id, prefetch_queue_depth=2)
-        def reader():
-            video, index = fn.experimental.readers.video(
-                filenames=[str(self.info.path.resolve())],
-                sequence_length=self.sequence_length,
-                device="gpu" if self.device == "gpu" else "cpu",
-                enable_frame_num="sequence",
-                pad_mode="constant",
-                name="reader",
-            )
-            return video, index
-
-        pipe = reader()
-        pipe.build()
-        return pipe
-
-    def frames(self) -> Iterator[SourceFrame]:
-        import torch
-
-        pts, durations = presentation_timestamps(self.info)
-        gpu = self.device == "gpu"
-        pipe = self._pipeline(self.device_id if gpu else None)
-        copy_stream = torch.cuda.Stream(self.device_id) if gpu else None
-        batches = pipe.epoch_size("reader")
-        index = 0
-        try:
-            for _ in range(batches):
-                try:
-                    video, frame_index = pipe.run()
-                except RuntimeError as e:
-                    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                    raise UserError(f"{self.info.path}: DALI failed to decode after frame {index}: {first}") from None
-                idx_cpu = frame_index.as_cpu() if hasattr(frame_index, "as_cpu") else frame_index
-                idx = np.asarray(idx_cpu[0]).reshape(-1)
-                keep = idx >= 0  # padding frames of the last sequence are numbered -1
-                if gpu:
-                    with torch.cuda.device(self.device_id), torch.cuda.stream(copy_stream):
-                        seq = torch.from_dlpack(video[0]).clone()  # ours: DALI reuses its buffer on the next run
-                        ready = torch.cuda.Event()
-                        ready.record(copy_stream)
-                else:
-                    seq = torch.from_numpy(np.array(video[0]))
-                    ready = None
-                for k in np.flatnonzero(keep):
-                    if index >= len(pts):
-                        raise ProcessingError(f"DALI decoded more frames than the container holds ({len(pts)})")
-                    yield SourceFrame(index=index, pts=pts[index], duration=durations[index], rgb601=seq[k], ready=ready)
-                    index += 1
-                if ready is not None:
-                    ready.synchronize()  # before the next run() may overwrite DALI's output buffer
-        finally:
-            del pipe
-        if index != len(pts):
-            raise UserError(f"{self.info.path}: DALI decoded {index} frames but the container holds {len(pts)}: truncated or corrupt?")

@@ -8,8 +8,9 @@ when the rate is variable) and the colour properties ``_Matrix``, ``_Range`` (or
 ``_ColorRange``), ``_Primaries``, ``_Transfer``, ``_ChromaLocation``. An audio node set as output 1 (vspipe's convention for a
 script with audio) is encoded beside the video (FLAC in Matroska/MOV, else AAC).
 
-The evaluated script is kept per path, so probing and reading evaluate it once. Batch jobs
-use the same two calls: :func:`probe_vpy` and :class:`VpySource`.
+The evaluated script is kept per path, so probing and reading evaluate it once. Every front
+end reaches a script through the source registry (io/sources.py: :func:`probe_vpy` and
+:class:`VpySource`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from ..errors import UserError
 from ..colour.planes import PlaneFormat, yuv_format_name
 from ..colour.spec import ColourSpec
+from .source import Source, SourceFrame, StreamSummary, VideoInfo
 
 # Variable-rate scripts: frame times on a 90 kHz clock (MPEG's), exact for common rates.
 VFR_TIME_BASE = Fraction(1, 90000)
@@ -75,9 +77,7 @@ def _format_name(fmt) -> str:
     return name
 
 
-def probe_vpy(path: str | Path, args: dict[str, str] | None = None):
-    from .source import StreamSummary, VideoInfo
-
+def probe_vpy(path: str | Path, args: dict[str, str] | None = None) -> VideoInfo:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such script")
@@ -120,18 +120,16 @@ def probe_vpy(path: str | Path, args: dict[str, str] | None = None):
     )
 
 
-class VpySource:
+class VpySource(Source):
     """The frames of a script's video output, in order, with their timestamps."""
 
     name = "vapoursynth"
 
-    def __init__(self, info, prefetch: int | None = None) -> None:
-        self.info = info
+    def __init__(self, info: VideoInfo, prefetch: int | None = None) -> None:
+        super().__init__(info)
         self.prefetch = prefetch
 
-    def frames(self) -> Iterator:
-        from .source import SourceFrame
-
+    def frames(self) -> Iterator[SourceFrame]:
         vs = _vapoursynth()
         clip = evaluate(self.info.path, self.info.script_args)[0]
         cfr = self.info.average_rate is not None
@@ -158,7 +156,7 @@ class ScriptAudio:
     """The other streams of a script's output: its audio node, if any, encoded into the
     output (there are no packets to copy). The same calls as the sink's StreamCopier."""
 
-    def __init__(self, info, out_container, container_format: str, only: set[int] | None = None) -> None:
+    def __init__(self, info: VideoInfo, out_container, container_format: str, only: set[int] | None = None) -> None:
         import av
 
         vs = _vapoursynth()

@@ -19,13 +19,24 @@ from torch import nn
 
 from .config import ERRConfig
 from .hfr import RationalKAN
-from .layers import ConvMlpBlock, ConvPixelShuffleUp, StridedConvDown, memory_format_of
+from .layers import ConvMlpBlock, ConvPixelShuffleUp, ImageConv, StridedConvDown, memory_format_of
 from .lfr import ScanUNet
 from .zfe import GlobalPrior, PriorResidualGroup
 
 
 def _conv3x3(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1))
+
+
+def _image_conv(cin: int) -> nn.Sequential:
+    return nn.Sequential(ImageConv(cin, 3, 3, 1, 1))
+
+
+def _features(conv: nn.Sequential, *maps: torch.Tensor) -> torch.Tensor:
+    """``conv`` on the channel concatenation of ``maps``, given in the conv's own dtype: the
+    images (float32 even in half models, see :class:`ImageConv`) enter the features here."""
+    x = maps[0] if len(maps) == 1 else torch.cat(maps, dim=1)
+    return conv(x.to(conv[0].weight.dtype))
 
 
 class ERR(nn.Module):
@@ -56,13 +67,13 @@ class ERR(nn.Module):
         self.block2 = nn.ModuleList(group() for _ in range(cfg.number_block))
         self.upsample1 = ConvPixelShuffleUp(c, 8)  # in the checkpoints, never used upstream
         self.upsample = ConvPixelShuffleUp(c, 8)
-        self.outer1 = _conv3x3(c, 3)
+        self.outer1 = _image_conv(c)
         # Stage 2: low-frequency restorer.
         self.enter2 = _conv3x3(c + 3, c)
         self.downsample2 = StridedConvDown(c, 4)
         self.middle = ScanUNet(c, cfg.scan_width, cfg.scan_depth)
         self.upsample2 = ConvPixelShuffleUp(c, 4)
-        self.outer2 = _conv3x3(c, 3)
+        self.outer2 = _image_conv(c)
         # Stage 3: high-frequency refiner.
         self.enter3 = _conv3x3(c + 6, c)
         self.deep = ConvMlpBlock(c)
@@ -74,9 +85,13 @@ class ERR(nn.Module):
         self.convf = nn.Conv2d(2 * c, c, 1)
         self.beta = nn.Parameter(torch.ones(c, 1, 1))
         self.embed_out = ConvPixelShuffleUp(c, 2)
-        self.out = nn.Sequential(ConvMlpBlock(c), ConvMlpBlock(c), nn.Conv2d(c, 3, 3, 1, 1))
+        self.out = nn.Sequential(ConvMlpBlock(c), ConvMlpBlock(c), ImageConv(c, 3, 3, 1, 1))
 
     # ------------------------------------------------------------------ shell (full resolution)
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The ZFE's first features, ``enter1(x)``, in the model's feature dtype."""
+        return _features(self.enter1, x)
+
     def shell_stem(
         self, x: torch.Tensor, core: tuple[slice, slice] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -85,7 +100,7 @@ class ERR(nn.Module):
         ``core``: the (rows, cols) of ``x`` whose results are wanted (a tile without its halo,
         aligned to 8); the stem is computed on all of ``x`` so the core's borders are exact.
         """
-        e1 = self.enter1(x)
+        e1 = self.stem(x)
         if core is not None:
             e1 = e1[..., core[0], core[1]]
         return self.downsample1(e1), self.spp.pooled(e1), e1.sum(dim=(2, 3), dtype=torch.float32)
@@ -94,14 +109,14 @@ class ERR(nn.Module):
         """ZFE head and LFR stem: (s at H/8, x) -> (out1, x2 at H/4)."""
         u1 = self.upsample(s)
         out1 = self.outer1(u1) + x
-        x2 = self.downsample2(self.enter2(torch.cat([x, u1], dim=1)))
+        x2 = self.downsample2(_features(self.enter2, x, u1))
         return out1, x2
 
     def shell_lfr_out(self, m: torch.Tensor, x: torch.Tensor, out1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """LFR head and HFR stem: (m at H/4, x, out1) -> (out2, k1 the HFR's full-res features)."""
         u2 = self.upsample2(m)
         out2 = self.outer2(u2) + out1
-        k1 = self.deep(self.enter3(torch.cat([x, out1, u2], dim=1)))
+        k1 = self.deep(_features(self.enter3, x, out1, u2))
         return out2, k1
 
     def shell_hfr_out(self, o: torch.Tensor, k1: torch.Tensor, out2: torch.Tensor) -> torch.Tensor:

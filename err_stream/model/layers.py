@@ -93,6 +93,20 @@ class ConvPixelShuffleUp(nn.Module):
         return self.body(x)
 
 
+class ImageConv(nn.Conv2d):
+    """The 3x3 conv that turns features into a stage's RGB image, computed in float32 whatever
+    the features' dtype (a float32 island in half models, and outside autocast).
+
+    bfloat16 keeps 8 significant bits: a bf16 image could not hold 8-bit video's code values
+    above one half (its steps there are 1/256 wide), let alone 10-bit ones. The images and
+    their residual sums (``out1 = outer1(u1) + x`` ...) therefore stay float32; the cost is a
+    few C -> 3 convolutions."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return super().forward(x.to(self.weight.dtype))
+
+
 class ConvMlpBlock(nn.Module):
     """ERR's "ConvBlock": a full 3x3 conv (upstream calls it dwconv but it is not depthwise),
     a per-pixel MLP (Linear, GELU, Linear) scaled by ``gamma``, plus the block input."""

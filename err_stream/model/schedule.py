@@ -92,7 +92,7 @@ class TiledSchedule:
 
 # ----------------------------------------------------------------------------- ERR's steps
 def _stem(m: ERR, t: Maps) -> Maps:
-    e1 = m.enter1(t["x"])
+    e1 = m.stem(t["x"])
     return {"x1": m.downsample1(e1), "pooled": m.spp.pooled(e1), "e1": e1}
 
 

@@ -80,7 +80,7 @@ def pick_backend(op: str, x: torch.Tensor) -> str:
 
 
 def describe_backends(device: torch.device | str = "cpu") -> dict[str, str]:
-    """Which backend each op uses on ``device`` (for ``--json`` summaries and bug reports)."""
+    """Which backend each op uses on ``device`` (for JSON summaries and bug reports)."""
     kind = "cuda" if torch.device(device).type == "cuda" else "cpu"
     return {op: _forced.get(op) or _chosen(op, kind) for op in ("selective_scan", "group_rational")}
 

@@ -123,13 +123,52 @@ def _selective_scan_triton_chunked(u, delta, A, B, C, D, delta_bias, delta_softp
     return selective_scan_triton_chunked(u, delta, A, B, C, D, delta_bias, delta_softplus)
 
 
+def mamba_inputs(u, delta, A, B, C, D, delta_bias):
+    """The arguments as mamba_ssm's selective_scan kernel takes them, all float32.
+
+    Its contract (csrc/selective_scan/selective_scan.cpp): ``u`` float32, float16 or bfloat16
+    and ``delta`` of the same dtype; ``A`` float32; per-token ``B``/``C`` (4-d) of ``u``'s
+    dtype; ``D`` and ``delta_bias`` float32; last dimensions contiguous. The model hands
+    half ``u``/``delta`` (half weights) with float32 ``B``/``C`` (a float32 island, see
+    lfr.py), which the kernel refuses: everything goes float32 here, as the other backends
+    compute (the kernel's state is float32 anyway, so only the loads widen)."""
+    return tuple(None if t is None else t.float().contiguous() for t in (u, delta, A, B, C, D, delta_bias))
+
+
+def check_mamba_inputs(u, delta, A, B, C, D, delta_bias) -> None:
+    """Raise ValueError where the arguments break mamba_ssm's kernel contract (see
+    :func:`mamba_inputs`); the same rules as the kernel's own checks, testable without it."""
+    halves = (torch.float32, torch.float16, torch.bfloat16)
+    problems = []
+    if u.dtype not in halves:
+        problems.append(f"u is {u.dtype}, not float32/float16/bfloat16")
+    if delta.dtype != u.dtype:
+        problems.append(f"delta is {delta.dtype} but u is {u.dtype}")
+    if A.dtype != torch.float32:
+        problems.append(f"A is {A.dtype}, not float32")
+    for name, t in (("B", B), ("C", C)):
+        want = u.dtype if t.dim() >= 3 else A.dtype
+        if t.dtype != want:
+            problems.append(f"{name} is {t.dtype} but must be {want}")
+        if t.dim() >= 3 and t.stride(-1) != 1 and t.shape[-1] != 1:
+            problems.append(f"{name}'s last dimension is not contiguous")
+    for name, t in (("D", D), ("delta_bias", delta_bias)):
+        if t is not None and t.dtype != torch.float32:
+            problems.append(f"{name} is {t.dtype}, not float32")
+    for name, t in (("u", u), ("delta", delta)):
+        if t.stride(-1) != 1 and t.shape[-1] != 1:
+            problems.append(f"{name}'s last dimension is not contiguous")
+    if problems:
+        raise ValueError("selective_scan (mamba_ssm): " + "; ".join(problems))
+
+
 def _selective_scan_mamba(u, delta, A, B, C, D, delta_bias, delta_softplus):
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # optional extra
 
+    u, delta, A, B, C, D, delta_bias = args = mamba_inputs(u, delta, A, B, C, D, delta_bias)
+    check_mamba_inputs(*args)
     return selective_scan_fn(
-        u.contiguous(), delta.contiguous(), A.float(), B.contiguous(), C.contiguous(),
-        None if D is None else D.float(), z=None, delta_bias=None if delta_bias is None else delta_bias.float(),
-        delta_softplus=delta_softplus, return_last_state=False,
+        u, delta, A, B, C, D, z=None, delta_bias=delta_bias, delta_softplus=delta_softplus, return_last_state=False,
     ).float()
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..errors import UserError, named
 
 __all__ = ["to_255", "rgb_to_y", "psnr", "ssim", "image_metrics", "LPIPS"]
 
@@ -118,7 +118,7 @@ class LPIPS:
                 "LPIPS: could not load the AlexNet weights it needs "
                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); they are downloaded by torchvision "
                 "on first use: run once with internet access, or put alexnet-owt-7be5be79.pth in "
-                "$TORCH_HOME/hub/checkpoints, or leave out --lpips"
+                f"$TORCH_HOME/hub/checkpoints, or leave out {named('lpips')}"
             ) from None
         self.device = device
 

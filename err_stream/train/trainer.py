@@ -30,7 +30,7 @@ import yaml
 
 from ..engine import Restorer
 from ..engine.settings import RestoreSettings
-from ..errors import ProcessingError, UserError
+from ..errors import ProcessingError, SettingError, UserError
 from ..model import ERR, ERRConfig
 from ..progress import Progress
 from ..weights import check_state_dict, read_state_dict, resolve_weights, save_checkpoint
@@ -139,7 +139,7 @@ class Trainer:
         if resume:
             state = latest_state(self.out) if resume is True else Path(resume)
             if state is None:
-                raise UserError(f"--resume: no training state (checkpoints/state_*.pt) in {self.out}")
+                raise UserError(f"no training state (checkpoints/state_*.pt) in {self.out}", option="resume", value=True)
             self.load_state(state)
 
     # ------------------------------------------------------------------ one step
@@ -335,11 +335,11 @@ class Trainer:
         """Restore weights, optimizer, scheduler, scaler, step and RNG from a state file."""
         path = Path(path)
         if not path.is_file():
-            raise UserError(f"--resume {path}: no such training state file")
+            raise SettingError("resume", path, "no such training state file")
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as e:
-            raise UserError(f"--resume {path}: not a readable training state ({type(e).__name__})") from None
+            raise SettingError("resume", path, f"not a readable training state ({type(e).__name__})") from None
         net = path.parent / state["net"]
         sd = read_state_dict(net)
         check_state_dict(self.model, sd, str(net))

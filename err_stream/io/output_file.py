@@ -1,9 +1,16 @@
-"""One writer per destination file: an advisory lock beside OUT and per-run partial names.
+"""Output files: one writer per destination, and nothing half-written.
+
+Every file err-stream writes (a transcoded video, a restored image, a batch's joined output
+and its report) goes through :class:`OutputFile`: OUT is written into this run's own partial
+file beside it and renamed into place only when complete; anything else (an error, Ctrl-C)
+removes the partial file and leaves OUT, new or pre-existing, untouched.
 
 While a run writes ``OUT`` it holds ``.OUT.err-stream-lock`` (in OUT's folder) locked with
 ``flock`` and writes its pid into it. The kernel drops the lock when the process dies, however
 it dies, so a lock file left behind by a killed run is never mistaken for a live writer; a
-second run for the same OUT finds the lock held and stops before it does any work.
+second run for the same OUT finds the lock held and stops before it does any work. (Without
+``flock``, on Windows, the lock file is created exclusively and a stale one is recognised by
+its dead pid.) A batch driver holds the same kind of lock on its output folder.
 
 Each run writes into its own partial file, ``.OUT.err-stream-partial.<pid>-<random>.EXT``:
 two runs can never write into, or rename, each other's frames. Partial files whose owner is
@@ -17,9 +24,10 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import ProcessingError, UserError, named
 
 try:
     import fcntl
@@ -72,6 +80,10 @@ def _busy(out: Path, pid: int | None) -> UserError:
     )
 
 
+# What a held lock is reported as: (the locked path, the holder's pid if known) -> the error.
+BusyWording = Callable[[Path, "int | None"], UserError]
+
+
 def lock_holder(out: Path) -> int | None:
     """The pid of the live run writing ``out`` (None if nobody is), without taking the lock."""
     path = lock_path(out)
@@ -97,11 +109,13 @@ def lock_holder(out: Path) -> int | None:
 
 class OutputLock:
     """Exclusive right to write ``out`` for this process; :meth:`acquire` raises
-    :class:`UserError` naming the other writer's pid when it is taken."""
+    :class:`UserError` naming the other writer's pid when it is taken. ``lock``: the lock
+    file (default ``.OUT.err-stream-lock`` beside OUT); ``busy``: how a held lock is worded."""
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, lock: Path | None = None, busy: BusyWording = _busy) -> None:
         self.out = out
-        self.path = lock_path(out)
+        self.path = lock_path(out) if lock is None else lock
+        self.busy = busy
         self.fd: int | None = None
 
     def acquire(self) -> None:
@@ -122,7 +136,7 @@ class OutputLock:
                 pid = _read_pid(fd)
                 os.close(fd)
                 if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise _busy(self.out, pid) from None
+                    raise self.busy(self.out, pid) from None
                 raise UserError(f"{self.path}: cannot lock the output ({e.strerror})") from None
             try:
                 same = os.path.samestat(os.fstat(fd), os.stat(self.path))
@@ -148,7 +162,7 @@ class OutputLock:
             pid = _read_pid(fd)
             os.close(fd)
             if pid is not None and pid_alive(pid):
-                raise _busy(self.out, pid) from None
+                raise self.busy(self.out, pid) from None
             log.info("removing %s left by a run that is gone (pid %s)", self.path, pid)
             try:
                 os.unlink(self.path)
@@ -199,3 +213,70 @@ class OutputLock:
 
 def glob_escape(name: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+class OutputFile:
+    """OUT, written atomically by this run. Making one checks that OUT can be written (a file
+    name in an existing folder, not the input, not being written by another run, and not
+    already there unless ``overwrite``); entering it takes the lock and creates the run's
+    partial file :attr:`tmp`, which the caller fills; :meth:`commit` renames it into place.
+    Leaving without a commit removes it. Partial files left by killed runs are removed by the
+    next run for the same OUT."""
+
+    def __init__(self, out: str | Path, overwrite: bool = False, source: Path | None = None) -> None:
+        out = Path(out)
+        self.out = out
+        if out.is_dir():
+            raise UserError(f"{out}: is a folder; give a file name such as {out / ('restored' + (out.suffix or '.mp4'))}")
+        if not out.parent.is_dir():
+            what = "is not a folder" if out.parent.exists() else "no such folder"
+            raise UserError(f"{out.parent}: {what}; cannot write {out.name} there")
+        holder = lock_holder(out)
+        if holder is not None and holder != os.getpid():
+            raise _busy(out, holder)
+        if out.exists() and not overwrite:
+            raise UserError(f"{out}: already exists (use {named('overwrite')} to replace it)")
+        if source is not None and out.exists() and out.resolve() == Path(source).resolve():
+            raise UserError(f"{out}: is the input file; write to another file")
+        self.tmp = partial_path(out)
+        self.lock = OutputLock(out)
+        self.committed = False
+
+    def __enter__(self) -> OutputFile:
+        self.lock.acquire()
+        try:
+            self.lock.remove_stale_partials()
+            try:
+                with open(self.tmp, "xb"):
+                    pass
+            except OSError as e:
+                raise UserError(f"{self.out.parent}: cannot write here ({e.strerror})") from None
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    def commit(self) -> None:
+        try:
+            os.replace(self.tmp, self.out)
+        except OSError as e:
+            raise ProcessingError(f"{self.out}: could not put the finished output in place ({e.strerror or e}); "
+                                  f"nothing was written there") from None
+        self.committed = True
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if not self.committed:
+                try:
+                    self.tmp.unlink()
+                except FileNotFoundError:
+                    pass
+        finally:
+            self.lock.release()
+
+
+def write_file(out: Path, data: bytes) -> None:
+    """Replace ``out`` with ``data`` atomically (a small file: a report, a manifest's summary)."""
+    with OutputFile(out, overwrite=True) as f:
+        f.tmp.write_bytes(data)
+        f.commit()
