@@ -24,6 +24,7 @@ BT709 = ColourSpec(Matrix.BT709, Range.LIMITED, Primaries.BT709, Transfer.BT709,
 BT601 = ColourSpec(Matrix.SMPTE170M, Range.LIMITED, Primaries.SMPTE170M, Transfer.SMPTE170M, ChromaLocation.LEFT)
 # HDR10 as masters are made: BT.2020, PQ, chroma co-sited top-left.
 HDR10 = ColourSpec(Matrix.BT2020NC, Range.LIMITED, Primaries.BT2020, Transfer.SMPTE2084, ChromaLocation.TOPLEFT)
+HLG = ColourSpec(Matrix.BT2020NC, Range.LIMITED, Primaries.BT2020, Transfer.ARIB_STD_B67, ChromaLocation.TOPLEFT)
 
 
 def yuv_planes(i: int, w: int, h: int, bits: int = 8, sx: int = 1, sy: int = 1, full: bool = False, chroma: float = 0.3):
@@ -121,14 +122,23 @@ def make_h264_aac(path: Path, w: int = 64, h: int = 48, frames: int = 12, fps: i
 def make_hevc_pq(path: Path, w: int = 64, h: int = 48, frames: int = 8, fps: int = 24) -> Path:
     """HEVC 10-bit 4:2:0, BT.2020 non-constant matrix, PQ transfer, chroma sited top-left,
     HDR10 static metadata."""
+    return make_hevc_hdr(path, HDR10, "yuv420p10le", w, h, frames, fps)
+
+
+def make_hevc_hdr(path: Path, tags: ColourSpec = HDR10, pix_fmt: str = "yuv420p10le", w: int = 64, h: int = 48,
+                  frames: int = 8, fps: int = 24, chroma: float = 0.3) -> Path:
+    """HEVC (libx265) of the moving pattern with these colour tags (PQ or HLG, limited or full
+    range), 10-bit 4:2:0 or 4:2:2, with HDR10 static metadata (mastering display, content
+    light level) in the bitstream."""
     params = f"log-level=error:master-display={HDR_MASTER_DISPLAY}:max-cll={HDR_MAX_CLL[0]},{HDR_MAX_CLL[1]}"
-    tags = HDR10
+    sx, sy = (1, 1) if "420" in pix_fmt else (1, 0)
     with av.open(str(path), "w") as c:
-        v = _video_stream(c, "libx265", w, h, "yuv420p10le", fps, Fraction(1, fps),
+        v = _video_stream(c, "libx265", w, h, pix_fmt, fps, Fraction(1, fps),
                           tags,
                           {"crf": "20", "preset": "ultrafast", "x265-params": params})
         for i in range(frames):
-            f = fill(av.VideoFrame(w, h, "yuv420p10le"), yuv_planes(i, w, h, bits=10), tags)
+            planes = yuv_planes(i, w, h, bits=10, sx=sx, sy=sy, full=tags.range == Range.FULL, chroma=chroma)
+            f = fill(av.VideoFrame(w, h, pix_fmt), planes, tags)
             f.pts = i
             for p in v.encode(f):
                 c.mux(p)

@@ -118,6 +118,13 @@ class Transfer(_Labelled):
     ARIB_STD_B67 = 18  # HLG
 
 
+# The transfers the HDR path (err_stream.colour.hdr) is for, and the ``hdr`` setting every front
+# end takes: ``auto``, that path for them; ``passthrough``, their code values to the model as
+# they are (what err-stream did before the path existed).
+HDR_TRANSFERS = (Transfer.SMPTE2084, Transfer.ARIB_STD_B67)
+HDR_MODES = ("auto", "passthrough")
+
+
 class Range(_Labelled):
     """Quantisation range in FFmpeg's numbers (``AVColorRange``)."""
 

@@ -41,7 +41,7 @@ import torch
 
 from ..errors import SettingError
 from . import gamut
-from .codes import Primaries, Transfer, label
+from .codes import HDR_MODES, HDR_TRANSFERS, Primaries, Transfer, label
 from .spec import ColourSpec
 from .transfer import (
     bt1886_decode,
@@ -57,10 +57,6 @@ from .transfer import (
     srgb_encode,
 )
 
-HDR_TRANSFERS = (Transfer.SMPTE2084, Transfer.ARIB_STD_B67)
-# The ``hdr`` setting: ``auto``, the path for PQ and HLG; ``passthrough``, code values to the
-# model as they are (what err-stream did before the path existed).
-HDR_MODES = ("auto", "passthrough")
 REFERENCE_WHITE = 203.0  # cd/m2: BT.2408's HDR reference white (a 100 % diffuse white)
 DEFAULT_PEAK = 1000.0  # cd/m2: HLG's reference display; PQ masters that state no mastering peak
 DEFAULT_KNEE = 0.75  # of the reference white: where the highlight shoulder begins

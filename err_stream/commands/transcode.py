@@ -53,6 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pix-fmt", metavar="FMT", help="output pixel format (default: the input's, e.g. yuv420p10le)")
     g.add_argument("--size", metavar="WxH", help="output picture size, e.g. 1920x1080: the restored frames are scaled on the "
                                                  "device (bicubic, antialiased when shrinking) before encoding (default: the input's)")
+    g.add_argument("--hdr", choices=["auto", "passthrough"], default="auto",
+                   help="PQ/HLG input: auto shows the model the master's SDR-referred picture (203 cd/m2 = white, highlights "
+                        "under a shoulder) and takes it back exactly; passthrough hands it the code values as they are")
+    g.add_argument("--hdr-peak", type=float, metavar="CD/M2",
+                   help="PQ/HLG input: the light that lands on the model's 1.0, and HLG's display peak "
+                        "(default: a PQ master's mastering display peak, else 1000)")
     g.add_argument("--encoder-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="any encoder option, repeatable (e.g. x265-params=lossless=1)")
 

@@ -114,8 +114,10 @@ def default_batch(info: VideoInfo, device: torch.device) -> int:
 class _Run:
     """What a finished run knows for its result."""
 
-    def __init__(self, frames: int, seconds: float, batch: int, pace: Pace) -> None:
+    def __init__(self, frames: int, seconds: float, batch: int, pace: Pace, hdr: str | None = None,
+                 light: tuple[int, int] | None = None) -> None:
         self.frames, self.seconds, self.batch, self.pace = frames, seconds, batch, pace
+        self.hdr, self.light = hdr, light
 
 
 def _batching(plan: TranscodePlan, device: torch.device) -> tuple[int, int]:
@@ -162,7 +164,13 @@ def _run_stages(plan: TranscodePlan, source: Source, sink: VideoSink, restorer, 
     if restore.clamped_frames:
         log.warning("%d of %d frames failed the output check (non-finite, or over 0.1%% of pixels outside "
                     "[-0.1, 1.1]) and were clamped to [0, 1] as asked", restore.clamped_frames, encode.written)
-    return _Run(encode.written, time.perf_counter() - t0, batch, pace)
+    hdr = restore.colour.hdr
+    light = restore.light_level.result() if restore.light_level is not None else None
+    if light is not None:
+        kept = info.hdr.max_cll if info.hdr is not None else None
+        log.info("restored HDR light level: MaxCLL %d, MaxFALL %d cd/m2 (measured); the output states %s", *light,
+                 f"the input's ({kept}, {info.hdr.max_fall})" if kept is not None else "none")
+    return _Run(encode.written, time.perf_counter() - t0, batch, pace, hdr.transfer.label if hdr is not None else None, light)
 
 
 def _result(plan: TranscodePlan, source: Source, restorer, device: torch.device, run: _Run) -> TranscodeResult:
@@ -186,6 +194,9 @@ def _result(plan: TranscodePlan, source: Source, restorer, device: torch.device,
         ended=source.ended or "end",
         max_delay=plan.max_delay,
         peak_in_flight=run.pace.in_flight.peak if plan.live else None,
+        hdr=run.hdr,
+        max_cll=run.light[0] if run.light else None,
+        max_fall=run.light[1] if run.light else None,
     )
     if result.ended in ("stalled", "failed"):
         raise InputStopped(

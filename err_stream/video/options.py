@@ -4,7 +4,8 @@
 
 =========  =====================================================================
 ``decode``   how the input is read: decoder, input_format, ignore_errors, drop_alpha
-``encode``   what the output video is: codec, crf, encoder_preset, pix_fmt, encoder_opt, format, size
+``encode``   what the output video is: codec, crf, encoder_preset, pix_fmt, encoder_opt, format, size,
+             hdr, hdr_peak
 ``streams``  what goes beside it: no_data
 ``live``     streams and pipes: timeout, max_delay, drop_late
 ``run``      how the run goes: device, batch, queue_frames, overwrite, accept_out_of_range
@@ -30,6 +31,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from ..colour.codes import HDR_MODES
 from ..errors import SettingError, UserError
 
 DECODERS = ("auto", "pyav", "dali")
@@ -186,7 +188,10 @@ class EncodeOptions:
     family), ``crf``, ``encoder_preset``, ``pix_fmt`` (default: the input's), ``encoder_opt``
     (``KEY=VALUE`` items), ``format`` (the output container; default: from OUT) and ``size``
     (``(width, height)`` or ``"WxH"``: the restored frames are scaled to it before encoding;
-    default: the input's size)."""
+    default: the input's size). ``hdr``: for PQ and HLG input, ``auto`` shows the model the
+    master's SDR-referred picture and takes it back exactly (err_stream.colour.hdr);
+    ``passthrough`` hands it the code values as they are. ``hdr_peak``: cd/m2 that land on the
+    model's 1.0 (and HLG's display peak; default: a PQ master's mastering display peak, else 1000)."""
 
     codec: str | None = None
     crf: float | None = None
@@ -195,10 +200,13 @@ class EncodeOptions:
     encoder_opt: tuple[str, ...] = ()
     format: str | None = None
     size: tuple[int, int] | None = None
+    hdr: str = "auto"
+    hdr_peak: float | None = None
 
     def __post_init__(self) -> None:
         _checked(self, {"codec": _codec, "crf": _number(0), "encoder_preset": _text, "pix_fmt": _pix_fmt,
-                        "encoder_opt": _encoder_opt, "format": _muxer, "size": _size})
+                        "encoder_opt": _encoder_opt, "format": _muxer, "size": _size,
+                        "hdr": _choice(HDR_MODES), "hdr_peak": _number(0, strict=True)})
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..colour.convert import PackedFrameColour, YCbCrConverter
+from ..colour.hdr import HdrPath, LightLevel
 from ..colour.policy import resolve
 from ..engine.executor import StreamingExecutor
 from ..io.source import Source, SourceFrame
@@ -32,19 +33,27 @@ def colour_conversion(plan: TranscodePlan) -> tuple[YCbCrConverter, PackedFrameC
     """The one place a run's colour conversion is built from what the input is: the
     stream's colour as stated, completed by the untagged rule (err_stream.colour.policy; a
     guessed matrix is logged as a warning), its pixel format and size in, the output's pixel
-    format and size out. Returns the converter, the conversion in and the conversion out
-    (the same object when the size is kept).
+    format and size out; for a PQ or HLG stream, the HDR path the ``hdr`` setting asks for
+    (err_stream.colour.hdr), with the output's light level measured on the way out
+    (``.light_level`` of the conversion out). Returns the converter, the conversion in and the
+    conversion out (the same object when the size is kept).
 
     Raises :class:`~err_stream.errors.UserError` for a matrix there is no conversion for."""
-    info, encoder = plan.info, plan.encoder
+    info, encoder, opts = plan.info, plan.encoder, plan.options.encode
     colour = resolve(info.tags, info.width, info.height)
     for guess in colour.guesses:
         (log.warning if guess.warn else log.info)("%s", guess.message)
+    hdr = HdrPath.for_spec(colour.spec, opts.hdr, info.hdr, opts.hdr_peak)
+    if hdr is not None:
+        log.info("HDR path: %s shown to the model as SDR-referred light (203 cd/m2 = 1.0 below the shoulder, "
+                 "%g cd/m2 on 1.0), sRGB curve, %s primaries", hdr.transfer.label, hdr.peak, hdr.model_primaries.label)
+    light = LightLevel() if hdr is not None else None
     converter = YCbCrConverter.for_spec(colour.spec)
-    into = PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, info.width, info.height)
+    into = PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, info.width, info.height, hdr=hdr, light_level=light)
     if (encoder.width, encoder.height) == (info.width, info.height):
         return converter, into, into
-    return converter, into, PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, encoder.width, encoder.height)
+    return converter, into, PackedFrameColour(converter, info.pix_fmt, encoder.pix_fmt, encoder.width, encoder.height,
+                                              hdr=hdr, light_level=light)
 
 
 def scale(rgb: torch.Tensor, width: int, height: int) -> torch.Tensor:
@@ -77,7 +86,7 @@ class RestoreStage:
         self.executor = StreamingExecutor(
             restorer,
             device=device,
-            pre=self.colour.to_rgb if packed else self.converter.from_bt601_limited_rgb,
+            pre=self.colour.to_rgb if packed else self._from_rgb601,
             post=self._to_codes,
             max_batch=batch,
             depth=4,
@@ -88,11 +97,16 @@ class RestoreStage:
             name="err-stream-model",
         )
 
+    def _from_rgb601(self, rgb8: torch.Tensor) -> torch.Tensor:
+        rgb = self.converter.from_bt601_limited_rgb(rgb8)
+        return rgb if self.colour.hdr is None else self.colour.hdr.to_sdr(rgb)
+
     def _to_codes(self, rgb: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         if self.size is not None:
             rgb = scale(rgb, *self.size)
         # Passthrough is not clamped, so its round trip is exact (with the input's codes:
-        # see err_stream.colour.convert).
+        # see err_stream.colour.convert); the HDR path is never clamped (it holds the model's
+        # output within the peak itself).
         codes = inputs if self.keeps_chroma else None
         return self.colour_out.from_rgb(rgb, codes, clamp=self.restorer is not None)
 
@@ -138,6 +152,11 @@ class RestoreStage:
         for f in frames:
             f.keepalive = f.rgb601 = None
         tickets_out.put((frames, self.executor.submit(inputs, index=frames[0].index, after=after)))
+
+    @property
+    def light_level(self) -> LightLevel | None:
+        """The restored frames' MaxCLL/MaxFALL as they are measured (HDR path only)."""
+        return self.colour_out.light_level
 
     @property
     def clamped_frames(self) -> int:

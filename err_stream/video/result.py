@@ -32,6 +32,9 @@ class TranscodeResult:
     ended: str = "end"  # end (input finished), stopped (Ctrl-C on a stream), stalled (past the timeout) or failed (read error)
     max_delay: int | None = None  # live runs: the bound on frames in flight
     peak_in_flight: int | None = None  # live runs: the most frames that were between decoder and encoder at once
+    hdr: str | None = None  # the HDR path's transfer (smpte2084, arib-std-b67) when it ran
+    max_cll: int | None = None  # HDR path: the output's MaxCLL, cd/m2, measured (the stream keeps the input's)
+    max_fall: int | None = None  # HDR path: the output's MaxFALL, cd/m2, measured
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,112 @@
+"""The HDR path in every front end, on clips made with PyAV (libx265, 10-bit, HDR10 metadata):
+the transcoder (``--hdr``), batch jobs (``hdr:``), the VapourSynth filter (``hdr=``) and
+``err-stream image`` (``--transfer``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from err_stream import cli
+from err_stream.colour import ColourSpec, HdrPath, PackedFrameColour, PlaneFormat, Range, Transfer, YCbCrConverter
+from err_stream.io.source import probe
+
+try:
+    import clips
+    from golden import GOLDEN_CKPT as GOLDEN
+except ImportError:  # tests/ imported as a package
+    from tests import clips
+    from tests.golden import GOLDEN_CKPT as GOLDEN
+
+
+def run_cli(*args, capsys=None) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in args])
+    out, err = capsys.readouterr() if capsys is not None else ("", "")
+    return code, out, err
+
+
+def max_code_diff(a, b) -> int:
+    return max(int(np.abs(x.astype(np.int64) - y.astype(np.int64)).max()) for fa, fb in zip(a, b) for x, y in zip(fa, fb))
+
+
+def packed(planes) -> torch.Tensor:
+    return torch.cat([torch.from_numpy(p.astype(np.int32).reshape(1, -1)) for p in planes], dim=1).to(torch.int16)
+
+
+@pytest.mark.parametrize("tags", [clips.HDR10, clips.HLG], ids=["pq", "hlg"])
+@pytest.mark.parametrize("pix_fmt", ["yuv420p10le", "yuv422p10le"])
+@pytest.mark.parametrize("full", [False, True], ids=["limited", "full"])
+def test_a_master_comes_back_code_for_code_through_the_hdr_path(tmp_path, capsys, tags, pix_fmt, full):
+    """--passthrough (the model replaced by the identity) with the HDR path on (the default):
+    every code value of a libx265 PQ/HLG master back in a lossless FFV1 output, whose light
+    level is measured and reported."""
+    tags = dataclasses.replace(tags, range=Range.FULL if full else Range.LIMITED)
+    src = clips.make_hevc_hdr(tmp_path / "in.mkv", tags, pix_fmt, frames=3)
+    out = tmp_path / "out.mkv"
+    code, stdout, err = run_cli(src, out, "--passthrough", "--codec", "ffv1", "--json", "--quiet", capsys=capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["hdr"] == tags.transfer.label
+    assert summary["max_cll"] > 0 and 0 < summary["max_fall"] <= summary["max_cll"]
+    a, _, _, _ = clips.decode_all(src)
+    b, _, _, fb = clips.decode_all(out)
+    assert len(b) == len(a) == 3
+    got = ColourSpec.from_av(fb)
+    assert (got.matrix, got.range, got.primaries, got.transfer) == (tags.matrix, tags.range, tags.primaries, tags.transfer)
+    assert max_code_diff(a, b) <= 1
+
+
+def test_the_model_sees_the_sdr_referred_picture_and_x265_keeps_the_metadata(tmp_path, capsys):
+    """With a model: each output frame is what HdrPath gives around the Restorer (computed
+    here from the decoded input), unlike --hdr passthrough's; libx265 output keeps the input's
+    HDR10 metadata, and the measured light level is reported beside it."""
+    from err_stream.engine import Restorer
+    from err_stream.engine.output_check import clamp_output
+    from err_stream.weights import load_model
+
+    src = clips.make_hevc_pq(tmp_path / "in.mkv", frames=2)
+    outs, summaries = {}, {}
+    for mode in ("auto", "passthrough"):
+        outs[mode] = tmp_path / f"{mode}.mkv"
+        code, stdout, err = run_cli(src, outs[mode], "--weights", GOLDEN, "--hdr", mode, "--codec", "ffv1", "--json", "--quiet",
+                                    "--accept-out-of-range", capsys=capsys)
+        assert code == 0, err
+        summaries[mode] = summary = json.loads(stdout)
+        assert summary["hdr"] == ("smpte2084" if mode == "auto" else None)
+    restorer = Restorer(load_model(GOLDEN, device="cpu"), device="cpu", tiling="off")
+    fmt = PlaneFormat.parse("yuv420p10le")
+    path = HdrPath(Transfer.SMPTE2084, peak=1000.0)  # the clip's mastering display peak
+    colour = PackedFrameColour(YCbCrConverter.for_spec(clips.HDR10), fmt, fmt, 64, 48, hdr=path)
+    a, _, _, _ = clips.decode_all(src)
+    b, _, _, _ = clips.decode_all(outs["auto"])
+    c, _, _, _ = clips.decode_all(outs["passthrough"])
+    cll = fall = 0.0
+    for planes, got, other in zip(a, b, c):
+        light = path.display_light(colour._signal(packed(got))).amax(dim=1).clamp(0, 10000)
+        cll, fall = max(cll, float(light.max())), max(fall, float(light.mean()))
+        codes = packed(planes)
+        with torch.inference_mode():
+            want = colour.from_rgb(clamp_output(restorer.restore(colour.to_rgb(codes))), codes)[0].to(torch.int32) & 0xFFFF
+        assert int((packed(got)[0].to(torch.int32) & 0xFFFF).sub(want).abs().max()) <= 1
+        assert max(int(np.abs(x.astype(int) - y.astype(int)).max()) for x, y in zip(got, other)) > 20
+
+    hevc = tmp_path / "restored.mp4"
+    code, stdout, err = run_cli(src, hevc, "--weights", GOLDEN, "--json", "--quiet", "--accept-out-of-range", capsys=capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    info_in, info_out = probe(src), probe(hevc)
+    assert info_out.hdr == info_in.hdr and info_out.hdr.max_cll == clips.HDR_MAX_CLL[0]  # kept: x265 takes it at open
+    assert summary["max_cll"] is not None and summary["max_fall"] != clips.HDR_MAX_CLL[1]
+
+
+def test_bad_hdr_settings_are_named_by_their_flags(tmp_path, capsys):
+    src = clips.make_hevc_pq(tmp_path / "in.mkv", frames=1)
+    code, _, err = run_cli(src, tmp_path / "o.mkv", "--passthrough", "--hdr-peak", "-5", capsys=capsys)
+    assert code == 1 and "--hdr-peak -5" in err and "> 0" in err
+    code, _, err = run_cli(src, tmp_path / "o.mkv", "--hdr", "tonemap", capsys=capsys)
+    assert code != 0 and "--hdr" in err and "passthrough" in err
