@@ -110,3 +110,26 @@ def test_bad_hdr_settings_are_named_by_their_flags(tmp_path, capsys):
     assert code == 1 and "--hdr-peak -5" in err and "> 0" in err
     code, _, err = run_cli(src, tmp_path / "o.mkv", "--hdr", "tonemap", capsys=capsys)
     assert code != 0 and "--hdr" in err and "passthrough" in err
+
+
+# ----------------------------------------------------------------------------- batch jobs
+def test_hdr_is_a_job_key(tmp_path, capsys):
+    """hdr: / hdr_peak: in a job file: checked at their line, and a job's HLG master comes
+    back as `err-stream IN OUT` gives it (the same path in every piece)."""
+    pytest.importorskip("yaml")
+    from pipelines.job import JobError, load_job, parse_job
+
+    with pytest.raises(JobError, match=r"job.yaml:\d+:\d+: hdr: 'tonemap': choose one of auto, passthrough"):
+        parse_job("inputs: []\noutput_dir: out\npassthrough: true\nhdr: tonemap\n", Path("job.yaml"))
+    with pytest.raises(JobError, match=r"job.yaml:\d+:\d+: hdr_peak: expected a number > 0"):
+        parse_job("inputs: []\noutput_dir: out\npassthrough: true\nhdr_peak: 0\n", Path("job.yaml"))
+    src = clips.make_hevc_hdr(tmp_path / "in.mkv", clips.HLG, frames=3)
+    job = tmp_path / "job.yaml"
+    job.write_text(f"inputs: [{src}]\noutput_dir: {tmp_path / 'out'}\npassthrough: true\ncodec: ffv1\nhdr: auto\nhdr_peak: 600\nengine: local\n")
+    assert load_job(job).inputs[0].request.options.encode.hdr_peak == 600
+    code = cli.main(["batch", str(job), "--quiet"])
+    capsys.readouterr()
+    assert code == 0
+    a, _, _, _ = clips.decode_all(src)
+    b, _, _, _ = clips.decode_all(tmp_path / "out" / "in.mkv")
+    assert len(b) == 3 and max_code_diff(a, b) <= 1

@@ -179,7 +179,7 @@ def test_colour_props_are_read_and_kept(weights, golden_model):
                                  _Primaries=vs.PRIMARIES_BT2020, _Transfer=vs.TRANSFER_ST2084)
     spec = ColourSpec.from_vs_props(src.get_frame(0).props)
     assert spec == ColourSpec(Matrix.BT2020NC, 1, 9, 16, ChromaLocation.TOPLEFT)
-    out = err(src, weights=weights, device_index=-1)
+    out = err(src, weights=weights, device_index=-1, hdr="passthrough")  # the HDR path: test_hdr_* below
     for n in range(2):
         assert ColourSpec.from_vs_props(out.get_frame(n).props) == spec
         assert dict(out.get_frame(n).props) == dict(src.get_frame(n).props)
@@ -188,6 +188,81 @@ def test_colour_props_are_read_and_kept(weights, golden_model):
     left = _via_restore_image(golden_model, src, YCbCrConverter(Matrix.BT2020NC, False, ChromaLocation.LEFT))
     with pytest.raises(AssertionError):
         _same_planes(out, left, 1, tolerance=1)  # the siting is not ignored
+
+
+def _hdr_master(fmt: int, transfer: int) -> vs.VideoNode:
+    """A PQ or HLG BT.2020 clip whose light reaches 1000 cd/m2 and leaves BT.709."""
+    import torch
+
+    from err_stream.colour import HdrPath, Primaries, Transfer
+
+    path = HdrPath(Transfer(transfer))
+    base = content(96, 64, 2, seed=5)
+
+    def to_signal(n: int, f):
+        out = f.copy()
+        light = torch.from_numpy(planes(f).transpose(2, 0, 1).copy())[None] ** 3 * 1200.0  # up to past the peak
+        light[:, 1, :8] = 0.0  # saturated BT.2020 magenta: outside BT.709
+        signal = path.signal(light).clamp(0, 1)[0].numpy()
+        for p in range(3):
+            np.copyto(np.asarray(out[p]), signal[p])
+        return out
+
+    rgb = core.std.SetFrameProps(core.std.ModifyFrame(base, base, to_signal), _Primaries=vs.PRIMARIES_BT2020, _Transfer=transfer)
+    if fmt == vs.RGBS:
+        return rgb
+    if fmt == vs.RGB48:
+        return core.resize.Point(rgb, format=fmt)
+    return core.resize.Bicubic(rgb, format=fmt, matrix=vs.MATRIX_BT2020_NCL, range_s="limited", chromaloc_s="top_left")
+
+
+@pytest.mark.parametrize("transfer", [vs.TRANSFER_ST2084, vs.TRANSFER_ARIB_B67], ids=["pq", "hlg"])
+@pytest.mark.parametrize("fmt", [vs.YUV420P10, vs.YUV422P10, vs.RGBS, vs.RGB48], ids=["420p10", "422p10", "rgbs", "rgb48"])
+def test_hdr_clips_take_the_hdr_path(weights, golden_model, transfer, fmt):
+    """PQ/HLG clips (from _Transfer and _Primaries): the model sees the SDR-referred picture
+    (as the transcoder's HdrPath gives it) and the clip comes back in its own format; with the
+    identity in place of the model (a colour passthrough through the same conversions), every
+    code value back."""
+    import torch
+
+    from err_stream.colour import HdrPath, PackedFrameColour, PlaneFormat, Primaries, Transfer, YCbCrConverter
+    from err_stream.colour.spec import ColourSpec
+
+    src = _hdr_master(fmt, transfer)
+    path = HdrPath(Transfer(transfer))
+    out = err(src, weights=weights, device_index=-1)
+    assert out.format.id == fmt and dict(out.get_frame(0).props) == dict(src.get_frame(0).props)
+    if fmt in (vs.YUV420P10, vs.YUV422P10):
+        name = "yuv420p10le" if fmt == vs.YUV420P10 else "yuv422p10le"
+        pf = PlaneFormat.parse(name)
+        colour = PackedFrameColour(YCbCrConverter.for_spec(ColourSpec.from_vs_props(src.get_frame(0).props)), pf, pf, 96, 64, hdr=path)
+        for n in range(2):
+            f = src.get_frame(n)
+            codes = torch.from_numpy(np.concatenate([np.asarray(f[p]).astype(np.int32).ravel() for p in range(3)]))[None].to(torch.int16)
+            sdr = colour.to_rgb(codes)
+            assert float(sdr.max()) <= 1.01  # the peak on 1.0: what the model was trained on
+            assert torch.equal(colour.from_rgb(sdr, codes), codes)  # identity: every code back
+            y = torch.from_numpy(restore_image(golden_model, sdr[0].permute(1, 2, 0).numpy())).permute(2, 0, 1)[None]
+            want = (colour.from_rgb(y, codes)[0].to(torch.int32) & 0xFFFF).numpy()
+            got = np.concatenate([np.asarray(out.get_frame(n)[p]).astype(np.int32).ravel() for p in range(3)])
+            assert np.abs(got - want).max() <= 1
+    elif fmt == vs.RGBS:
+        for n in range(2):
+            x = torch.from_numpy(planes(src.get_frame(n)).transpose(2, 0, 1).copy())[None]
+            y = torch.from_numpy(restore_image(golden_model, path.to_sdr(x)[0].permute(1, 2, 0).numpy())).permute(2, 0, 1)[None]
+            want = path.from_sdr(y, x)[0].permute(1, 2, 0).numpy()
+            assert np.abs(planes(out.get_frame(n)) - want).max() <= 1e-5
+    passthrough = err(src, weights=weights, device_index=-1, hdr="passthrough")
+    a, b = out.get_frame(0), passthrough.get_frame(0)
+    assert max(np.abs(np.asarray(a[p]).astype(np.float64) - np.asarray(b[p])).max() for p in range(3)) > 0
+
+
+def test_hdr_arguments_are_checked(weights):
+    src = _hdr_master(vs.YUV420P10, vs.TRANSFER_ST2084)
+    with pytest.raises(vs.Error, match=r"err: hdr='tonemap': choose one of auto, passthrough|err: hdr='tonemap': must be one of auto, passthrough"):
+        err(src, weights=weights, device_index=-1, hdr="tonemap")
+    with pytest.raises(vs.Error, match=r"err: hdr_peak=-5"):
+        err(src, weights=weights, device_index=-1, hdr_peak=-5)
 
 
 def test_integer_rgb(weights, golden_model):

@@ -10,6 +10,10 @@ How frames flow:
   device by the transcoder's own colour code; other formats (integer RGB, float YUV) by the
   core ``resize`` plugin, there and back, with the spec's values. Every frame property of
   the input is kept on the output.
+* PQ and HLG clips (``_Transfer`` 16 and 18, any format) are shown to the model as their
+  SDR-referred picture and taken back exactly (:class:`~err_stream.colour.hdr.HdrPath`, the
+  transcoder's HDR path; ``hdr="passthrough"``: their code values as they are); the PQ peak is
+  the ``MasteringDisplayMaxLuminance`` frame property where a source sets it.
 * VapourSynth runs a Python frame callback (``std.ModifyFrame``) for one frame at a time per
   filter instance. To keep several frames in flight we split the clip into ``lanes``
   interleaved sub-clips (``SelectEvery``), give each its own ``ModifyFrame`` and interleave
@@ -53,6 +57,8 @@ def err(
     matrix: int | None = None,
     accept_out_of_range: bool = False,
     precision: str | None = None,
+    hdr: str = "auto",
+    hdr_peak: float | None = None,
 ) -> vs.VideoNode:
     """Restore ``clip`` with ERR; returns a clip of the same format, size, length and props.
 
@@ -81,6 +87,12 @@ def err(
         accept_out_of_range: a frame whose restored values are non-finite, or have more than
             0.1 % of pixels outside [-0.1, 1.1] (the weights diverged), raises ``vs.Error``
             naming the frame; ``True`` clamps such output to [0, 1] and goes on.
+        hdr: for clips whose ``_Transfer`` is PQ (16) or HLG (18): ``"auto"`` shows the model
+            the master's SDR-referred picture (203 cd/m2 as white, highlights under a shoulder,
+            the clip's own ``_Primaries``) and takes it back exactly; ``"passthrough"`` hands
+            it the values as they are.
+        hdr_peak: cd/m2 that land on the model's 1.0, and HLG's display peak (default: the
+            ``MasteringDisplayMaxLuminance`` property for PQ, else 1000).
     """
     vs = import_vapoursynth()
     from err_stream import runtime
@@ -100,10 +112,11 @@ def err(
     _check_matrix(vs, matrix)
 
     direct = fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT
-    spec = None if direct else clip_colour(vs, clip, matrix)
+    spec = clip_colour(vs, clip, matrix)
+    hdr_path = _hdr_path(vs, clip, spec, hdr, hdr_peak)
     # YUV goes to the device as code planes and is converted there by the transcoder's own
     # colour code (err_stream.colour), so a clip gets the same pixels through both.
-    packed = None if direct or fmt.color_family != vs.YUV else _packed_colour(vs, clip, fmt, spec)
+    packed = None if direct or fmt.color_family != vs.YUV else _packed_colour(vs, clip, fmt, spec, hdr_path)
     if direct or packed is not None:
         work = clip
     else:
@@ -119,11 +132,15 @@ def err(
     lanes = num_streams + 1
     pre = None
     input_shape: tuple[int, ...] = (3, clip.height, clip.width)
-    if direct:  # float RGB keeps the network's values (the guard bounds them)
-        post = (lambda y, _: y.half()) if host_dtype == torch.float16 else None
-    elif packed is not None:  # YUV codes in, YUV codes out (clamped to [0, 1] before)
+    if packed is not None:  # YUV codes in, YUV codes out (clamped to [0, 1] before; HDR: see HdrPath)
         pre, post = packed.to_rgb, packed.from_rgb  # from_rgb(restored, input codes)
         input_shape, host_dtype = (packed.in_fmt.frame_elements(clip.width, clip.height),), packed.in_fmt.torch_dtype
+    elif hdr_path is not None:  # PQ/HLG R'G'B' (as it is, or from resize): the HDR path there and back
+        half = host_dtype == torch.float16
+        pre = hdr_path.to_sdr
+        post = lambda y, x: (lambda z: z.half() if half else z)(hdr_path.from_sdr(y, x.float()))  # noqa: E731
+    elif direct:  # float RGB keeps the network's values (the guard bounds them)
+        post = (lambda y, _: y.half()) if host_dtype == torch.float16 else None
     else:  # converted back to integer RGB: clamp first
         post = lambda y, _: y.clamp_(0.0, 1.0)  # noqa: E731
     executor = StreamingExecutor(
@@ -265,7 +282,21 @@ def _check_matrix(vs, matrix) -> None:
         raise vs.Error(f"err: matrix={matrix!r} is not a YUV matrix err converts; pass a _Matrix value such as 1 (BT.709), 6 (BT.601) or 9 (BT.2020)")
 
 
-def _packed_colour(vs, clip, fmt, spec):
+def _hdr_path(vs, clip, spec, mode, peak):
+    """The HDR path for a PQ or HLG clip as ``hdr``/``hdr_peak`` ask (None otherwise)."""
+    from err_stream.colour.hdr import HdrMetadata, HdrPath
+    from err_stream.errors import UserError
+
+    props = clip.get_frame(0).props
+    stated = props.get("MasteringDisplayMaxLuminance")  # set by bestsource and ffms2
+    metadata = HdrMetadata(max_luminance=float(stated)) if isinstance(stated, (int, float)) else None
+    try:
+        return HdrPath.for_spec(spec, mode, metadata, peak)
+    except UserError as e:
+        raise vs.Error("err: " + e.describe(filter_spelling)) from None
+
+
+def _packed_colour(vs, clip, fmt, spec, hdr_path=None):
     """The device-side colour conversion for a YUV clip (err_stream.colour, as the
     transcoder's), or None for formats it does not take (float YUV, odd depths)."""
     from err_stream.colour.convert import PackedFrameColour, YCbCrConverter
@@ -279,7 +310,7 @@ def _packed_colour(vs, clip, fmt, spec):
         plane_format = PlaneFormat.parse(name)
     except UserError:
         return None
-    return PackedFrameColour(YCbCrConverter.for_spec(spec), plane_format, plane_format, clip.width, clip.height)
+    return PackedFrameColour(YCbCrConverter.for_spec(spec), plane_format, plane_format, clip.width, clip.height, hdr=hdr_path)
 
 
 def _resize_args(spec, yuv: bool, suffix: str = "") -> dict:

@@ -12,7 +12,7 @@ A stream that leaves a colour field unspecified gets, field by field:
 * **primaries**: those of the matrix (BT.2020, BT.709; for BT.601, PAL's at 576 lines, NTSC's
   at 480 or 486, else BT.709, as mpv).
 * **transfer**: SDR, BT.709's curve (BT.601 and BT.2020 SDR use the same one); RGB pictures
-  (image files): sRGB.
+  (image files): sRGB, and their primaries BT.709 (BT.2020 for a stated PQ or HLG transfer).
 * **chroma location**: left, the MPEG-2/H.264/HEVC default for 4:2:0 and zimg's.
 
 A matrix we have no conversion for (RGB-in-YUV, YCgCo, BT.2020 constant luminance, ICtCp)
@@ -64,6 +64,8 @@ def resolve(stated: ColourSpec, width: int, height: int, *, rgb: bool = False) -
     if rgb:
         spec = replace(stated, matrix=Matrix.RGB, range=stated.range if stated.states("range") else Range.FULL)
         guesses: list[Guess] = []
+        if spec.transfer in _HDR_OR_UHD:  # a PQ/HLG picture stated without its primaries: BT.2100's
+            spec = _fill(spec, guesses, "primaries", Primaries.BT2020, f"{spec.transfer.label} transfer tagged")
         spec = _fill(spec, guesses, "primaries", Primaries.BT709, "sRGB")
         spec = _fill(spec, guesses, "transfer", Transfer.IEC61966_2_1, "sRGB")
         return ResolvedColour(spec, tuple(guesses))
