@@ -13,14 +13,18 @@ from .engine.output_check import check_output, clamp_output
 from .model import ERR
 
 if TYPE_CHECKING:
+    from .colour.codes import Transfer
+    from .colour.hdr import HdrPath
     from .colour.policy import ResolvedColour
+    from .colour.spec import ColourSpec
 
 ArrayOrTensor = TypeVar("ArrayOrTensor", np.ndarray, torch.Tensor)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
-def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_range: bool = False) -> ArrayOrTensor:
+def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_range: bool = False,
+                  hdr: HdrPath | None = None) -> ArrayOrTensor:
     """Restore one image of any size and return the same kind, shape and dtype.
 
     ``image``: numpy H x W x 3 (uint8, uint16, or float in [0, 1]), or a torch tensor
@@ -32,17 +36,22 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_
     Raises :class:`~err_stream.engine.output_check.OutputRangeError` when the result is
     non-finite or has more than 0.1 % of pixels outside [-0.1, 1.1] (the weights diverged
     on this image); ``accept_out_of_range=True`` clamps such a result to [0, 1] instead.
+
+    ``hdr``: the image is PQ or HLG R'G'B' (e.g. a 16-bit master): the model sees its
+    SDR-referred picture and the result is taken back (:class:`~err_stream.colour.hdr.HdrPath`;
+    the output check applies to the SDR-referred result).
     """
     # compile=False: one image, one size; compiling for it would not pay off.
     restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off", compile=False)
 
     @torch.inference_mode()
     def restore(x: torch.Tensor) -> torch.Tensor:
-        y = restorer.restore(x)
+        y = restorer.restore(x if hdr is None else hdr.to_sdr(x))
         if accept_out_of_range:
-            return clamp_output(y)
-        check_output(y)
-        return y
+            clamp_output(y)
+        else:
+            check_output(y)
+        return y if hdr is None else hdr.from_sdr(y, x.to(y.device))
 
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
@@ -91,10 +100,12 @@ def read_image(path: str | Path) -> np.ndarray:
     return load_image(path).pixels
 
 
-def load_image(path: str | Path) -> LoadedImage:
+def load_image(path: str | Path, transfer: Transfer | None = None) -> LoadedImage:
     """:func:`read_image`, and the image's colour: a PNG's cICP, sRGB or gAMA chunk as
     FFmpeg reads them; whatever the file does not state is decided by the rule every front
-    end follows for untagged input (err_stream.colour.policy: an RGB picture is sRGB)."""
+    end follows for untagged input (err_stream.colour.policy: an RGB picture is sRGB).
+    ``transfer``: what the caller states (e.g. PQ for a TIFF master, which cannot say it);
+    it replaces what the file states."""
     from .colour.policy import resolve
     from .colour.spec import ColourSpec
 
@@ -117,6 +128,10 @@ def load_image(path: str | Path) -> LoadedImage:
     if a.ndim != 3 or a.shape[2] not in (3, 4):
         raise ValueError(f"{path}: expected an RGB or grey image, got shape {a.shape}")
     a = a[..., :3]
+    if transfer is not None:
+        import dataclasses
+
+        stated = dataclasses.replace(stated, transfer=transfer)
     if a.dtype not in (np.uint8, np.uint16):
         raise ValueError(f"{path}: unsupported sample type {a.dtype} (8 or 16 bit images only)")
     return LoadedImage(np.ascontiguousarray(a), resolve(stated, a.shape[1], a.shape[0], rgb=True))
@@ -133,9 +148,11 @@ def _read_png(path: Path):
     return frame.to_ndarray(format="rgb48le" if deep else "rgb24"), ColourSpec.from_av(frame)
 
 
-def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = True) -> None:
+def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = True, colour: ColourSpec | None = None) -> None:
     """Write H x W x 3 uint8/uint16 atomically, as every output is written
-    (:class:`~err_stream.io.output_file.OutputFile`: locked, a partial file renamed into place)."""
+    (:class:`~err_stream.io.output_file.OutputFile`: locked, a partial file renamed into place).
+    ``colour``: primaries and transfer to state in a 16-bit PNG's cICP chunk (e.g. an HDR
+    master's); other formats do not carry them."""
     from .io.output_file import OutputFile
 
     path = Path(path)
@@ -148,7 +165,7 @@ def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = True) 
 
             tifffile.imwrite(str(tmp), image, photometric="rgb")
         elif image.dtype == np.uint16:
-            _write_png16(tmp, image)
+            _write_png16(tmp, image, colour)
         else:
             from PIL import Image
 
@@ -156,14 +173,17 @@ def write_image(path: str | Path, image: np.ndarray, *, overwrite: bool = True) 
         out.commit()
 
 
-def _write_png16(path: Path, image: np.ndarray) -> None:
-    # Pillow cannot write 16-bit RGB PNGs; PyAV's png encoder can (rgb48be).
+def _write_png16(path: Path, image: np.ndarray, colour: ColourSpec | None = None) -> None:
+    # Pillow cannot write 16-bit RGB PNGs; PyAV's png encoder can (rgb48be), and writes the
+    # primaries and transfer it is given as a cICP chunk.
     import av
 
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=np.uint16), format="rgb48be")
     with av.open(str(path), "w", format="image2") as out:
         st = out.add_stream("png", rate=1)
         st.width, st.height, st.pix_fmt = image.shape[1], image.shape[0], "rgb48be"
+        if colour is not None:  # the encoder reads them from the frame
+            frame.color_primaries, frame.color_trc = int(colour.primaries), int(colour.transfer)
         for p in st.encode(frame):
             out.mux(p)
         for p in st.encode():

@@ -133,3 +133,46 @@ def test_hdr_is_a_job_key(tmp_path, capsys):
     a, _, _, _ = clips.decode_all(src)
     b, _, _, _ = clips.decode_all(tmp_path / "out" / "in.mkv")
     assert len(b) == 3 and max_code_diff(a, b) <= 1
+
+
+# ----------------------------------------------------------------------------- images
+def _pq_master_pixels(h: int = 40, w: int = 56) -> np.ndarray:
+    """16-bit PQ R'G'B' (BT.2020) of a picture whose light reaches 1000 cd/m2."""
+    rng = np.random.default_rng(9)
+    light = torch.from_numpy(rng.random((1, 3, h, w)) ** 3 * 1000.0).float()
+    light[:, 1, :4] = 0.0  # saturated: outside BT.709
+    signal = HdrPath(Transfer.SMPTE2084).signal(light).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    return np.rint(signal * 65535).astype(np.uint16)
+
+
+def test_hdr_images_with_a_stated_transfer(tmp_path, golden_path, golden_model, capsys):
+    """err-stream image: a 16-bit TIFF stated PQ by --transfer, and a PNG whose cICP says PQ,
+    take the HDR path (the model sees the SDR-referred picture, as restore_image(hdr=...)
+    computes it); the PNG output states PQ again; --hdr passthrough gives today's result."""
+    from err_stream.colour import Primaries
+    from err_stream.image import load_image, read_image, restore_image, write_image
+
+    pixels = _pq_master_pixels()
+    tif, png = tmp_path / "m.tif", tmp_path / "m.png"
+    write_image(tif, pixels)
+    write_image(png, pixels, colour=ColourSpec(primaries=Primaries.BT2020, transfer=Transfer.SMPTE2084))
+    assert load_image(png).colour.spec.transfer == Transfer.SMPTE2084
+    model = ["--weights", str(golden_path), "--device", "cpu", "--quiet", "--accept-out-of-range"]
+    path = HdrPath(Transfer.SMPTE2084)
+    want = restore_image(golden_model, pixels, accept_out_of_range=True, hdr=path)
+    assert cli.main(["image", str(tif), str(tmp_path / "o.tif"), "--transfer", "pq", *model]) == 0
+    assert cli.main(["image", str(png), str(tmp_path / "o.png"), *model]) == 0
+    for out in (tmp_path / "o.tif", tmp_path / "o.png"):
+        assert np.abs(read_image(out).astype(np.int64) - want.astype(np.int64)).max() <= 1, out.name
+    assert load_image(tmp_path / "o.png").colour.spec.transfer == Transfer.SMPTE2084
+    plain = restore_image(golden_model, pixels, accept_out_of_range=True)
+    assert cli.main(["image", str(png), str(tmp_path / "p.png"), "--hdr", "passthrough", *model]) == 0
+    assert np.abs(read_image(tmp_path / "p.png").astype(np.int64) - plain.astype(np.int64)).max() <= 1
+    assert np.abs(plain.astype(np.int64) - want.astype(np.int64)).max() > 1000
+    capsys.readouterr()
+    # The path itself: the identity in place of the model gives every 16-bit value back.
+    x = torch.from_numpy(pixels.astype(np.float32) / 65535).permute(2, 0, 1)[None]
+    back = path.from_sdr(path.to_sdr(x), x)
+    assert torch.equal(torch.round(back * 65535), torch.round(x * 65535))
+    assert cli.main(["image", str(tif), str(tmp_path / "q.tif"), "--transfer", "pq", "--hdr-peak", "0", *model]) == 1
+    assert "--hdr-peak 0" in capsys.readouterr().err

@@ -19,7 +19,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("output", help="output file (for one image) or folder (for a folder)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    h = p.add_argument_group("HDR (16-bit PQ or HLG masters)")
+    h.add_argument("--transfer", choices=sorted(TRANSFERS), metavar="NAME",
+                   help="the images' transfer, for files that do not state it (TIFF; PNG without cICP): "
+                        "pq (smpte2084) or hlg (arib-std-b67); replaces what a file states")
+    h.add_argument("--hdr", choices=["auto", "passthrough"], default="auto",
+                   help="PQ/HLG images: auto shows the model the SDR-referred picture and takes it back exactly; "
+                        "passthrough hands it the values as they are")
+    h.add_argument("--hdr-peak", type=float, metavar="CD/M2",
+                   help="PQ/HLG images: the light that lands on the model's 1.0, and HLG's display peak (default 1000)")
     add_model_arguments(p)
+
+
+# --transfer's words: FFmpeg's names and the short ones.
+TRANSFERS = {"pq": 16, "smpte2084": 16, "hlg": 18, "arib-std-b67": 18}
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -57,10 +70,18 @@ def run(args: argparse.Namespace) -> int:
         if not out.parent.exists() and out.parent == Path(args.output) and Path(args.input).is_dir():
             out.parent.mkdir(parents=True)
         OutputFile(out, overwrite=args.overwrite, source=src)  # the output file's checks, before the model loads
+    from ..cli import cli_spelling
+    from ..colour.codes import Transfer
+    from ..colour.hdr import HdrPath
+    from ..colour.spec import ColourSpec
+    from ..errors import SettingError
+
+    transfer = Transfer(TRANSFERS[args.transfer]) if args.transfer else None
+    HdrPath.for_spec(ColourSpec(), args.hdr, None, args.hdr_peak)  # a bad --hdr-peak fails before the model loads
     restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):
         try:
-            image, colour = load_image(src)
+            image, colour = load_image(src, transfer)
         except UserError:
             raise
         except Exception as e:
@@ -68,10 +89,14 @@ def run(args: argparse.Namespace) -> int:
         for guess in colour.guesses:  # the untagged rule for RGB: sRGB (nothing users must hear about)
             log.info("%s: %s", src, guess.message)
         try:
-            result = restore_image(restorer, image, accept_out_of_range=args.accept_out_of_range)
+            hdr = HdrPath.for_spec(colour.spec, args.hdr, None, args.hdr_peak)
+        except SettingError as e:
+            raise UserError(f"{src}: {e.describe(cli_spelling)}") from None
+        try:
+            result = restore_image(restorer, image, accept_out_of_range=args.accept_out_of_range, hdr=hdr)
         except OutputRangeError as e:
             raise e.for_option(ACCEPT_OPTION, where=str(src), frame=None) from None
         if out.suffix.lower() in (".jpg", ".jpeg", ".webp", ".bmp") and result.dtype != "uint8":
             result = (result.astype("float32") / 257.0).round().astype("uint8")
-        write_image(out, result, overwrite=args.overwrite)
+        write_image(out, result, overwrite=args.overwrite, colour=colour.spec if hdr is not None else None)
     return 0
