@@ -102,6 +102,14 @@ def test_the_model_sees_the_sdr_referred_picture_and_x265_keeps_the_metadata(tmp
     info_in, info_out = probe(src), probe(hevc)
     assert info_out.hdr == info_in.hdr and info_out.hdr.max_cll == clips.HDR_MAX_CLL[0]  # kept: x265 takes it at open
     assert summary["max_cll"] is not None and summary["max_fall"] != clips.HDR_MAX_CLL[1]
+    # The measured values can be written by a second encode: the user's max-cll wins.
+    again = tmp_path / "again.mp4"
+    code, _, err = run_cli(hevc, again, "--passthrough", "--quiet", "--encoder-opt",
+                           f"x265-params=max-cll={summary['max_cll']},{summary['max_fall']}", capsys=capsys)
+    assert code == 0, err
+    info_again = probe(again)
+    assert (info_again.hdr.max_cll, info_again.hdr.max_fall) == (summary["max_cll"], summary["max_fall"])
+    assert info_again.hdr.max_luminance == info_in.hdr.max_luminance
 
 
 def test_bad_hdr_settings_are_named_by_their_flags(tmp_path, capsys):

@@ -281,7 +281,9 @@ def choose_encoder(
             raise UserError(_uncopyable(info, st.index, st.type, st.codec, out))
     if info.hdr is not None:
         if codec == "libx265":
-            params = ":".join(info.hdr.x265_params())
+            # What the user gives in x265-params wins (e.g. max-cll measured by an earlier run).
+            given = {item.partition("=")[0] for item in options.get("x265-params", "").split(":")}
+            params = ":".join(p for p in info.hdr.x265_params() if p.partition("=")[0] not in given)
             if params:
                 merge_option(options, "x265-params", params)
         else:
