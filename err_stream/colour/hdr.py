@@ -1,8 +1,9 @@
 """HDR: the path that shows the model an SDR-referred picture, and HDR10 static metadata.
 
 **The path** (:class:`HdrPath`), for PQ and HLG streams, float32 on the compute device,
-each step exactly invertible and nothing clamped (identity model in, the master out within
-rounding)::
+each step exactly invertible and nothing clipped on the way in; on the way back the model's
+output is held within the peak, and the change it made is added to the input, so what it
+leaves alone comes back code for code (see :meth:`HdrPath.from_sdr`)::
 
     R'G'B' (the stream's transfer and primaries, from the YCbCr converter)
       -> display light, cd/m2        PQ: EOTF; HLG: inverse OETF, then the BT.2100 OOTF for
@@ -17,9 +18,10 @@ rounding)::
 
 **The highlight shoulder** (:class:`HighlightRollOff`), per channel on x = light / 203:
 ``y = x`` up to the knee ``k``, then ``y = k + c ln(1 + (x - k) / c)``, with ``c`` chosen so
-that the mastering peak lands on y = 1. It meets the straight part with slope 1 (no visible
-crease), rises without bound (a model's output a little above 1 maps to light a little above
-the peak, never to infinity), and its inverse is closed-form: ``x = k + c (e^((y-k)/c) - 1)``.
+that the mastering peak lands on y = 1 (k = 0.75: 152 cd/m2; the reference white lands on
+0.93 after the sRGB curve). It meets the straight part with slope 1 (no visible crease),
+rises without bound (light past the peak, super-white codes, still has an SDR value of its
+own), and its inverse is closed-form: ``x = k + c (e^((y-k)/c) - 1)``.
 Per channel, as a camera's tone curve shapes the photographs the model was trained on; odd
 (the same shoulder below -k), so a colour far outside BT.709 is not shown to the model as a
 large negative value either.
