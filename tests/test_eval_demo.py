@@ -14,7 +14,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import eval_demo  # noqa: E402
 
 
-@pytest.mark.slow
 def test_targets_on_small_frames(golden_path):
     res = eval_demo.evaluate(str(golden_path), photos=["skimage:coffee"], sizes=("128x128",), degradations=("exposure_noise",),
                              lit_sizes=("128x128",), clips=False, log=lambda msg: None)
