@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from err_stream.train import camera
-from err_stream.train.degradations import CameraLowLight, LowLight, build_degradation
+from err_stream.train.datasets import to_numpy
+from err_stream.train.degradations import CameraLowLight, ExposureNoise, LowLight, build_degradation
+from err_stream.train.metrics import psnr
 
 
 def _photo(h: int = 64, w: int = 96, seed: int = 0) -> torch.Tensor:
@@ -138,6 +140,42 @@ def test_dark_draws_are_dark_and_lit_draws_are_not():
         l_, _ = lit.pair(x, np.random.default_rng(s))
         assert d.mean() < 0.75 * x.mean()  # at least 1 EV darker: gain makes up at most half the drop
         assert l_.mean() > 0.6 * x.mean()  # at most 1 EV darker, with some uneven light
+
+
+def test_lit_pairs_are_the_photograph_with_mild_noise_and_compression():
+    """Issue 18 item 4: a well-exposed frame trains towards itself; nothing clips that was not clipped."""
+    x = _photo(128, 128, seed=6) * 0.85 + 0.05
+    x[:, :16, :16] = 1.0  # a clipped highlight stays clipped
+    deg = CameraLowLight(lit_probability=1.0)
+    codecs = set()
+    for s in range(8):
+        p = deg.sample(np.random.default_rng(s))
+        assert p["lit"] and p["ev"] == 0 and p["gain_ev"] == 0 and not p["lamps"]
+        assert p["cast"] == [1.0, 1.0, 1.0] and p["illumination_stops"] == 0 and p["vignette"] == 0
+        assert 70 <= p["jpeg_quality"] <= 95 and 16 <= p["h264_crf"] <= 28
+        codecs.add(p["codec"])
+        lq, target = deg.pair(x, np.random.default_rng(s))
+        assert target is x
+        assert psnr(to_numpy(lq), to_numpy(x)) > 30  # mild: sensor noise at base ISO and a light codec
+        newly_clipped = ((lq >= 1.0) & (x < 0.95)).float().mean().item()
+        assert newly_clipped < 1e-3
+        assert lq[:, 2:14, 2:14].mean() > 0.98  # the clipped patch is still white (but for sensor noise)
+        means = lq.mean(dim=(1, 2)) / x.mean(dim=(1, 2))
+        assert means.max() / means.min() < 1.02  # no colour cast, no exposure change
+    assert len(codecs) >= 2
+
+
+def test_exposure_noise_is_a_plain_darkening():
+    x = _photo(128, 128, seed=2) * 0.8 + 0.1
+    deg = build_degradation("exposure_noise")
+    assert isinstance(deg, ExposureNoise) and deg.gamma == (1.0, 1.0) and deg.cast == 0.0
+    for s in range(3):
+        exposure = deg.sample(np.random.default_rng(s))["exposure"]
+        dark = deg(x, np.random.default_rng(s))
+        assert torch.allclose(dark * 255, (dark * 255).round(), atol=1e-4)  # 8-bit
+        ratio = dark.mean(dim=(1, 2)) / x.mean(dim=(1, 2))
+        assert ratio.mean().item() == pytest.approx(exposure, rel=0.1)  # a plain gain, no gamma
+        assert (ratio.max() / ratio.min()).item() < 1.1  # the same for every channel: no cast
 
 
 def test_lowlight_pair_keeps_its_target_and_draws():

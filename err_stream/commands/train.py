@@ -25,7 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, metavar="N", help="override train.batch_size")
     p.add_argument("--workers", type=int, metavar="N", help="override data.train.workers")
     p.add_argument("--seed", type=int, help="override the seed")
-    p.add_argument("--stop-at", type=int, metavar="N", help="pause after iteration N with a checkpoint (continue with --resume)")
+    p.add_argument("--stop-at", type=int, metavar="N", help="pause after iteration N with a checkpoint (continue with --resume); "
+                   "Ctrl-C or SIGTERM also stop with a checkpoint after the current iteration, and a file named PAUSE in "
+                   "--out pauses the run while it exists")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: cuda if available)")
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--overwrite", action="store_true", help="start afresh in an --out folder that already holds checkpoints")
@@ -67,12 +69,22 @@ def run(args: argparse.Namespace) -> int:
 
         progress = TqdmProgress(unit="it")
         logging.getLogger("err_stream.train").setLevel(logging.INFO)  # the validation lines
+    from ..train.control import RunControl
+
     trainer = Trainer(cfg, out, device=device, resume=args.resume, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     (out / "command.txt").write_text(_command_line(args, device) + "\n")
-    result = trainer.run(stop_at=args.stop_at)
+    # Ctrl-C / SIGTERM: finish the iteration, checkpoint, exit; a file named PAUSE in the run
+    # folder pauses the run (with a checkpoint) until it is removed.
+    with RunControl(pause_file=out / "PAUSE", status_file=out / "status.json") as control:
+        result = trainer.run(stop_at=args.stop_at, control=control)
     final = out / "checkpoints" / f"net_{trainer.step:07d}.pth"
-    done = "done" if trainer.step >= cfg.schedule.iterations else "paused (continue with --resume)"
+    if trainer.step >= cfg.schedule.iterations:
+        done = "done"
+    elif trainer.stopped_by:
+        done = f"stopped by {trainer.stopped_by} with a checkpoint (continue with --resume)"
+    else:
+        done = "paused (continue with --resume)"
     summary = f"{done}: {trainer.step} of {cfg.schedule.iterations} iterations, weights in {final}"
     if "val_psnr" in result:
         summary += f" (validation PSNR {result['val_psnr']:.2f} dB, SSIM {result['val_ssim']:.4f})"

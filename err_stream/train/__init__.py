@@ -5,13 +5,13 @@ Imported only by ``err-stream train`` / ``err-stream eval`` and by user code tha
 """
 
 from .config import ConfigError, TrainConfig, config_from_dict, load_config
-from .degradations import DEGRADATIONS, Blur, Haze, LowLight, Rain, build_degradation
+from .degradations import DEGRADATIONS, Blur, CameraLowLight, ExposureNoise, Haze, LowLight, Rain, build_degradation
 from .losses import ERRLoss, LossWeights
 from .metrics import image_metrics, psnr, ssim
 from .trainer import Trainer
 
 __all__ = [
     "ConfigError", "TrainConfig", "config_from_dict", "load_config",
-    "DEGRADATIONS", "LowLight", "Rain", "Haze", "Blur", "build_degradation",
+    "DEGRADATIONS", "LowLight", "ExposureNoise", "CameraLowLight", "Rain", "Haze", "Blur", "build_degradation",
     "ERRLoss", "LossWeights", "image_metrics", "psnr", "ssim", "Trainer",
 ]

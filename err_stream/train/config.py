@@ -34,13 +34,22 @@ from ..model import ERRConfig
 from .degradations import Degradation, build_degradation
 from .losses import LossWeights
 
-__all__ = ["ConfigError", "TrainConfig", "load_config", "config_from_dict", "check_data"]
+__all__ = ["ConfigError", "TrainConfig", "Stage", "load_config", "config_from_dict", "check_data"]
 
 MULTIPLE = ERRConfig().multiple  # the network's input sides must be multiples of this
 
 
 class ConfigError(UserError):
     """A training configuration that cannot be used (raised before training starts)."""
+
+
+@dataclass
+class Stage:
+    """A later stage of a crop curriculum: from iteration ``start`` on, these crops (and batch size)."""
+
+    start: int = 0
+    crop: int | list[int] = 128  # crop side(s); several: one is drawn per batch
+    batch_size: int | None = None  # None: train.batch_size
 
 
 @dataclass
@@ -53,6 +62,9 @@ class TrainData:
     transpose: bool = False  # random transposition (90-degree rotations with the flips)
     cache: bool = False  # keep decoded images in memory (small data sets)
     workers: int = 4  # data loader processes (0: load in the training process)
+    # Later stages (ascending ``start``): e.g. larger crops at a smaller batch size for the end
+    # of the run. The first stage (from iteration 0) is ``crop`` at ``train.batch_size``.
+    curriculum: list[Stage] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +94,9 @@ class Schedule:
     iterations: int = 500_000  # length of the run and of the cosine decay
     eta_min: float = 1e-7  # learning rate at the end of the cosine
     warmup: int = 0  # linear warm-up iterations (the paper uses none)
+    # A run restarted from weights alone (no optimizer state: a fresh machine continuing from
+    # the shipped weights at their recorded step) ramps its learning rate up again over this many.
+    restart_warmup: int = 200
 
 
 @dataclass
@@ -103,7 +118,9 @@ class Train:
 class Log:
     every: int = 100  # CSV / TensorBoard rows of training losses
     checkpoint_every: int = 5000  # write a checkpoint (and its training state) every N iterations
+    checkpoint_minutes: float | None = None  # ... and whenever this much wall time has passed since the last
     keep: int = 3  # keep the last N checkpoints (plus the final one); 0 keeps all
+    milestone_every: int = 0  # also keep the weights of every N-th iteration in milestones/ (0: none)
     tensorboard: str | bool = "auto"  # auto: if the tensorboard package is installed
 
 
@@ -115,6 +132,9 @@ class TrainConfig:
     # Parameter name prefixes that keep their fresh (seeded) initialisation when fine-tuning from
     # init, e.g. [FW_KAN] to retrain a frequency branch whose weights overflow on the new data.
     init_exclude: list[str] = field(default_factory=list)
+    # ERRConfig fields for a variant of the network (e.g. {channels: 12, num_heads: 4, kan_groups: 4,
+    # scan_width: 24}); empty: the published network. The checkpoints record it in their shapes.
+    model: dict = field(default_factory=dict)
     data: Data = field(default_factory=Data)
     loss: LossWeights = field(default_factory=LossWeights)
     optim: Optim = field(default_factory=Optim)
@@ -124,8 +144,19 @@ class TrainConfig:
 
     @property
     def crop_sizes(self) -> list[int]:
+        """The first stage's crop sizes."""
         c = self.data.train.crop
         return [c] if isinstance(c, int) else list(c)
+
+    def stages(self) -> list[tuple[int, list[int], int]]:
+        """The crop curriculum: ``(start iteration, crop sizes, batch size)`` per stage."""
+        out = [(0, self.crop_sizes, self.train.batch_size)]
+        for st in self.data.train.curriculum:
+            out.append((st.start, [st.crop] if isinstance(st.crop, int) else list(st.crop), st.batch_size or self.train.batch_size))
+        return out
+
+    def err_config(self) -> ERRConfig:
+        return ERRConfig(**self.model)
 
     def train_degradation(self) -> Degradation | None:
         d = self.data.train.degradation
@@ -227,15 +258,7 @@ def config_from_dict(d: dict[str, Any] | None) -> TrainConfig:
 def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None, check_files: bool = True) -> TrainConfig:
     """Read a YAML config, apply ``overrides`` (dotted keys, e.g. ``{"schedule.iterations": 10}``)
     and check it, including the data (folders, pairs, image sizes) when ``check_files``."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config {path}: no such file")
-    try:
-        d = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    if not isinstance(d, dict):
-        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    d = _read_yaml(Path(path))
     for key, value in (overrides or {}).items():
         node = d
         *parents, last = key.split(".")
@@ -248,6 +271,35 @@ def load_config(path: str | os.PathLike, overrides: dict[str, Any] | None = None
     return cfg
 
 
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file as a mapping; ``base: FILE`` (relative to this file) names a config whose
+    values this one overrides (mappings are merged key by key, anything else is replaced)."""
+    if not path.exists():
+        raise ConfigError(f"config {path}: no such file")
+    try:
+        d = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"config {path}: expected a mapping at the top level")
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    if not isinstance(base, str):
+        raise ConfigError(f"config {path}: base: expected a file name, got {base!r}")
+    base_path = (path.parent / base).resolve()
+    if base_path in seen:
+        raise ConfigError(f"config {path}: base: {base} includes itself")
+    return _merge(_read_yaml(base_path, (*seen, path.resolve())), d)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def _check_values(cfg: TrainConfig) -> None:
     t = cfg.data.train
     if not t.target:
@@ -257,14 +309,35 @@ def _check_values(cfg: TrainConfig) -> None:
             "config data.train: give either 'input' (degraded images paired with target by file name) "
             "or 'degradation' (lowlight, rain, haze, blur) to make them from target, not both or neither"
         )
-    for c in cfg.crop_sizes:
-        if c <= 0 or c % MULTIPLE:
+    for i, (start, crops, batch) in enumerate(cfg.stages()):
+        where = "data.train.crop" if i == 0 else f"data.train.curriculum[{i - 1}]"
+        if not crops:
+            raise ConfigError(f"config {where}: give at least one crop size")
+        for c in crops:
+            if c <= 0 or c % MULTIPLE:
+                raise ConfigError(
+                    f"config {where}: crop {c} is not a positive multiple of {MULTIPLE} "
+                    f"(ERR's inputs must be multiples of {MULTIPLE}); e.g. 256, 384, 512, 768"
+                )
+        if batch < 1:
+            raise ConfigError(f"config {where}: batch_size must be at least 1")
+        if i and not (cfg.stages()[i - 1][0] < start < cfg.schedule.iterations):
             raise ConfigError(
-                f"config data.train.crop: {c} is not a positive multiple of {MULTIPLE} "
-                f"(ERR's inputs must be multiples of {MULTIPLE}); e.g. 256, 384, 512, 768"
+                f"config {where}: start {start} must be after the previous stage's and before schedule.iterations "
+                f"({cfg.schedule.iterations})"
             )
-    if not cfg.crop_sizes:
-        raise ConfigError("config data.train.crop: give at least one crop size")
+    fields_ = {f.name for f in dataclasses.fields(ERRConfig)} - {"multiple"}
+    unknown = sorted(set(cfg.model) - fields_)
+    if unknown:
+        raise ConfigError(f"config model: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(fields_))}")
+    for k, val in cfg.model.items():
+        if isinstance(val, bool) or not isinstance(val, (int, float)) or val <= 0:
+            raise ConfigError(f"config model.{k}: expected a positive number, got {val!r}")
+    m = cfg.err_config()
+    if m.channels % m.num_heads or m.channels % m.kan_groups:
+        raise ConfigError(
+            f"config model: channels ({m.channels}) must be a multiple of num_heads ({m.num_heads}) and of kan_groups ({m.kan_groups})"
+        )
     for deg in (t.degradation, cfg.data.val.degradation):
         if deg is not None:
             try:
@@ -290,6 +363,8 @@ def _check_values(cfg: TrainConfig) -> None:
         (cfg.train.virtual_warmup >= 0, "train.virtual_warmup must be 0 or more"),
         (t.workers >= 0, "data.train.workers must be 0 or more"),
         (cfg.log.every >= 1 and cfg.log.checkpoint_every >= 1 and v.every >= 1, "log.every, log.checkpoint_every and data.val.every must be at least 1"),
+        (cfg.log.checkpoint_minutes is None or cfg.log.checkpoint_minutes > 0, "log.checkpoint_minutes must be positive (or null)"),
+        (cfg.log.milestone_every >= 0 and cfg.schedule.restart_warmup >= 0, "log.milestone_every and schedule.restart_warmup must be 0 or more"),
         (cfg.log.tensorboard in ("auto", True, False), "log.tensorboard must be auto, true or false"),
         (cfg.loss.dct_split >= 1, "loss.dct_split must be at least 1"),
     ]
@@ -307,14 +382,19 @@ def check_data(cfg: TrainConfig) -> None:
     except DataError as e:
         raise ConfigError(str(e)) from None
     target = train[1]
+    sizes = [target.size(i) for i in range(len(target))]
     big = max(cfg.crop_sizes)
-    small = [(target.names[i], s) for i in range(len(target)) if min(s := target.size(i)) < big]
+    small = [(target.names[i], s) for i, s in enumerate(sizes) if min(s) < big]
     if small:
         listing = ", ".join(f"{n} ({w}x{h})" for n, (h, w) in small[:5])
         raise ConfigError(
             f"config data.train.crop: {big} is larger than {len(small)} training image(s): {listing}; "
             f"use a smaller crop (a multiple of {MULTIPLE}) or remove those images"
         )
+    # Later stages use the images their crops fit in; at least one must.
+    for i, (_, crops, _) in enumerate(cfg.stages()[1:]):
+        if not any(min(s) >= max(crops) for s in sizes):
+            raise ConfigError(f"config data.train.curriculum[{i}]: no training image is at least {max(crops)} px on each side")
     if cfg.init is not None:
         from ..weights import PRESETS
 

@@ -9,8 +9,10 @@ Sources of images:
 
 Reproducibility: training sample ``k`` (the k-th crop the run sees) is a pure function of
 ``(seed, k)``: which image (a seeded permutation per pass over the data), where to crop,
-which flips, and the degradation's parameters and noise. So a resumed run sees exactly the
-batches the uninterrupted run would have seen, whatever the number of loader workers.
+which flips, and the degradation's parameters and noise; the crop size is drawn per
+iteration from the :class:`Curriculum` stage it falls in. The data order has no state but
+the iteration number (:class:`StepBatches`), so a resumed run sees exactly the batches the
+uninterrupted run would have seen, whatever the number of loader workers.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ __all__ = [
     "ImageSource",
     "load_source",
     "match_pairs",
+    "Curriculum",
+    "StepBatches",
     "TrainDataset",
     "ValidationSet",
     "to_tensor",
@@ -184,12 +188,64 @@ def to_numpy(x: torch.Tensor) -> np.ndarray:
     return x.detach().float().clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
+class Curriculum:
+    """Crop sizes and batch size per iteration: stages ``(start, crop sizes, batch size)``, the
+    first starting at iteration 0. Sample numbers run over the whole run, so iteration ``s``
+    takes samples ``first_sample(s) .. first_sample(s) + batch_size(s) - 1``."""
+
+    def __init__(self, stages: Sequence[tuple[int, Sequence[int], int]]) -> None:
+        self.stages = [(int(s), list(c), int(b)) for s, c, b in stages]
+        starts = [s for s, _, _ in self.stages]
+        if not starts or starts[0] != 0 or any(b <= a for a, b in zip(starts, starts[1:])):
+            raise ValueError(f"Curriculum: stage starts must begin at 0 and increase, got {starts}")
+        # Samples before each stage.
+        self._first = [0]
+        for (s0, _, b0), (s1, _, _) in zip(self.stages, self.stages[1:]):
+            self._first.append(self._first[-1] + (s1 - s0) * b0)
+
+    def _stage(self, step: int) -> int:
+        return max(i for i, (s, _, _) in enumerate(self.stages) if s <= step)
+
+    def batch_size(self, step: int) -> int:
+        return self.stages[self._stage(step)][2]
+
+    def crop_sizes(self, step: int) -> list[int]:
+        return self.stages[self._stage(step)][1]
+
+    def first_sample(self, step: int) -> int:
+        i = self._stage(step)
+        return self._first[i] + (step - self.stages[i][0]) * self.stages[i][2]
+
+    def step_of(self, k: int) -> int:
+        """The iteration that sample ``k`` belongs to."""
+        i = max(j for j, first in enumerate(self._first) if first <= k)
+        return self.stages[i][0] + (k - self._first[i]) // self.stages[i][2]
+
+
+class StepBatches(torch.utils.data.Sampler):
+    """The sample numbers of iterations ``start .. stop - 1``, one list per iteration."""
+
+    def __init__(self, curriculum: Curriculum, start: int, stop: int) -> None:
+        self.curriculum, self.start, self.stop = curriculum, start, stop
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        c = self.curriculum
+        for step in range(self.start, self.stop):
+            first = c.first_sample(step)
+            yield list(range(first, first + c.batch_size(step)))
+
+
 class TrainDataset(torch.utils.data.Dataset):
     """Random crops (and flips) of paired or synthetically degraded images.
 
     ``dataset[k]`` is training sample ``k`` (``k`` runs over the whole run, not an epoch):
     a ``(degraded, target)`` pair of float 3 x S x S tensors. The crop size ``S`` is drawn per
-    batch of ``batch_size`` consecutive samples from ``crop_sizes``, so a batch stacks.
+    iteration (a batch, so it stacks) from ``crop_sizes``, or from the ``curriculum``'s stage
+    (which then also gives the batch sizes). A stage draws its images from those at least its
+    largest crop on each side.
     """
 
     def __init__(
@@ -202,25 +258,49 @@ class TrainDataset(torch.utils.data.Dataset):
         degradation: Degradation | None = None,
         flips: bool = True,
         transpose: bool = True,
+        curriculum: Curriculum | None = None,
     ) -> None:
         if (degraded is None) == (degradation is None):
             raise ValueError("TrainDataset: give either degraded images or a degradation")
         self.target, self.degraded, self.degradation = target, degraded, degradation
-        self.crop_sizes = list(crop_sizes)
-        self.batch_size, self.seed = batch_size, seed
+        self.curriculum = curriculum or Curriculum([(0, crop_sizes, batch_size)])
+        self._eligible: dict[int, list[int]] = {}
+        self.seed = seed
         self.flips, self.transpose = flips, transpose
 
     def __len__(self) -> int:  # samples are indexed by their number in the run
         return 2**62
 
-    def _image_index(self, k: int) -> int:
+    def fingerprint(self) -> dict:
+        """What the data order depends on besides the seed: the images (names and sizes), in order."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for i, name in enumerate(self.target.names):
+            h.update(f"{name}:{self.target.size(i)}\n".encode())
+        return {"images": len(self.target), "sha256": h.hexdigest()[:16]}
+
+    def eligible(self, crop: int) -> list[int]:
+        """The images at least ``crop`` on each side (a later stage's larger crops skip the small ones)."""
+        if crop not in self._eligible:
+            self._eligible[crop] = [i for i in range(len(self.target)) if min(self.target.size(i)) >= crop]
+            if not self._eligible[crop]:
+                raise DataError(f"no training image is at least {crop} px on each side (the crop curriculum's largest crop)")
+        return self._eligible[crop]
+
+    def _image_index(self, k: int, step: int) -> int:
         n = len(self.target)
-        order = np.random.default_rng([self.seed, 1, k // n]).permutation(n)
-        return int(order[k % n])
+        pool = self.eligible(max(self.curriculum.crop_sizes(step)))
+        if len(pool) == n:  # every image: a seeded permutation per pass over the data
+            return int(np.random.default_rng([self.seed, 1, k // n]).permutation(n)[k % n])
+        m = len(pool)
+        return pool[int(np.random.default_rng([self.seed, 1, k // m, m]).permutation(m)[k % m])]
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        i = self._image_index(k)
-        size = self.crop_sizes[int(np.random.default_rng([self.seed, 2, k // self.batch_size]).integers(len(self.crop_sizes)))]
+        step = self.curriculum.step_of(k)
+        i = self._image_index(k, step)
+        sizes = self.curriculum.crop_sizes(step)
+        size = sizes[int(np.random.default_rng([self.seed, 2, step]).integers(len(sizes)))]
         rng = np.random.default_rng([self.seed, 3, k])
         gt = self.target.get(i)
         lq = self.degraded.get(i) if self.degraded is not None else None

@@ -9,6 +9,9 @@ function of its seed (what makes training runs reproducible and resumable).
 * :class:`LowLight`: exposure drop and gamma, a colour cast, signal-dependent noise
   (a Gaussian approximation of shot + read noise), 8-bit quantisation. Simple and fast, but
   per-channel levels nearly invert it.
+* :class:`ExposureNoise`: the plainest darkening, :class:`LowLight` without its gamma and
+  colour cast (exposure, noise, 8 bits): the second degradation of the demo model's
+  evaluation, one it is never trained on.
 * :class:`CameraLowLight`: a camera model of night capture (linear light, 2-8 EV drops,
   Poisson-Gaussian noise on a Bayer mosaic tied to the ISO gain, demosaic and chroma
   smoothing, light-source colour casts, uneven light, clipped lamps, 8-bit, JPEG/H.264);
@@ -29,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Degradation", "LowLight", "CameraLowLight", "Rain", "Haze", "Blur", "DEGRADATIONS", "build_degradation"]
+__all__ = ["Degradation", "LowLight", "ExposureNoise", "CameraLowLight", "Rain", "Haze", "Blur", "DEGRADATIONS", "build_degradation"]
 
 Range = tuple[float, float]
 
@@ -103,6 +106,17 @@ class LowLight(Degradation):
         std = torch.sqrt(params["shot"] * y.clamp(min=0) + params["read"] ** 2)
         y = y + std * torch.randn(y.shape, generator=noise, dtype=y.dtype).to(y.device)
         return _quantise(y.clamp(0, 1), 2**self.bits - 1 if self.bits else 0)
+
+
+@dataclass(frozen=True)
+class ExposureNoise(LowLight):
+    """A plain darkening: exposure drop, shot + read noise, 8 bits (:class:`LowLight` with no
+    gamma and no colour cast). Not a camera model: the demo model's second evaluation
+    degradation, which it never trains on."""
+
+    kind: ClassVar[str] = "exposure_noise"
+    gamma: Range = (1.0, 1.0)
+    cast: float = 0.0
 
 
 def line_kernel(length: float, angle_deg: float) -> torch.Tensor:
@@ -232,9 +246,13 @@ class CameraLowLight(Degradation):
 
     Parameter ranges (uniform unless noted); each pair draws its own values:
 
-    * ``ev`` (2-8): stops of light missing from the scene; ``lit_probability`` of the pairs
-      are instead normally lit, drawn from ``lit_ev`` (0-1), so the model learns to leave
-      good footage alone;
+    * ``ev`` (2-8): stops of light missing from the scene;
+    * ``lit_probability`` of the pairs are instead normally lit: the photograph through the
+      same camera at base ISO (``lit_ev``, default 0: no exposure drop, no gain), with no
+      uneven light, vignette, colour cast or lamps, and milder compression (JPEG
+      ``lit_jpeg_quality`` 70-95, H.264 ``lit_h264_crf`` 16-28); the target is the photograph
+      itself, so the model learns to leave good footage alone (only sensor noise and codec
+      artefacts to remove), and since nothing is brightened nothing clips that was not clipped;
     * ``gain_share`` (0-0.5): the share of the drop the camera makes up with ISO gain
       (the frame ends ``ev * (1 - share)`` stops dark: 1-8 EV);
     * ``full_well`` (2,000-20,000 e-, log-uniform): electrons per photosite at full scale at
@@ -260,7 +278,9 @@ class CameraLowLight(Degradation):
     kind: ClassVar[str] = "camera_lowlight"
     ev: Range = (2.0, 8.0)
     lit_probability: float = 0.0
-    lit_ev: Range = (0.0, 1.0)
+    lit_ev: Range = (0.0, 0.0)
+    lit_jpeg_quality: tuple[int, int] = (70, 95)
+    lit_h264_crf: tuple[int, int] = (16, 28)
     gain_share: Range = (0.0, 0.5)
     full_well: Range = (2000.0, 20000.0)
     read_noise: Range = (1.0, 6.0)
@@ -284,13 +304,13 @@ class CameraLowLight(Degradation):
 
         lit = bool(rng.uniform() < self.lit_probability)
         ev = _uniform(rng, self.lit_ev if lit else self.ev)
-        gain_ev = ev * _uniform(rng, self.gain_share)
+        gain_ev = ev * _uniform(rng, self.gain_share)  # lit: ev 0, so base ISO
         names = sorted(LIGHT_SOURCES)
         source = names[int(rng.integers(len(names)))]
         spec = LIGHT_SOURCES[source]
         xy = cct_to_xy(_uniform(rng, (spec[1], spec[2]))) if spec[0] == "cct" else spec
         light = white_point_gains(xy)  # type: ignore[arg-type]
-        residual = _uniform(rng, self.cast_residual) * (0.3 if lit else 1.0)
+        residual = _uniform(rng, self.cast_residual) * (0.0 if lit else 1.0)  # lit: white-balanced
         lamps = []
         if not lit and rng.uniform() < self.lamp_probability:
             for _ in range(int(rng.integers(1, self.max_lamps + 1))):
@@ -300,6 +320,7 @@ class CameraLowLight(Degradation):
                     "rgb": [float(v) for v in light / light.max()],
                 })
         u = rng.uniform()
+        jpeg, crf = (self.lit_jpeg_quality, self.lit_h264_crf) if lit else (self.jpeg_quality, self.h264_crf)
         codec = "jpeg" if u < self.jpeg_probability else "h264" if u < self.jpeg_probability + self.h264_probability else "none"
         return {
             "lit": lit,
@@ -311,13 +332,14 @@ class CameraLowLight(Degradation):
             "read_electrons": _log_uniform(rng, self.read_noise),
             "post_gain_std": _uniform(rng, self.post_gain_noise),
             "chroma_sigma": _uniform(rng, self.chroma_sigma),
-            "illumination_stops": _uniform(rng, self.illumination_stops) * (0.3 if lit else 1.0),
+            # Lit pairs keep the scene's light as photographed: the target is the photograph.
+            "illumination_stops": _uniform(rng, self.illumination_stops) * (0.0 if lit else 1.0),
             "illumination_cells": int(rng.integers(self.illumination_cells[0], self.illumination_cells[1] + 1)),
-            "vignette": _uniform(rng, self.vignette) * (0.3 if lit else 1.0),
+            "vignette": _uniform(rng, self.vignette) * (0.0 if lit else 1.0),
             "lamps": lamps,
             "codec": codec,
-            "jpeg_quality": int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1] + 1)),
-            "h264_crf": int(rng.integers(self.h264_crf[0], self.h264_crf[1] + 1)),
+            "jpeg_quality": int(rng.integers(jpeg[0], jpeg[1] + 1)),
+            "h264_crf": int(rng.integers(crf[0], crf[1] + 1)),
         }
 
     def _lamps(self, x: torch.Tensor, params: dict[str, Any]) -> torch.Tensor | None:
@@ -364,7 +386,7 @@ class CameraLowLight(Degradation):
         return self.apply(x, params, _noise_generator(rng)), self.target(x, params)
 
 
-DEGRADATIONS: dict[str, type[Degradation]] = {c.kind: c for c in (LowLight, CameraLowLight, Rain, Haze, Blur)}
+DEGRADATIONS: dict[str, type[Degradation]] = {c.kind: c for c in (LowLight, ExposureNoise, CameraLowLight, Rain, Haze, Blur)}
 
 
 def build_degradation(spec: str | dict[str, Any]) -> Degradation:
