@@ -31,7 +31,8 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_
 
     Raises :class:`~err_stream.engine.output_check.OutputRangeError` when the result is
     non-finite or has more than 0.1 % of pixels outside [-0.1, 1.1] (the weights diverged
-    on this image); ``accept_out_of_range=True`` clamps such a result to [0, 1] instead.
+    on this image, or over-expose it: see its ``diverged``); ``accept_out_of_range=True``
+    clamps such a result to [0, 1] instead.
     """
     # compile=False: one image, one size; compiling for it would not pay off.
     restorer = model if isinstance(model, Restorer) else Restorer(model, tiling="off", compile=False)

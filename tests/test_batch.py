@@ -482,6 +482,26 @@ def test_diverged_output_fails_the_input_once_with_the_job_files_wording(tmp_pat
     assert "trying again" not in err and not (tmp_path / "out" / "in.mkv").exists()
 
 
+def test_over_exposed_output_fails_the_input_with_the_job_files_wording(over_exposing, tmp_path, capsys):
+    """Weights that over-expose this lit clip (finite, too bright): worded as over-exposure of lit
+    footage, with the job key that accepts such output; not as divergence."""
+    src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False, dim=False)
+    job = write_job(tmp_path, f"""\
+        inputs: [{src}]
+        output_dir: {tmp_path / "out"}
+        weights: {over_exposing}
+        codec: ffv1
+        container: mkv
+        engine: local
+    """)
+    code, report, err = batch(job, capsys=capsys)
+    assert code == 2 and report["inputs"][0]["status"] == "failed", err
+    message = report["inputs"][0]["error"]
+    assert "frame 0: the model's output is over-exposed" in message and "already lit" in message
+    assert "pass 'accept_out_of_range: true' in the job file to clamp" in message and "diverge" not in message
+    assert not (tmp_path / "out" / "in.mkv").exists()
+
+
 def test_a_vpy_script_is_restored_in_one_piece(tmp_path, capsys):
     """VapourSynth scripts have frames, not packets: the transcoder renders them whole."""
     script = tmp_path / "grade.vpy"
