@@ -181,9 +181,12 @@ def _run_main(argv: list[str], watch: _InterruptWatch) -> int:
     try:
         from .runtime import configured
 
-        # Before torch loads: OpenMP waits passively; denormals flushed in the threads torch
-        # starts (restored when main() returns, as it may run inside another program).
-        with configured():
+        # Before torch loads: OpenMP waits passively (actively for 'train --active-wait');
+        # denormals flushed in the threads torch starts (restored when main() returns, as it
+        # may run inside another program).
+        command, rest = command_of(argv)
+        wait = "active" if command == "train" and "--active-wait" in rest else "passive"
+        with configured(omp_wait_policy=wait):
             return _main(argv, watch)
     except KeyboardInterrupt:  # Ctrl-C while starting up (importing torch, loading the model)
         return _interrupted()

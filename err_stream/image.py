@@ -35,7 +35,8 @@ def restore_image(model: ERR | Restorer, image: ArrayOrTensor, *, accept_out_of_
 
     Raises :class:`~err_stream.engine.output_check.OutputRangeError` when the result is
     non-finite or has more than 0.1 % of pixels outside [-0.1, 1.1] (the weights diverged
-    on this image); ``accept_out_of_range=True`` clamps such a result to [0, 1] instead.
+    on this image, or over-expose it: see its ``diverged``); ``accept_out_of_range=True``
+    clamps such a result to [0, 1] instead.
 
     ``hdr``: the image is PQ or HLG R'G'B' (e.g. a 16-bit master): the model sees its
     SDR-referred picture and the result is taken back (:class:`~err_stream.colour.hdr.HdrPath`;

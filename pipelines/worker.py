@@ -126,7 +126,8 @@ class SegmentWorker:
             frames = self._run(task, progress)
             return {"ok": True, "frames": frames, "seconds": time.perf_counter() - t0, "checksum": sha256(task.output), "worker": self.name}
         except OutputRangeError as e:
-            # The model diverged: trying again gives the same frames (kind "output": no retry).
+            # Diverged or over-exposed output: trying again gives the same frames (kind
+            # "output": no retry).
             # Number the frame in the whole input and name the job's key that accepts it.
             frame = None if e.frame is None else e.frame + (0 if task.whole else task.segment.first_packet)
             e = e.for_option("'accept_out_of_range: true' in the job file", where=str(task.input), frame=frame)

@@ -29,6 +29,20 @@ def golden_model(golden_path):
 
 
 @pytest.fixture(scope="session")
+def over_exposing(golden_model, tmp_path_factory) -> str:
+    """Weights that over-expose lit footage, finite and merely too bright: the golden model with
+    its three stages' output convolutions giving constants that add up to 0.5, so that it
+    returns its input + 0.5 (values in [0.5, 1.5])."""
+    from err_stream.weights import save_checkpoint
+
+    sd = {k: v.clone() for k, v in golden_model.state_dict().items()}
+    for name in ("outer1.0", "outer2.0", "out.2"):
+        sd[f"{name}.weight"].zero_()
+        sd[f"{name}.bias"].fill_(0.5 if name == "out.2" else 0.0)
+    return str(save_checkpoint(sd, tmp_path_factory.mktemp("w") / "over_exposing.pth"))
+
+
+@pytest.fixture(scope="session")
 def golden_io() -> dict:
     """Reference tensors by name, plus "strides": the grid each was stored on (tests/golden.py)."""
     from safetensors import safe_open

@@ -463,14 +463,22 @@ def test_a_second_run_without_resume_is_refused(tmp_path, capsys):
     assert code == 1 and "--resume" in err
 
 
-def test_diverged_output_fails_the_input_once_with_the_job_files_wording(tmp_path, capsys):
-    """The demo weights diverge on this bright synthetic clip: the output check stops the
-    input (no retry: it would fail the same way) and says which job key accepts such output."""
+@pytest.mark.parametrize("weights,wording", [
+    ("demo", "the model's output cannot be trusted"),
+    ("over_exposing", "the model's output is over-exposed"),
+])
+def test_refused_output_fails_the_input_once_with_the_job_files_wording(weights, wording, request, tmp_path, capsys):
+    """The demo weights diverge on this bright synthetic clip (far out of range); weights that
+    return their input + 0.5 over-expose it (finite, within [-0.5, 2]). Either way the output
+    check stops the input (no retry: it would fail the same way), says which of the two it saw
+    and which job key accepts such output."""
+    if weights != "demo":
+        weights = request.getfixturevalue(weights)
     src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False, dim=False)
     job = write_job(tmp_path, f"""\
         inputs: [{src}]
         output_dir: {tmp_path / "out"}
-        weights: demo
+        weights: {weights}
         codec: ffv1
         container: mkv
         engine: local
@@ -478,7 +486,8 @@ def test_diverged_output_fails_the_input_once_with_the_job_files_wording(tmp_pat
     code, report, err = batch(job, capsys=capsys)
     assert code == 2 and report["inputs"][0]["status"] == "failed", err
     message = report["inputs"][0]["error"]
-    assert "frame 0: the model's output cannot be trusted" in message and "'accept_out_of_range: true' in the job file" in message
+    assert f"frame 0: {wording}" in message and "pass 'accept_out_of_range: true' in the job file to clamp" in message
+    assert ("diverge" in message) == (weights == "demo") and ("already lit" in message) == (weights != "demo")
     assert "trying again" not in err and not (tmp_path / "out" / "in.mkv").exists()
 
 

@@ -3,7 +3,9 @@
 Non-finite output, or more than 0.1 % of pixels outside [-0.1, 1.1], must stop every front
 end with an error naming the frame (nothing written), unless the user accepts and clamps.
 The diverging models are real ERR checkpoints: the golden one with its last convolution
-scaled up (finite garbage) or given a NaN bias.
+scaled up (finite garbage) or given a NaN bias; the over-exposing one has that convolution
+replaced so that it returns its input + 0.5 (conftest.py; finite, too bright, within
+[-0.5, 2]: worded as over-exposure, not divergence, issue 18 item 6).
 """
 
 from __future__ import annotations
@@ -67,6 +69,35 @@ def test_rule_counts_pixels_and_draws_the_line_at_a_thousandth():
     assert e.value.frame == 41 and e.value.nonfinite == 0 and e.value.outside_fraction == pytest.approx(11e-4)
     assert (e.value.minimum, e.value.maximum) == (pytest.approx(-0.5), pytest.approx(7.0))
     assert "frame 41" in str(e.value) and "accept_out_of_range=True" in str(e.value)
+
+
+def test_the_error_tells_over_exposure_from_divergence():
+    """Same rule, two wordings: finite values within [-0.5, 2] are a brightness mismatch (the
+    likely cause and what to do), anything else divergence."""
+    y = torch.full((5, 3, 40, 50), 0.5)  # 2,000 pixels a frame: 3 may leave the range
+    y[0, :, 0, :10] = 1.3  # too bright
+    y[1, 1, 0, :10] = -0.3  # too dark
+    y[2, 0, 0, :10] = 2.0  # still over-exposure at the edge
+    y[3, 0, 0, :10] = 2.01  # beyond: divergence
+    y[4, 2, 0, :10] = -7.0
+    messages = {}
+    for i in range(5):
+        with pytest.raises(OutputRangeError) as e:
+            judge(output_stats(y[i : i + 1]), 2000, first_frame=i)
+        messages[i] = (e.value.diverged, str(e.value))
+    for i in (0, 2):
+        diverged, text = messages[i]
+        assert not diverged and text.startswith(f"frame {i}: the model's output is over-exposed (0.5% of pixels")
+        assert "already lit" in text and "weights made for this kind of footage" in text
+        assert "accept_out_of_range=True to clamp such output to [0, 1]" in text and "diverge" not in text
+    diverged, text = messages[1]
+    assert not diverged and text.startswith("frame 1: the model's output is too dark") and "diverge" not in text
+    for i in (3, 4):
+        diverged, text = messages[i]
+        assert diverged and text.startswith(f"frame {i}: the model's output cannot be trusted") and "these weights diverge" in text
+    cli = OutputRangeError(None, 0, 0.03, -0.075, 1.289).for_option("--accept-out-of-range", where="in.mp4")
+    assert str(cli).startswith("in.mp4: the model's output is over-exposed (3% of pixels outside [-0.1, 1.1]; values from -0.075 to 1.289)")
+    assert "pass --accept-out-of-range to clamp" in str(cli)
 
 
 def test_any_non_finite_value_is_refused_and_clamping_repairs_it():
@@ -258,6 +289,16 @@ def test_transcoder_stops_with_exit_2_and_writes_nothing(blown_up, tmp_path, cap
     assert len(frames) == 3 and max(int(p.max()) for f in frames for p in f) <= 255
 
 
+def test_transcoder_words_over_exposure_for_the_command_line(over_exposing, tmp_path, capsys):
+    src = clips.make_h264_aac(tmp_path / "in.mp4", w=64, h=48, frames=3, audio=False)
+    out = tmp_path / "out.mkv"
+    assert main([str(src), str(out), "--weights", over_exposing, "--codec", "ffv1", "--quiet", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "frame 0: the model's output is over-exposed" in err and "already lit" in err
+    assert "pass --accept-out-of-range to clamp" in err and "diverge" not in err
+    assert not out.exists()
+
+
 def test_transcoder_names_the_frame_that_diverges(golden_model, tmp_path):
     from err_stream.video import transcode
 
@@ -288,6 +329,24 @@ def test_image_command_fails_and_accept_writes(nan_weights, tmp_path, capsys):
     assert not out.exists()
     assert main([*args, "--accept-out-of-range"]) == 0
     assert (read_image(out)[..., 1] == 0).all()
+
+
+def test_image_command_words_over_exposure(over_exposing, tmp_path, capsys):
+    src, out = tmp_path / "a.png", tmp_path / "b.png"
+    write_image(src, np.full((40, 60, 3), 200, np.uint8))  # a bright picture: 1.28 once restored
+    assert main(["image", str(src), str(out), "--weights", over_exposing, "--device", "cpu", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{src}: the model's output is over-exposed" in err and "pass --accept-out-of-range to clamp" in err
+    assert "frame" not in err and not out.exists()
+
+
+def test_vapoursynth_filter_words_over_exposure(over_exposing):
+    vs = pytest.importorskip("vapoursynth")
+    from vs_plugin import err
+
+    clip = vs.core.std.BlankClip(width=64, height=48, format=vs.RGBS, length=3, color=[0.7, 0.8, 0.9])
+    with pytest.raises(vs.Error, match=r"err: frame 1: the model's output is over-exposed .*pass accept_out_of_range=True to clamp"):
+        err(clip, weights=over_exposing, device_index=-1).get_frame(1)
 
 
 def test_vapoursynth_filter_raises_and_accept_clamps(nan_weights):

@@ -59,14 +59,15 @@ def test_scan_op_passes_opcheck():
 
 
 def test_scan_op_gradient_equals_reference():
-    """The op's own backward (recompute with the torch backend), used under torch.compile."""
+    """The op's own backward, used under torch.compile (on CPU with numba: the forward again,
+    saving checkpoints, then numba's backward; elsewhere the torch backend recomputed)."""
     u, delta, A, B, C, D, bias = scan_inputs(1, 8, 60, n=4, g=2, seed=4)
     weight = torch.randn(1, 8, 60, generator=torch.Generator().manual_seed(5))
     grads = []
     for run in ("op", "reference"):
         leaves = [t.clone().requires_grad_(True) for t in (u, delta, A, B, C, D, bias)]
         if run == "op":
-            y = _selective_scan_op(*leaves, True, "numba")  # a non-differentiable backend forward
+            y = _selective_scan_op(*leaves, True, "numba")
         else:
             y = selective_scan_reference(*leaves, True)
         (y * weight).sum().backward()

@@ -117,12 +117,15 @@ def test_torch_scan_gradients_match_reference():
 
 
 @pytest.mark.skipif(not HAS_NUMBA, reason="numba missing")
-def test_default_cpu_backend_falls_back_to_autograd():
-    """With gradients recorded the non-differentiable numba kernel must not be used."""
+def test_default_cpu_backend_trains():
+    """With gradients recorded the default CPU backend (numba) runs its training scan (its
+    gradients are checked in test_scan_grad.py)."""
     u, delta, A, B, C, D, bias = scan_inputs(1, 16, 40, g=1)
     assert describe_backends("cpu")["selective_scan"] in ("numba", os.environ.get("ERR_STREAM_SELECTIVE_SCAN_BACKEND"))
     u.requires_grad_(True)
     y = selective_scan(u, delta, A, B, C, D, bias, True)
+    if describe_backends("cpu")["selective_scan"] == "numba":
+        assert y.grad_fn.name() == "NumbaScanBackward"
     y.sum().backward()
     assert u.grad is not None and torch.isfinite(u.grad).all()
 

@@ -107,3 +107,24 @@ def test_configure_sets_openmp_before_torch_and_numba_caches_in_the_user_cache(t
     assert got["omp"] == "PASSIVE" and got["threads"] == 1
     assert Path(got["cache"]).is_relative_to(tmp_path / "err-stream" / "numba")
     assert got["numba_default"] == ""  # other packages' numba functions keep numba's default
+
+
+def test_train_active_wait_sets_openmp_before_torch():
+    """'err-stream train --active-wait' must reach OpenMP before torch loads it (the CLI decides
+    before parsing); other commands, and train without it, wait passively. OMP_DISPLAY_ENV
+    makes libgomp print the policy it read when it started."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["OMP_DISPLAY_ENV"] = "TRUE"
+
+    # torch (and so libgomp) loads during the command, or at the latest after it
+    code = "import sys\nfrom err_stream.cli import main\nrc = main(sys.argv[1:])\nimport torch\nsys.exit(rc)\n"
+
+    def policy(*argv):
+        run = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 1, run.stderr[-2000:]  # the missing input
+        return [line.split("=")[1].strip(" '") for line in run.stderr.splitlines() if "OMP_WAIT_POLICY" in line]
+
+    assert policy("train", "missing.yaml", "--active-wait") == ["ACTIVE"]
+    assert policy("train", "missing.yaml") == ["PASSIVE"]
+    assert policy("image", "missing.png", "out.png", "--device", "cpu") == ["PASSIVE"]

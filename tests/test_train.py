@@ -187,7 +187,7 @@ def test_checkpoints_load_with_load_model(straight_run):
     path = out / "checkpoints" / "net_0000003.pth"
     raw = torch.load(path, map_location="cpu", weights_only=True)
     assert set(raw) == {"params"}  # the published (basicsr) layout
-    model = load_model(path, device="cpu")
+    model = load_model(path, device="cpu").to(memory_format=torch.channels_last)  # the trainer's layout
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0))
     trainer.model.eval()
     with torch.no_grad():
@@ -243,6 +243,20 @@ def test_mismatched_sizes_and_cli_exit(data, tmp_path, capsys):
     assert cli(["train", str(cfg), "--out", str(out), "--device", "cpu"]) == 1
     assert "sizes differ" in capsys.readouterr().err
     assert not out.exists()  # nothing started
+
+
+def test_active_wait_is_recorded_and_said_to_be_too_late_in_process(data, tmp_path, capsys):
+    """In a process that already loaded torch, --active-wait cannot reach OpenMP: the command
+    says so (and still trains); the run folder's command records the flag."""
+    import yaml
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text(yaml.safe_dump(base_config(target=str(data / "clean"), degradation="lowlight")))
+    out = tmp_path / "run"
+    args = ["train", str(cfg), "--out", str(out), "--device", "cpu", "--iterations", "1", "--quiet", "--active-wait"]
+    assert cli(args) == 0
+    assert "--active-wait has no effect" in capsys.readouterr().err
+    assert (out / "command.txt").read_text().split()[-1] == "--active-wait"
 
 
 # ----------------------------------------------------------------------------- the demo model

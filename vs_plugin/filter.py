@@ -85,8 +85,9 @@ def err(
             the matrix err-stream guesses for any untagged input (by primaries, then size),
             with a warning.
         accept_out_of_range: a frame whose restored values are non-finite, or have more than
-            0.1 % of pixels outside [-0.1, 1.1] (the weights diverged), raises ``vs.Error``
-            naming the frame; ``True`` clamps such output to [0, 1] and goes on.
+            0.1 % of pixels outside [-0.1, 1.1] (weights that diverge, or over-expose footage
+            that is already lit), raises ``vs.Error`` naming the frame and which of the two it
+            looks like; ``True`` clamps such output to [0, 1] and goes on.
         hdr: for clips whose ``_Transfer`` is PQ (16) or HLG (18): ``"auto"`` shows the model
             the master's SDR-referred picture (203 cd/m2 as white, highlights under a shoulder,
             the clip's own ``_Primaries``) and takes it back exactly; ``"passthrough"`` hands

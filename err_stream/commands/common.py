@@ -25,7 +25,8 @@ def add_model_arguments(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--accept-out-of-range", action="store_true",
                    help="clamp the model's output to [0, 1] and go on, instead of failing (exit 2) on a frame "
-                        "that is non-finite or has over 0.1%% of pixels outside [-0.1, 1.1] (diverged weights)")
+                        "that is non-finite or has over 0.1%% of pixels outside [-0.1, 1.1] (weights that diverge, "
+                        "or over-expose footage that is already lit)")
 
 
 def restore_settings(args: argparse.Namespace, same_size_frames: bool = True) -> RestoreSettings:

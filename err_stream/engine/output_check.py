@@ -2,9 +2,11 @@
 
 A frame is refused when any value is non-finite, or when more than 0.1 % of its pixels have
 a channel outside [-0.1, 1.1]. Weights that diverge (e.g. a frequency branch fed a DC
-coefficient far larger than in training) give such frames; writing them out as white or
-black video with exit status 0 would hide the failure. Small excursions (ERR's output can
-leave [0, 1] slightly) pass.
+coefficient far larger than in training) give such frames; so do weights made for dark
+footage run on footage that is already lit, which they over-expose. Writing either out as
+white or clipped video with exit status 0 would hide the failure. Small excursions (ERR's
+output can leave [0, 1] slightly) pass. The error says which of the two it saw: finite values
+within [-0.5, 2] are a brightness mismatch, anything else divergence.
 
 The check is split so that it never synchronises a GPU per frame: :func:`output_stats`
 reduces each frame to four numbers where the frame is (queued on the GPU like any kernel),
@@ -25,6 +27,9 @@ from ..errors import ProcessingError
 LOW, HIGH = -0.1, 1.1
 MAX_OUTSIDE_FRACTION = 1e-3  # 0.1 % of the pixels
 STATS_PER_FRAME = 4  # non-finite values, pixels outside [LOW, HIGH], finite min, finite max
+# A refused frame whose values are all finite and within these is over- (or under-) exposed
+# rather than diverged: only the wording of the error depends on it, not the rule.
+EXPOSURE_LOW, EXPOSURE_HIGH = -0.5, 2.0
 
 # How a front end names the option that accepts such output; the CLI and the VapourSynth
 # filter pass their own spelling to :meth:`OutputRangeError.for_option`.
@@ -32,7 +37,8 @@ API_OPTION = "accept_out_of_range=True"
 
 
 class OutputRangeError(ProcessingError):
-    """A restored frame is non-finite or out of range (the model diverged on it).
+    """A restored frame is non-finite or out of range: the model diverged on it, or (finite
+    values within [-0.5, 2], see :attr:`diverged`) over-exposed it.
 
     Attributes: ``frame`` (index of the frame in its stream or batch), ``nonfinite`` (count
     of NaN/inf values), ``outside_fraction`` (share of pixels with a channel outside
@@ -68,6 +74,13 @@ class OutputRangeError(ProcessingError):
             self.nonfinite, self.outside_fraction, self.minimum, self.maximum, option, where or self.where,
         )
 
+    @property
+    def diverged(self) -> bool:
+        """Whether the output is non-finite or far out of range (beyond [-0.5, 2]), rather than
+        merely too bright or too dark."""
+        finite = math.isfinite(self.minimum) and math.isfinite(self.maximum)
+        return bool(self.nonfinite) or not finite or self.minimum < EXPOSURE_LOW or self.maximum > EXPOSURE_HIGH
+
     def _message(self) -> str:
         what = []
         if self.nonfinite:
@@ -76,11 +89,22 @@ class OutputRangeError(ProcessingError):
         if math.isfinite(self.minimum):
             what.append(f"values from {self.minimum:.4g} to {self.maximum:.4g}")
         place = "".join(f"{p}: " for p in (self.where, None if self.frame is None else f"frame {self.frame}") if p)
+        accept = f"pass {self.option} to clamp such output to [0, 1] and go on"
+        if self.diverged:
+            return (
+                f"{place}the model's output cannot be trusted ({'; '.join(what)}): these weights "
+                f"diverge on this input (often at frame sizes or brightness far from their training). Use other "
+                f"weights (e.g. an authors' preset) or smaller frames, or {accept}."
+            )
+        if self.maximum > HIGH:
+            return (
+                f"{place}the model's output is over-exposed ({'; '.join(what)}): these weights brighten this "
+                f"input past white, as weights made for dark footage do with footage that is already lit. "
+                f"Use weights made for this kind of footage (or leave well-exposed footage as it is), or {accept}."
+            )
         return (
-            f"{place}the model's output cannot be trusted ({'; '.join(what)}): these weights "
-            f"diverge on this input (often at frame sizes or brightness far from their training). Use other "
-            f"weights (e.g. an authors' preset) or smaller frames, or pass {self.option} to clamp such output "
-            f"to [0, 1] and go on."
+            f"{place}the model's output is too dark ({'; '.join(what)}): these weights push parts of this "
+            f"input below black. Use weights made for this kind of footage, or {accept}."
         )
 
 

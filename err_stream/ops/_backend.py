@@ -23,8 +23,9 @@ _PREFERENCE: dict[tuple[str, str], tuple[str, ...]] = {
     ("group_rational", "cpu"): ("torch",),
 }
 
-# Backends that support autograd (used whenever a gradient is needed).
-_DIFFERENTIABLE = {"reference", "torch", "kat_rational", "mamba_ssm"}
+# Backends that support autograd (used whenever a gradient is needed); numba's scan trains
+# through its own backward (ops/_numba_scan_grad.py).
+_DIFFERENTIABLE = {"reference", "torch", "kat_rational", "mamba_ssm", "numba"}
 
 # Backends forced in-process by forced_backend(), per op (innermost wins).
 _forced: dict[str, str] = {}
@@ -69,12 +70,15 @@ def _chosen(op: str, kind: str) -> str:
     return "torch"
 
 
-def pick_backend(op: str, x: torch.Tensor) -> str:
+def pick_backend(op: str, x: torch.Tensor, needs_grad: bool | None = None) -> str:
     """The backend ``op`` uses for tensor ``x``: fast kernels for inference, a differentiable
-    one when autograd is recording."""
+    one when autograd is recording and a gradient is wanted (``needs_grad``; default: whether
+    ``x`` requires one)."""
     kind = "cuda" if x.is_cuda else "cpu"
     name = _forced.get(op) or _chosen(op, kind)
-    if torch.is_grad_enabled() and x.requires_grad and name not in _DIFFERENTIABLE:
+    if needs_grad is None:
+        needs_grad = x.requires_grad
+    if torch.is_grad_enabled() and needs_grad and name not in _DIFFERENTIABLE:
         return "torch"
     return name
 

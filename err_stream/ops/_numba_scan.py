@@ -1,4 +1,4 @@
-"""Compiled CPU selective scan (numba), the CPU inference backend.
+"""Compiled CPU selective scan (numba), the CPU inference backend (training: _numba_scan_grad).
 
 Layout is what makes it fast. The scan is sequential in time but independent across channels,
 so the kernel vectorises across channels: it works on blocks of ``LANES`` channels of one scan
@@ -23,6 +23,9 @@ flushes results below the smallest normal float32 (x < -87.34) to 0.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numba
 import numpy as np
 import torch
@@ -33,13 +36,26 @@ from numba.extending import intrinsic
 
 from ..runtime import numba_cache_dir
 
-# numba caches compiled functions beside their source by default, that is inside the
-# installed package. Ours go to the user's cache directory (NUMBA_CACHE_DIR, when set, wins).
-# numba picks a function's cache place when it is decorated, so the setting is put back
-# after the kernels below: other packages' numba functions keep numba's own default.
-_NUMBA_CACHE_DIR_BEFORE = numba.config.CACHE_DIR
-if not _NUMBA_CACHE_DIR_BEFORE:
-    numba.config.CACHE_DIR = str(numba_cache_dir())
+
+def cached_njit(**options):
+    """``numba.njit(cache=True, **options)`` caching in the user's cache directory.
+
+    numba caches compiled functions beside their source by default, that is inside the
+    installed package. Ours go to the user's cache directory (NUMBA_CACHE_DIR, when set, wins).
+    numba picks a function's cache place when it is decorated, so the setting is put back
+    at once: other packages' numba functions keep numba's own default."""
+
+    def decorate(fn):
+        before = numba.config.CACHE_DIR
+        if not before:
+            numba.config.CACHE_DIR = str(numba_cache_dir())
+        try:
+            return numba.njit(cache=True, **options)(fn)
+        finally:
+            numba.config.CACHE_DIR = before
+
+    return decorate
+
 
 # Channels per SIMD block: 16 float32 = one AVX-512 register (two AVX2 registers).
 LANES = 16
@@ -127,24 +143,33 @@ def _softplus_f32(x):  # pragma: no cover - compiled
     return x if x > _SOFTPLUS_LINEAR else sp
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True)
+@numba.njit(inline="always", fastmath=_FASTMATH)
+def _softplus_grad_f32(x):  # pragma: no cover - compiled
+    """d softplus / dx as torch computes it: sigmoid(x), 1 above the linear threshold."""
+    s = _ONE / (_ONE + _exp_f32(-x))  # exp(-x) is clamped, never inf: s underflows to ~0
+    return _ONE if x > _SOFTPLUS_LINEAR else s
+
+
+@cached_njit(fastmath=_FASTMATH)
 def exp_f32_array(x, out):  # pragma: no cover - compiled
     """Elementwise :func:`_exp_f32` (for the accuracy test)."""
     for i in range(x.size):
         out[i] = _exp_f32(x[i])
 
 
-@numba.njit(fastmath=_FASTMATH, cache=True)
+@cached_njit(fastmath=_FASTMATH)
 def softplus_f32_array(x, out):  # pragma: no cover - compiled
     """Elementwise :func:`_softplus_f32` (for the accuracy test)."""
     for i in range(x.size):
         out[i] = _softplus_f32(x[i])
 
 
-@numba.njit(parallel=True, fastmath=_FASTMATH, cache=True, nogil=True)
-def _scan_kernel(u, delta, bias, softplus, a_t, B, C, d_skip, out):  # pragma: no cover - compiled
+@cached_njit(parallel=True, fastmath=_FASTMATH, nogil=True)
+def _scan_kernel(u, delta, bias, softplus, a_t, B, C, d_skip, out, ckpt, every):  # pragma: no cover - compiled
     """u, delta, out: (b, D, L); bias, d_skip: (D,); a_t: (N, D); B, C: (b, G, L, N).
-    D / G must be a multiple of LANES (the wrapper pads)."""
+    D / G must be a multiple of LANES (the wrapper pads). With ``every`` > 0 the state after
+    tokens every-1, 2*every-1, ... (all but the last chunk's) goes to ckpt (b, ceil(L/every)-1, N, D),
+    for the backward pass; ``every`` = 0 saves nothing (inference)."""
     bsz, d, length = u.shape
     g = B.shape[1]
     n_state = B.shape[3]
@@ -179,9 +204,11 @@ def _scan_kernel(u, delta, bias, softplus, a_t, B, C, d_skip, out):  # pragma: n
                     acc[j] += hv * cn
             for j in range(LANES):
                 out[bi, c0 + j, t] = acc[j] + d_skip[c0 + j] * uv[j]
-
-
-numba.config.CACHE_DIR = _NUMBA_CACHE_DIR_BEFORE
+            if every > 0 and (t + 1) % every == 0 and t + 1 < length:
+                slot = (t + 1) // every - 1
+                for n in range(n_state):
+                    for j in range(LANES):
+                        ckpt[bi, slot, n, c0 + j] = h[n, j]
 
 
 def _pad_groups(x: torch.Tensor, groups: int, per_group: int, padded: int) -> torch.Tensor:
@@ -193,38 +220,96 @@ def _pad_groups(x: torch.Tensor, groups: int, per_group: int, padded: int) -> to
     return x.reshape(*shape, groups * padded)
 
 
+def padded_channels(d: int, groups: int) -> int:
+    """Channels per group once padded to whole SIMD blocks."""
+    return -(-(d // groups) // LANES) * LANES
+
+
+def pad_rows(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """(b, D, L) -> (b, G * padded, L) float32, contiguous: zero rows appended to each group."""
+    d = x.shape[1]
+    x = x.detach().float()
+    padded = padded_channels(d, groups)
+    if padded != d // groups:
+        x = _pad_groups(x.transpose(1, 2), groups, d // groups, padded).transpose(1, 2)
+    return x.contiguous()
+
+
+def unpad_channels(x: torch.Tensor, groups: int, per_group: int, dim: int) -> torch.Tensor:
+    """Drop the padding channels of dimension ``dim`` (G * padded -> G * per_group)."""
+    padded = x.shape[dim] // groups
+    if padded == per_group:
+        return x
+    x = x.unflatten(dim, (groups, padded)).narrow(dim + 1, 0, per_group)
+    return x.flatten(dim, dim + 1)
+
+
+def kernel_inputs(u, delta, A, B, C, D, delta_bias):
+    """The kernels' float32, padded, contiguous operands:
+    ``(u, delta, bias, a_t, B, C, d_skip)`` as in :func:`_scan_kernel` (delta without its bias)."""
+    d = u.shape[1]
+    g = B.shape[1]
+    per_group = d // g
+    padded = padded_channels(d, g)
+    u32, dt = pad_rows(u, g), pad_rows(delta, g)
+    bias = torch.zeros(d) if delta_bias is None else delta_bias.detach().float()
+    d_skip = torch.zeros(d) if D is None else D.detach().float()
+    a_t = A.detach().float().t()  # (N, D)
+    if padded != per_group:
+        a_t, bias, d_skip = (_pad_groups(v, g, per_group, padded) for v in (a_t, bias, d_skip))
+    # B_t and C_t of a token contiguous: (b, G, L, N); small (G rows, not D).
+    Bt = B.detach().float().transpose(2, 3).contiguous()
+    Ct = C.detach().float().transpose(2, 3).contiguous()
+    return (u32, dt, bias.contiguous(), a_t.contiguous(), Bt, Ct, d_skip.contiguous())
+
+
+# Below this many state updates (batch x channels x tokens x states, about 0.1 ms of work) a
+# kernel runs on one thread: waking the others costs more, a whole time slice on a busy machine.
+_PARALLEL_WORK = 1 << 18
+
+
+@contextmanager
+def torch_thread_count(work: int = _PARALLEL_WORK) -> Iterator[None]:
+    """Run numba kernels with torch's thread count (one thread for less than ``_PARALLEL_WORK``
+    state updates of ``work``), and keep torch's setting.
+
+    numba's OpenMP pool is torch's (same libgomp): use torch's thread count, and put it back
+    afterwards, since launching the numba pool resets it."""
+    threads = torch.get_num_threads()
+    wanted = threads if work >= _PARALLEL_WORK else 1
+    numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
+def scan_forward(u, delta, A, B, C, D, delta_bias, delta_softplus, every: int = 0):
+    """Run :func:`_scan_kernel`. Returns ``(y, operands, ckpt)``: y (b, D, L) float32 without
+    padding, the padded operands of :func:`kernel_inputs` and the saved states (``every`` > 0)."""
+    bsz, d, length = u.shape
+    g = B.shape[1]
+    ops = kernel_inputs(u, delta, A, B, C, D, delta_bias)
+    u32, dt, bias, a_t, Bt, Ct, d_skip = ops
+    slots = (length - 1) // every if every > 0 else 0
+    ckpt = torch.empty(bsz, slots, a_t.shape[0], u32.shape[1])
+    out = torch.empty_like(u32)
+    with torch_thread_count(u32.numel() * a_t.shape[0]):
+        _scan_kernel(
+            u32.numpy(), dt.numpy(), bias.numpy(), bool(delta_softplus), a_t.numpy(), Bt.numpy(), Ct.numpy(),
+            d_skip.numpy(), out.numpy(), ckpt.numpy(), int(every),
+        )
+    return unpad_channels(out, g, d // g, 1), ops, ckpt
+
+
 def selective_scan_numba(u, delta, A, B, C, D, delta_bias, delta_softplus):
-    """numba backend of :func:`err_stream.ops.selective_scan` (CPU, inference only)."""
+    """numba backend of :func:`err_stream.ops.selective_scan` (CPU). Differentiable: while
+    autograd records, it runs as :class:`~._numba_scan_grad.NumbaScan` (the training scan)."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (u, delta, A, B, C, D, delta_bias)):
+        from ._numba_scan_grad import NumbaScan
+
+        return NumbaScan.apply(u, delta, A, B, C, D, delta_bias, delta_softplus)
     with torch.no_grad():
-        bsz, d, length = u.shape
-        g = B.shape[1]
-        per_group = d // g
-        padded = -(-per_group // LANES) * LANES
-        u32 = u.detach().float()
-        dt = delta.detach().float()
-        bias = torch.zeros(d) if delta_bias is None else delta_bias.detach().float()
-        d_skip = torch.zeros(d) if D is None else D.detach().float()
-        a_t = A.detach().float().t()  # (N, D)
-        if padded != per_group:
-            u32, dt = (_pad_groups(v.transpose(1, 2), g, per_group, padded).transpose(1, 2) for v in (u32, dt))
-            a_t, bias, d_skip = (_pad_groups(v, g, per_group, padded) for v in (a_t, bias, d_skip))
-        # B_t and C_t of a token contiguous: (b, G, L, N); small (G rows, not D).
-        Bt = B.detach().float().transpose(2, 3).contiguous()
-        Ct = C.detach().float().transpose(2, 3).contiguous()
-        u32, dt = u32.contiguous(), dt.contiguous()
-        out = torch.empty_like(u32)
-        # numba's OpenMP pool is torch's (same libgomp): use torch's thread count, and put it
-        # back afterwards, since launching the numba pool resets it.
-        threads = torch.get_num_threads()
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-        try:
-            _scan_kernel(
-                u32.numpy(), dt.numpy(), bias.contiguous().numpy(), bool(delta_softplus),
-                a_t.contiguous().numpy(), Bt.numpy(), Ct.numpy(), d_skip.contiguous().numpy(), out.numpy(),
-            )
-        finally:
-            if torch.get_num_threads() != threads:
-                torch.set_num_threads(threads)
-        if padded != per_group:
-            out = out.reshape(bsz, g, padded, length)[:, :, :per_group].reshape(bsz, d, length)
-        return out
+        y, _, _ = scan_forward(u, delta, A, B, C, D, delta_bias, delta_softplus)
+        return y.contiguous()

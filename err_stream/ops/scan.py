@@ -21,14 +21,14 @@ from ._backend import pick_backend
 __all__ = ["selective_scan", "selective_scan_reference"]
 
 
-def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus):
-    u = u.float()
-    delta = delta.float()
+def _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus, dtype=torch.float32):
+    u = u.to(dtype)
+    delta = delta.to(dtype)
     if delta_bias is not None:
-        delta = delta + delta_bias.float()[None, :, None]
+        delta = delta + delta_bias.to(dtype)[None, :, None]
     if delta_softplus:
         delta = F.softplus(delta)
-    return u, delta, A.float(), B.float(), C.float(), None if D is None else D.float()
+    return u, delta, A.to(dtype), B.to(dtype), C.to(dtype), None if D is None else D.to(dtype)
 
 
 def selective_scan_reference(
@@ -41,8 +41,10 @@ def selective_scan_reference(
     delta_bias: torch.Tensor | None = None,
     delta_softplus: bool = True,
 ) -> torch.Tensor:
-    """Token-by-token reference (slow; for tests and the naive benchmark baseline)."""
-    u, delta, A, B, C, D = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus)
+    """Token-by-token reference (slow; for tests and the naive benchmark baseline). Computes
+    in float32, or in float64 when ``u`` is float64 (the gradient tests' reference)."""
+    dtype = torch.float64 if u.dtype == torch.float64 else torch.float32
+    u, delta, A, B, C, D = _prepare(u, delta, A, B, C, D, delta_bias, delta_softplus, dtype)
     b, d, length = u.shape
     g = B.shape[1]
     Bx = B.repeat_interleave(d // g, dim=1)  # (b, d, n, L)
@@ -199,14 +201,15 @@ def selective_scan(
 
     Inference goes through the registered op ``torch.ops.err_stream.selective_scan``, which
     ``torch.compile(fullgraph=True)`` keeps as one opaque node; while autograd records, the
-    differentiable backends are called directly (training)."""
+    differentiable backends are called directly (training: on CPU numba's training scan,
+    with the torch scan as the fallback)."""
     if u.shape[1] % B.shape[1]:
         raise ValueError(f"selective_scan: {u.shape[1]} channels do not split into {B.shape[1]} groups")
     if backend is not None and backend not in _BACKENDS:
         raise ValueError(f"selective_scan: unknown backend {backend!r}; choose one of {', '.join(_BACKENDS)}")
     tensors = (u, delta, A, B, C, D, delta_bias)
     if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors):
-        name = backend or pick_backend("selective_scan", u)
+        name = backend or pick_backend("selective_scan", u, needs_grad=True)
         return _BACKENDS[name](u, delta, A, B, C, D, delta_bias, delta_softplus)
     return _selective_scan_op(u, delta, A, B, C, D, delta_bias, delta_softplus, backend or "")
 
@@ -229,7 +232,8 @@ def _selective_scan_op(
     fn = _BACKENDS.get(name)
     if fn is None:
         raise ValueError(f"selective_scan: unknown backend {name!r}; choose one of {', '.join(_BACKENDS)}")
-    return fn(u, delta, A, B, C, D, delta_bias, delta_softplus).contiguous()
+    with torch.no_grad():  # the op's gradient is its registered backward (below), never the backend's
+        return fn(u, delta, A, B, C, D, delta_bias, delta_softplus).contiguous()
 
 
 @_selective_scan_op.register_fake
@@ -240,17 +244,25 @@ def _(u, delta, A, B, C, D, delta_bias, delta_softplus, backend):
 def _scan_setup_context(ctx, inputs, output):
     ctx.inputs = inputs[:7]
     ctx.delta_softplus = inputs[7]
+    ctx.backend = inputs[8]
 
 
 def _scan_backward(ctx, grad):
-    # Recompute with the differentiable torch backend (the op's output equals it to float32
-    # rounding) and differentiate that: a checkpoint-style backward, used when the op itself
-    # is differentiated (e.g. under torch.compile); eager training calls the torch backend directly.
+    # A checkpoint-style backward, used when the op itself is differentiated (e.g. under
+    # torch.compile; eager training calls the differentiable backends directly): on CPU, with
+    # numba, the forward runs again saving its checkpoints and numba's backward follows;
+    # elsewhere the differentiable torch backend recomputes (the op's output equals it to
+    # float32 rounding) and is differentiated.
     needs = ctx.needs_input_grad[:7]
+    if not any(n and t is not None for t, n in zip(ctx.inputs, needs)):
+        return (None,) * 9
+    u = ctx.inputs[0]
+    if u.device.type == "cpu" and (ctx.backend or pick_backend("selective_scan", u, needs_grad=False)) == "numba":
+        from ._numba_scan_grad import recompute_grads
+
+        return (*recompute_grads(ctx.inputs, ctx.delta_softplus, grad, needs), None, None)
     leaves = [None if t is None else t.detach().requires_grad_(bool(n)) for t, n in zip(ctx.inputs, needs)]
     wanted = [t for t in leaves if t is not None and t.requires_grad]
-    if not wanted:
-        return (None,) * 9
     with torch.enable_grad():
         y = _selective_scan_torch(*leaves, ctx.delta_softplus)
         grads = iter(torch.autograd.grad(y, wanted, grad))

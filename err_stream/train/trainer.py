@@ -167,7 +167,8 @@ class Trainer:
             kept = {k: v.float() for k, v in sd.items() if not (fresh and k.startswith(fresh))}
             self.model.load_state_dict(kept, strict=not fresh)
             log.info("fine-tuning from %s%s", path, f" (fresh: {', '.join(fresh)})" if fresh else "")
-        self.model.to(self.device).train()
+        # channels_last: the convolutions run faster in it (the layers keep the layout they get)
+        self.model.to(self.device, memory_format=torch.channels_last).train()
 
         if cfg.train.trainable:
             prefixes = tuple(cfg.train.trainable)
@@ -217,7 +218,7 @@ class Trainer:
     def train_step(self, lq: torch.Tensor, gt: torch.Tensor) -> dict[str, float]:
         """One optimisation step on a batch; returns the loss terms, lr and gradient norm."""
         self._set_lr()
-        lq = lq.to(self.device, non_blocking=True)
+        lq = lq.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         gt = gt.to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         t = self.cfg.train
