@@ -281,12 +281,14 @@ def shipped_run(config: Path) -> int | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from err_stream import runtime
+
+    # First: the OpenMP wait policy only takes effect before torch (and libgomp) load.
+    runtime.configure(args.threads, omp_wait_policy=args.omp_wait)
     from err_stream.errors import UserError
     from err_stream.train import Trainer, load_config
     from err_stream.train.control import RunControl
     from err_stream.train.trainer import latest_state
 
-    runtime.configure(args.threads, omp_wait_policy=args.omp_wait)
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
