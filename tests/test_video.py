@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,9 +27,11 @@ from err_stream.io.source import probe
 try:
     import clips
     from golden import GOLDEN_CKPT as GOLDEN
+    from procwatch import StderrReader, wait_for_frames, wait_for_path
 except ImportError:  # tests/ imported as a package
     from tests import clips
     from tests.golden import GOLDEN_CKPT as GOLDEN
+    from tests.procwatch import StderrReader, wait_for_frames, wait_for_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -411,24 +412,14 @@ def _start(args: list, tmp_path: Path) -> subprocess.Popen:
     )
 
 
-def _wait_for(path_glob, tmp_path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> Path:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        found = list(tmp_path.glob(path_glob))
-        if found:
-            return found[0]
-        if proc.poll() is not None:
-            raise AssertionError(f"finished before it could be interrupted: {proc.stderr.read().decode()}")
-        time.sleep(0.05)
-    raise AssertionError("the partial output never appeared")
-
-
 def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=True)
     out = tmp_path / "out.mp4"
-    proc = _start([src, out, "--weights", GOLDEN, "--quiet"], tmp_path)
-    partial = _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
-    time.sleep(1.0)  # mid-run: the model is restoring frames
+    # The golden weights' output is far out of range: accepted, so that frames flow.
+    proc = _start([src, out, "--weights", GOLDEN, "--accept-out-of-range"], tmp_path)
+    reader = StderrReader(proc)
+    partial = wait_for_path(proc, tmp_path, ".out.mp4.err-stream-partial.*.mp4")
+    wait_for_frames(proc, reader)  # mid-run: the model is restoring frames
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert not out.exists()
@@ -445,11 +436,11 @@ def test_interrupted_run_keeps_the_existing_output_and_leaves_no_temp(tmp_path, 
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=False)
     out = tmp_path / "out.mp4"
     out.write_bytes(b"the previous result")
-    proc = _start([src, out, "--weights", GOLDEN, "--overwrite", "--quiet"], tmp_path)
-    _wait_for(".out.mp4.err-stream-partial.*.mp4", tmp_path, proc)
-    time.sleep(1.0)
+    proc = _start([src, out, "--weights", GOLDEN, "--overwrite", "--accept-out-of-range"], tmp_path)
+    reader = StderrReader(proc)
+    wait_for_frames(proc, reader)  # mid-run
     proc.send_signal(sig)
     code = proc.wait(60)
-    assert code == 130, proc.stderr.read().decode()
+    assert code == 130, reader.rest()
     assert out.read_bytes() == b"the previous result"
     assert {p.name for p in tmp_path.iterdir()} == {"in.mp4", "out.mp4"}

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,9 +23,11 @@ from err_stream.colour import Matrix, Primaries, Range, Transfer
 try:
     import broadcast_clips as bc
     import clips
+    from procwatch import wait_for_library, wait_for_path
 except ImportError:  # tests/ imported as a package
     from tests import broadcast_clips as bc
     from tests import clips
+    from tests.procwatch import wait_for_library, wait_for_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,11 +130,13 @@ def _start(args, tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-@pytest.mark.parametrize("after", [0.5, 1.5])
-def test_ctrl_c_during_start_up_exits_130_with_one_line(media, tmp_path, after):
-    # Mid-import of torch (0.5 s) or while probing, planning and loading (1.5 s).
+@pytest.mark.parametrize("moment", ["importing torch", "planning"])
+def test_ctrl_c_during_start_up_exits_130_with_one_line(media, tmp_path, moment):
     proc = _start([media["h264"], tmp_path / "o.mp4", "--quiet"], tmp_path)
-    time.sleep(after)
+    if moment == "importing torch":  # its libraries are being mapped
+        wait_for_library(proc, "libtorch")
+    else:  # the output is locked: probing, the dry run and loading the model follow
+        wait_for_path(proc, tmp_path, ".o.mp4.err-stream-lock")
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     err = err.decode()
