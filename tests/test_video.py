@@ -394,6 +394,31 @@ def test_bad_options(media, tmp_path, capsys, name, options, message):
     assert not out.exists()
 
 
+def test_a_matrix_without_a_conversion_is_refused_when_planning(tmp_path, capsys):
+    """YCgCo has no YCbCr conversion here: refused by plan(), before any model loads."""
+    import dataclasses
+
+    from err_stream.errors import UserError
+    from err_stream.video import plan
+
+    src = tmp_path / "ycgco.mkv"
+    tags = dataclasses.replace(clips.BT709, matrix=Matrix.YCGCO)
+    with av.open(str(src), "w") as c:
+        v = clips._video_stream(c, "ffv1", 64, 48, "yuv420p", 12, Fraction(1, 12), tags, {})
+        for i in range(3):
+            f = clips.fill(av.VideoFrame(64, 48, "yuv420p"), clips.yuv_planes(i, 64, 48), tags)
+            f.pts, f.time_base = i, v.time_base
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    assert probe(src).tags.matrix == Matrix.YCGCO
+    with pytest.raises(UserError, match="(?i)ycgco"):
+        plan(src, tmp_path / "o.mkv")
+    code, _, err = run_cli(src, tmp_path / "o.mkv", capsys=capsys)
+    assert code == 1 and "ycgco" in err.lower() and not (tmp_path / "o.mkv").exists()
+
+
 def test_stream_the_container_cannot_hold(media, tmp_path, capsys):
     # SubRip subtitles cannot go into MP4: say so instead of dropping them.
     code, _, err = run_cli(media["vfr"], tmp_path / "o.mp4", "--passthrough", capsys=capsys)

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..colour.policy import resolve
 from ..errors import UserError
 from ..io.endpoints import Endpoint, endpoint, low_delay_encoder_options, output_format
 from ..io.output_file import OutputFile
@@ -88,6 +89,9 @@ def with_input(planned: TranscodePlan, info: VideoInfo, encoder: EncoderSettings
     twice, nor written twice), low-delay encoding for a live run."""
     options, out = planned.options, planned.output
     check_alpha(info, options.decode.drop_alpha)
+    # A colour matrix there is no conversion for is refused here, before any model loads
+    # (the colour stage resolves it again and logs the guesses: colour_conversion).
+    resolve(info.tags, info.width, info.height)
     if encoder is None:
         copy_data = not options.streams.no_data
         if out.is_file and planned.input.is_file and CONTAINERS.get(out.path.suffix.lower()) == planned.container:
