@@ -210,7 +210,7 @@ def _check_input(item: InputJob, resume: bool, dry_run: bool = False) -> tuple[S
     of the encoder and muxer, the output path), then the cuts. Returns the cuts and the
     encoder settings every piece uses."""
     from err_stream.io.sink import OutputClock
-    from err_stream.video.plan import plan
+    from err_stream.video.planning import plan
 
     options = item.request.options
     # An output that exists is kept unless the job says overwrite (or it is our own unfinished one).

@@ -142,8 +142,8 @@ class SegmentWorker:
             return {"ok": False, "kind": "processing", "error": f"{type(e).__name__}: {e}", "worker": self.name}
 
     def _run(self, task: PieceTask, progress=None) -> int:
-        from err_stream.video.execute import execute
-        from err_stream.video.plan import plan
+        from err_stream.video.execution import execute
+        from err_stream.video.planning import plan
 
         request = self.request(task.request)
         restorer = self.restorer(request)

@@ -266,6 +266,7 @@ def test_dry_run_lists_pieces_and_writes_nothing(tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- running on Ray
+@pytest.mark.slow
 def test_ray_pieces_join_to_the_single_process_result(tmp_path, capsys, ray_cluster):
     """Two Ray workers restore four pieces; the joined FFV1 file has the same frames,
     timestamps, colour tags and audio as one `err-stream IN OUT` run. A corrupt input in
@@ -338,6 +339,7 @@ def _workers_writing_into(folder: Path) -> list[int]:
     return pids
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds Ray's worker processes through /proc")
 def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, ray_cluster):
     src = make_vfr_bframes(tmp_path / "clip.mp4", frames=10, audio=False)
@@ -379,6 +381,7 @@ def test_a_lost_worker_is_replaced_and_its_piece_tried_again(tmp_path, capsys, r
     assert all(r["state"] == "done" for r in segments)
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_driver_then_resume_redoes_only_unfinished_pieces(tmp_path, capsys, ray_cluster):
     """A driver joined to a running Ray cluster (--address: this module's) is killed with
     SIGKILL once two pieces are recorded as done; the resumed run (in-process: the manifest

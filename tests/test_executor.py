@@ -247,6 +247,7 @@ print("leaving with the executor busy", file=sys.stderr)
 """
 
 
+@pytest.mark.slow
 def test_interpreter_exit_with_a_busy_executor_is_clean(tmp_path):
     """A thread still inside a torch op when Python finalises dies in pthread_exit on its
     way back into the interpreter, which aborts the process from a C++ destructor
@@ -477,7 +478,7 @@ def test_without_a_shape_specialised_path_batches_are_not_padded(golden_model):
 
 
 def test_warm_up_runs_at_the_stream_size_and_batch(golden_model):
-    from err_stream.video.execute import warm_up
+    from err_stream.video.execution import warm_up
 
     restorer = rehearsal_restorer(golden_model)
     warm_up(restorer, 72, 136, batch=2)

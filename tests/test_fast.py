@@ -79,6 +79,7 @@ def test_scan_op_gradient_equals_reference():
 # ---------------------------------------------------------------- one graph, compiled == eager
 
 
+@pytest.mark.slow
 def test_forward_is_one_graph_and_compiled_equals_eager(golden_model, reference_out, frame, monkeypatch, tmp_path):
     """torch.compile(fullgraph=True) of the whole forward: one graph, no break (fullgraph raises
     on any break: the same check as ``torch._dynamo.explain`` giving 1 graph / 0 breaks, for one
@@ -262,6 +263,7 @@ print(json.dumps(errs))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton missing")
 def test_chunk_parallel_triton_scan_in_interpreter():
     """The chunk-parallel Triton scan (one program per row and chunk, chunks chained by an

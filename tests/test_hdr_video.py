@@ -153,6 +153,7 @@ def _pq_master_pixels(h: int = 40, w: int = 56) -> np.ndarray:
     return np.rint(signal * 65535).astype(np.uint16)
 
 
+@pytest.mark.slow
 def test_hdr_images_with_a_stated_transfer(tmp_path, golden_path, golden_model, capsys):
     """err-stream image: a 16-bit TIFF stated PQ by --transfer, and a PNG whose cICP says PQ,
     take the HDR path (the model sees the SDR-referred picture, as restore_image(hdr=...)

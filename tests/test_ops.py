@@ -386,6 +386,7 @@ print(json.dumps(errs))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not HAS_TRITON, reason="triton missing")
 def test_triton_kernels_in_interpreter():
     """The Triton kernels, run by Triton's CPU interpreter, against the references."""

@@ -109,6 +109,7 @@ def test_configure_sets_openmp_before_torch_and_numba_caches_in_the_user_cache(t
     assert got["numba_default"] == ""  # other packages' numba functions keep numba's default
 
 
+@pytest.mark.slow
 def test_train_active_wait_sets_openmp_before_torch():
     """'err-stream train --active-wait' must reach OpenMP before torch loads it (the CLI decides
     before parsing); other commands, and train without it, wait passively. OMP_DISPLAY_ENV

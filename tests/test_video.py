@@ -437,6 +437,7 @@ def _start(args: list, tmp_path: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=True)
     out = tmp_path / "out.mp4"
@@ -456,6 +457,7 @@ def test_killed_run_leaves_no_output_and_the_next_run_cleans_up(tmp_path):
     assert len(clips.decode_all(out)[0]) == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_run_keeps_the_existing_output_and_leaves_no_temp(tmp_path, sig):
     src = clips.make_h264_aac(tmp_path / "in.mp4", frames=40, audio=False)

@@ -382,6 +382,7 @@ def _y4m_frames(data: bytes) -> tuple[dict, int]:
     return params, count
 
 
+@pytest.mark.slow
 def test_vspipe_runs_the_example_script(tmp_path, weights):
     video = _video(tmp_path / "dark.mp4", frames=5)
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), XDG_CONFIG_HOME=str(tmp_path / "config"))

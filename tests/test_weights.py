@@ -143,6 +143,7 @@ def fake_hub(golden_path, tmp_path):
     server.shutdown()
 
 
+@pytest.mark.slow
 def test_weights_fetch_downloads_into_the_hf_cache_then_works_offline(fake_hub, tmp_path, golden_path):
     r = _cli(["weights", "fetch", "uhd-ll"], fake_hub, tmp_path)
     assert r.returncode == 0, r.stderr

@@ -65,9 +65,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..progress import TqdmProgress
-    from ..video.execute import execute
+    from ..video.execution import execute
     from ..video.options import TranscodeOptions
-    from ..video.plan import plan
+    from ..video.planning import plan
     from ..video.result import InputStopped
 
     # The flags' names are the settings' names (--no-data is no_data).

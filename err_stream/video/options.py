@@ -17,7 +17,7 @@ both become ``TranscodeOptions.of(crf=18)``. Values are checked when the object 
 bad one raises :class:`~err_stream.errors.SettingError` carrying the setting's name and the
 value, which each front end words (``--crf -1: ...``, ``inputs[2].crf: ...``). Checks that
 need the input or the output (a stream cannot use DALI, the container must take the codec)
-are made by :func:`~err_stream.video.plan.plan`.
+are made by :func:`~err_stream.video.planning.plan`.
 
 A new option is a field of one group here, with its check in the group's table, and the
 stage that uses it (see docs/architecture.md). Importing this module loads nothing heavy.

@@ -24,7 +24,7 @@ from ..colour.policy import resolve
 from ..engine.executor import StreamingExecutor
 from ..io.source import Source, SourceFrame
 from .pipeline import END, Channel
-from .plan import TranscodePlan
+from .planning import TranscodePlan
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from ..progress import Progress
-from .execute import execute
+from .execution import execute
 from .options import TranscodeOptions
-from .plan import plan
+from .planning import plan
 from .result import TranscodeResult
 
 

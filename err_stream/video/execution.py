@@ -36,7 +36,7 @@ from .clock import Pace
 from .decode import DecodeStage
 from .encode import EncodeStage, NoticedProgress
 from .pipeline import Cancelled, Channel, Workers
-from .plan import TranscodePlan, with_input
+from .planning import TranscodePlan, with_input
 from .restore import RestoreStage
 from .result import InputStopped, TranscodeResult
 
