@@ -15,9 +15,9 @@ HELP = "restore every frame of a video into a new file, keeping its audio, subti
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input video: a file (anything FFmpeg reads), '-' for standard input, or a stream URL "
-                                 "(udp://, tcp://, srt://, rtmp://, rtsp://, http(s)://)")
+                                 "(udp://, tcp://, rtmp://, rtsp://, http(s)://)")
     p.add_argument("output", help="output video: a file (the container follows the extension: .mp4, .mov, .mkv, .webm, ...), "
-                                  "'-' for standard output (with --format), or a stream URL (udp://, tcp://, srt://, rtmp://, ...)")
+                                  "'-' for standard output (with --format), or a stream URL (udp://, tcp://, rtmp://, rtsp://)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only once the new file is complete)")
     p.add_argument("--no-data", action="store_true",
                    help="leave the input's data streams out (FFmpeg's -dn); the timecode is kept either way")
@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--format", metavar="NAME",
                    help="output container (FFmpeg muxer name: nut, matroska, mpegts, yuv4mpegpipe, flv, ...); needed for '-'")
     s.add_argument("--input-format", metavar="NAME", help="input container when FFmpeg cannot tell from the data (e.g. for '-')")
+    s.add_argument("--input-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="an FFmpeg demuxer or protocol option for a pipe or URL input, repeatable "
+                        "(e.g. rtsp_transport=tcp, listen_timeout=5000); checked against what FFmpeg accepts")
     s.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="a stream that sends nothing for this long ends the run with exit 2 (default: 10 for network inputs "
                         "once started; a listener or UDP input waits for its sender without limit)")

@@ -167,7 +167,10 @@ class StreamInput(SourceKind):
     def open(self, ep, info, options, *, device, low_delay=False, stop=None) -> Source:
         from .live_source import LiveSource
 
-        return LiveSource(ep, options.decode.input_format, options.live.timeout, low_delay=low_delay, stop=stop)
+        from .input_options import parse_options
+
+        return LiveSource(ep, options.decode.input_format, options.live.timeout, low_delay=low_delay, stop=stop,
+                          options=parse_options(options.decode.input_opt) or None)
 
 
 # Tried in order: the first kind that accepts the input reads it.

@@ -18,7 +18,8 @@ def transcode(input: str | Path, output: str | Path, restorer=None, options: Tra
     """Restore every frame of ``input`` into ``output`` (``restorer=None``: passthrough).
 
     ``input``/``output`` are files, ``"-"`` (standard input/output) or URLs FFmpeg handles
-    (``udp://``, ``tcp://``, ``srt://``, ``rtmp://``, ``rtsp://``, ``http(s)://`` inputs).
+    (``udp://``, ``tcp://``, ``rtmp://``, ``rtsp://``, ``http(s)://`` inputs; ``srt://`` only where
+    this FFmpeg has it, else refused at once).
     ``options``: the request (default: every setting's default); ``settings``: settings by
     name on top of it (``crf=18``, ``codec="ffv1"``: see :class:`TranscodeOptions`).
     ``progress``: a progress callback; ``stop``: set it to end a stream input early (what
