@@ -47,7 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="live run: at most this many frames between decoder and encoder, low-delay encoding "
                         "(default 8 when an input or output is a network URL)")
     s.add_argument("--drop-late", action="store_true",
-                   help="live run: drop frames that fall further behind real time than --max-delay frames (counted in the summary)")
+                   help="live run: drop frames that arrive further behind real time than --max-delay frames (counted in the summary)")
+    s.add_argument("--realtime", action="store_true",
+                   help="read a file input at its own frame rate (FFmpeg's -re), e.g. to send it to a live output")
     g = p.add_argument_group("encoder (FFmpeg's names; default: the input's codec family at high quality)")
     g.add_argument("--codec", metavar="NAME", help="libx264, libx265, hevc_nvenc, prores_ks, ffv1, libvpx-vp9, libsvtav1, ...")
     g.add_argument("--crf", type=float, metavar="Q", help="constant quality (crf; cq for NVENC)")
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from ..video.execute import execute
     from ..video.options import TranscodeOptions
     from ..video.plan import plan
-    from ..video.result import InputStopped
+    from ..video.result import IncompleteOutput
 
     # The flags' names are the settings' names (--no-data is no_data).
     names = set(TranscodeOptions.setting_names())
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _terminate_as_interrupt(), _worded_for_cli(), _ctrl_c_ends_the_stream(stop_input, active=not planned.input.is_file):
             result = execute(planned, restorer, progress=None if args.quiet else TqdmProgress(), stop=stop_input)
-    except InputStopped as e:
+    except IncompleteOutput as e:  # the output was finished, without every frame of the input: exit 2
         if args.json:
             print(json.dumps(e.result.as_dict()), file=report)
         raise
@@ -100,6 +102,8 @@ def _summary(result, where: str) -> str:
         parts.append(f"{result.dropped_late} dropped late (--drop-late)")
     if result.damaged:
         parts.append(f"{result.damaged} damaged pictures dropped")
+    if result.missing:
+        parts.append(f"{result.missing} pictures never arrived")
     return "; ".join(parts)
 
 

@@ -91,7 +91,7 @@ def endpoint(text: str | os.PathLike) -> Endpoint:
 INSTEAD = {
     "srt": ("bridge it with srt-live-transmit (package srt-tools): input: "
             "srt-live-transmit 'srt://:9000?mode=listener' udp://127.0.0.1:9001 and read udp://127.0.0.1:9001; "
-            "output: write udp://127.0.0.1:9001 and run srt-live-transmit udp://:9001 'srt://HOST:PORT'"),
+            "output: write udp://127.0.0.1:9001 and run srt-live-transmit 'udp://:9001?rcvbuf=8388608' 'srt://HOST:PORT'"),
 }
 
 

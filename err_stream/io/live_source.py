@@ -21,8 +21,12 @@ A network input is read by a thread of its own (:class:`_PacketPump`) into a que
 compressed packets, whatever the model's speed: a relay between the sender and us (an RTMP
 or RTSP server) drops the pictures it cannot send to a slow player, and nginx-rtmp even
 closes the gap in its timestamps, so a reader that stops reading loses frames without a
-trace. The queue holds up to :data:`PACKET_BUFFER_BYTES`; past that, reading pauses (a
+trace. The queues hold up to :data:`PACKET_BUFFER_BYTES`; past that, reading pauses (a
 warning says so). A pipe is read on demand: its writer waits, and nothing is lost.
+
+The one demuxer reads every stream: the video's packets are decoded here, the others' (audio,
+subtitles, data) wait in :attr:`LiveSource.others` for the output, which copies them beside
+the restored video with their own timestamps (the input's clock, so they stay in sync).
 
 How a stream's end is told: a pipe, a TCP or SRT-bridged connection closes; RTMP says so
 only when the server sends ``NetStream.Play.Stop`` or ``UnpublishNotify`` (nginx-rtmp with
@@ -68,11 +72,13 @@ class LiveSource(Source):
         self.missing = 0  # pictures the stream's clock says were sent but never reached us
         self.last_data = time.monotonic()
         self._pump: _PacketPump | None = None
+        self._buffered_peak: int | None = None
         self._watch: DamageWatch | None = None
         self._broken = False  # a damaged picture was dropped: so are the next ones, up to a keyframe
         self._damaged_pts: set = set()  # pictures whose packet the decoder logged an error for
         self._last_pts: int | None = None
         self._lost_before = False  # the packet read before this one followed lost data
+        self.first_arrival: float | None = None
         self.container = open_input(ep, input_format, timeout, low_delay, options)
         try:
             vs = next((s for s in self.container.streams.video if not s.disposition & _attached_pic_flag()), None)
@@ -84,22 +90,21 @@ class LiveSource(Source):
             vs.thread_type = "SLICE"
             self.stream = vs
             self._watch = DamageWatch(decoder=vs.codec_context.name, level=_av_level("WARNING")).__enter__()
-            self._packets = self.container.demux(vs)  # only the video is read from a stream (see README)
+            # Every stream: the video is decoded here, the others queued for the output's copier.
+            self.others = PacketQueue(self.container.streams)
+            self._packets = self.container.demux()
             self._ready: deque = deque()
             first = self._first_frame()
+            self.first_arrival = time.monotonic()
             info = video_info(self.container, vs, first, Path(ep.text), live=ep.text)
         except BaseException:
             self.close()
             raise
-        if info.other_streams:
-            kinds = ", ".join(sorted({s.type for s in info.other_streams}))
-            log.warning("%s: its %s streams are not copied (only files have their other streams copied)", ep.label(), kinds)
-        info.other_streams = []
         info.frames_estimate = None  # a stream's length is unknown
         info.duration = None
         self.info = info
         if ep.kind == "url":
-            self._pump = _PacketPump(self._packets, ep.label(), self.timeout)
+            self._pump = _PacketPump(self._packets, vs.index, self.others, ep.label(), self.timeout)
 
     def _first_frame(self):
         import av
@@ -113,6 +118,9 @@ class LiveSource(Source):
                 raise UserError(f"{self.ep.label()}: reading the stream failed before its first picture ({_reason(e)})") from None
             if packet is None:
                 raise UserError(f"{self.ep.label()}: the stream ended before its first picture")
+            if packet.stream_index != self.stream.index:
+                self.others.put(packet)
+                continue
             for frame in self._decode(packet):
                 self._ready.append(frame)
         return self._ready[0]
@@ -129,7 +137,7 @@ class LiveSource(Source):
             self._broken = True
             if packet.pts is not None and (self._last_pts is None or packet.pts > self._last_pts):
                 self._last_pts = packet.pts  # counted as damaged: not as missing too
-            log.warning("%s: a damaged packet was dropped (%s)", self.ep.label(), _reason(e))
+            log.warning("%s: a damaged packet%s was dropped (%s)", self.ep.label(), self._at(packet.pts), _reason(e))
             return []
         if packet.size:
             self.packets += 1
@@ -142,8 +150,8 @@ class LiveSource(Source):
         damage = self._watch.check(self.decoded, []) if self._watch is not None else []
         if damage:
             self._damaged_pts.add(pts)  # None (flushing, or a packet without pts): the next picture out
-            log.warning("%s: a damaged picture was dropped (FFmpeg: %s); so are the next ones up to a keyframe",
-                        self.ep.label(), damage[0].message)
+            log.warning("%s: a damaged picture%s was dropped (FFmpeg: %s); so are the next ones up to a keyframe",
+                        self.ep.label(), self._at(pts), damage[0].message)
         good = []
         for frame in frames:
             self._check_clock(frame)
@@ -157,6 +165,10 @@ class LiveSource(Source):
             self._broken = False
             good.append(frame)
         return good
+
+    def _at(self, pts) -> str:
+        """" at T s": where in the stream a packet is, for messages ("" when it has no time)."""
+        return "" if pts is None else f" at {float(pts * self.stream.time_base):.3f} s"
 
     def _check_clock(self, frame) -> None:
         """Every picture the decoder gives, kept or not, moves the stream's clock on."""
@@ -205,7 +217,7 @@ class LiveSource(Source):
                 self.last_data = time.monotonic()
                 self._ready.extend(self._decode(packet))
         finally:
-            self.close()
+            self._stop_reading()  # the container stays open until close(): the output may still copy its packets
 
     def _next_packet(self):
         """The next video packet; None once the stream ended (:attr:`ended` says how) or
@@ -226,7 +238,11 @@ class LiveSource(Source):
                 self._lost_before = lost
             return packet
         try:
-            return next(self._packets, None)
+            while True:
+                packet = next(self._packets, None)
+                if packet is None or packet.stream_index == self.stream.index:
+                    return packet
+                self.others.put(packet)  # read in step with the video: the writer of a pipe waits for both
         except av.error.ExitError:
             self.ended, self.reason = "stalled", self._ending_reason("stalled", None)
         except av.error.FFmpegError as e:
@@ -269,9 +285,25 @@ class LiveSource(Source):
         except av.error.FFmpegError:
             pass
 
+    @property
+    def buffered_peak(self) -> int | None:
+        """Network inputs: the most compressed stream (bytes) held at once, waiting for the model."""
+        return self._buffered_peak
+
+    def _stop_reading(self) -> bool:
+        """Stop the reading thread of a network input; whether no thread is inside FFmpeg's
+        read (then the container may be closed)."""
+        pump = getattr(self, "_pump", None)
+        if pump is None:
+            return True
+        done = pump.close()
+        self._buffered_peak = pump.peak_bytes
+        if done:
+            self._pump = None
+        return done
+
     def close(self) -> None:
-        pump, self._pump = getattr(self, "_pump", None), None
-        if pump is not None and not pump.close():
+        if not self._stop_reading():
             return  # still inside FFmpeg's read: closing the container under it would crash
         watch, self._watch = getattr(self, "_watch", None), None
         if watch is not None:
@@ -290,14 +322,44 @@ def _av_level(name: str) -> int:
     return getattr(av.logging, name)
 
 
-class _PacketPump:
-    """Reads a network stream's packets in a thread of its own, as fast as they arrive, into
-    a queue the decoder takes them from (see the module's docstring). ``ended`` is set when
-    reading stopped: ``("end", None)``, ``("stalled", None)`` (nothing for the read
-    timeout) or ``("failed", error)``."""
+class PacketQueue:
+    """The packets of a stream input's other streams (audio, subtitles, data), in the order
+    they were read, for the output's copier (:class:`~.sink.StreamCopier`): the reading thread
+    puts, the encoding thread takes. ``streams``: the input's streams, which the copier maps
+    to the output's."""
 
-    def __init__(self, packets, label: str, timeout: float | None, limit: int = PACKET_BUFFER_BYTES) -> None:
-        self.packets, self.label, self.timeout, self.limit = packets, label, timeout, limit
+    def __init__(self, streams) -> None:
+        self.streams = list(streams)
+        self._items: deque = deque()
+        self._lock = threading.Lock()
+        self.bytes = 0
+
+    def put(self, packet) -> None:
+        with self._lock:
+            self._items.append(packet)
+            self.bytes += packet.size
+
+    def take(self):
+        """The oldest packet, or None when none is waiting now (more may come)."""
+        with self._lock:
+            if not self._items:
+                return None
+            packet = self._items.popleft()
+            self.bytes -= packet.size
+            return packet
+
+
+class _PacketPump:
+    """Reads a network stream's packets in a thread of its own, as fast as they arrive: the
+    video's (``video_index``) into a queue the decoder takes them from, the others' into
+    ``others`` (see the module's docstring). ``ended`` is set when reading stopped:
+    ``("end", None)``, ``("stalled", None)`` (nothing for the read timeout) or
+    ``("failed", error)``."""
+
+    def __init__(self, packets, video_index: int, others: PacketQueue, label: str, timeout: float | None,
+                 limit: int = PACKET_BUFFER_BYTES) -> None:
+        self.packets, self.video_index, self.others = packets, video_index, others
+        self.label, self.timeout, self.limit = label, timeout, limit
         self.queue: deque = deque()
         self.bytes = 0
         self.peak_bytes = 0
@@ -307,23 +369,26 @@ class _PacketPump:
         self.thread = threading.Thread(target=self._run, name="err-stream-demux", daemon=True)
         self.thread.start()
 
+    def _held(self) -> int:
+        return self.bytes + self.others.bytes
+
     def _run(self) -> None:
         import av
 
         ended: tuple[str, object] = ("end", None)
-        warned = False
+        warned = lost = False
         capture = av.logging.Capture(local=True)  # what FFmpeg logs in this thread: the demuxer's words
         said = capture.__enter__()
         try:
             while True:
                 with self.cond:
-                    while self.bytes > self.limit and not self.closing:
+                    while self._held() > self.limit and not self.closing:
                         if not warned:
                             warned = True
                             log.warning("%s: %d MiB of stream wait for the model, which is slower than the stream: "
                                         "reading pauses until it catches up (a relay may then drop pictures)",
-                                        self.label, self.bytes >> 20)
-                        self.cond.wait(0.1)
+                                        self.label, self._held() >> 20)
+                        self.cond.wait(0.1)  # the output's copier takes from ``others`` without notifying
                     if self.closing:
                         return
                 del said[:]
@@ -337,14 +402,19 @@ class _PacketPump:
                     return
                 if packet is None:
                     return
-                # FFmpeg's RTP layer says when packets went missing (a warning, not a flag):
-                # the picture being put together then has a hole.
-                lost = any("missed" in text and "packets" in text for _level, _name, text in said)
+                # FFmpeg's RTP layer says when packets went missing (a warning, not a flag, and
+                # not naming the stream): the picture being put together then has a hole.
+                lost = lost or any("missed" in text and "packets" in text for _level, _name, text in said)
+                if packet.stream_index != self.video_index:
+                    self.others.put(packet)
+                    self.peak_bytes = max(self.peak_bytes, self._held())
+                    continue
                 with self.cond:
                     self.queue.append((packet, lost))
                     self.bytes += packet.size
-                    self.peak_bytes = max(self.peak_bytes, self.bytes)
+                    self.peak_bytes = max(self.peak_bytes, self._held())
                     self.cond.notify_all()
+                lost = False
         except BaseException as e:  # reported by the decoder as a read failure
             ended = ("failed", e)
         finally:

@@ -30,7 +30,9 @@ _EXPORTS = {
     "plan": ".plan",
     "execute": ".execute",
     "TranscodeResult": ".result",
+    "IncompleteOutput": ".result",
     "InputStopped": ".result",
+    "FramesLost": ".result",
     "StreamClock": ".clock",
 }
 __all__ = list(_EXPORTS)

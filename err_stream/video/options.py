@@ -6,7 +6,7 @@
 ``decode``   how the input is read: decoder, input_format, input_opt, ignore_errors, drop_alpha
 ``encode``   what the output video is: codec, crf, encoder_preset, pix_fmt, encoder_opt, format, size
 ``streams``  what goes beside it: no_data
-``live``     streams and pipes: timeout, max_delay, drop_late
+``live``     streams and pipes: timeout, max_delay, drop_late, realtime
 ``run``      how the run goes: device, batch, queue_frames, overwrite, accept_out_of_range
 =========  =====================================================================
 
@@ -230,14 +230,18 @@ class LiveOptions:
     (default: 10 for network inputs once started; a listener or UDP input waits without
     limit); ``max_delay``: frames between decoder and encoder, which also makes the run live
     (default 8 when an input or output is a network URL); ``drop_late``: a live run drops
-    frames that fall further behind real time than ``max_delay`` frames."""
+    frames that arrive further behind real time than ``max_delay`` frames; ``realtime``: read a
+    file input at its own rate (FFmpeg's ``-re``), as a live output's players expect it
+    (a stream comes at its own rate anyway)."""
 
     timeout: float | None = None
     max_delay: int | None = None
     drop_late: bool = False
+    realtime: bool = False
 
     def __post_init__(self) -> None:
-        _checked(self, {"timeout": _number(0, strict=True), "max_delay": _number(1, whole=True), "drop_late": _flag})
+        _checked(self, {"timeout": _number(0, strict=True), "max_delay": _number(1, whole=True), "drop_late": _flag,
+                        "realtime": _flag})
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,8 @@ def plan(input: str | Path, output: str | Path, options: TranscodeOptions = Tran
     if options.live.drop_late and not live:
         raise UserError("applies to live runs (a network input or output)", option="drop_late", value=True,
                         instead=["max_delay"], instead_for="to make this run live,")
+    if options.live.realtime and not in_ep.is_file:
+        raise UserError(f"applies to file inputs: {in_ep.label()} comes at its own rate", option="realtime", value=True)
     container = output_format(out_ep, options.encode.format)
     if out_ep.is_file and check_output:
         # The output file's checks only: it is locked when the run starts writing.
