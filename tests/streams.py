@@ -6,12 +6,16 @@ Everything talks to 127.0.0.1 only, and every wait is bounded in time.
 Run as a script, it is the sender::
 
     python tests/streams.py URL --frames N --fps F [--size WxH] [--kill-after K] [--stamps FILE] [--gop G] [--audio]
+                            [--skip FROM,COUNT] [--start-file FILE]
 
 It encodes frame ``i`` of :func:`clips.yuv_planes` losslessly (x264 qp 0, no B-frames,
 every frame an IDR unless ``--gop`` says otherwise) with pts ``i`` in 1/fps, paced in real
 time, and writes each frame's send time (``time.time()``) to ``--stamps``. ``--kill-after K``
 ends the process with SIGKILL right after frame K was sent: no trailer, no goodbye.
-``--audio`` adds an AAC tone (48 kHz mono) in step with the video. The container follows
+``--audio`` adds an AAC tone (48 kHz mono) in step with the video. ``--skip FROM,COUNT``
+leaves frames FROM .. FROM+COUNT-1 out (their time passes: the stream's clock jumps over
+them). ``--start-file FILE``: once connected, wait (bounded by the connect timeout) until FILE
+exists before the first frame (so a player can join a relay before it). The container follows
 the URL: FLV for ``rtmp://`` (publishing to a server), RTSP for ``rtsp://`` (ANNOUNCE and
 RECORD, RTP over UDP), MPEG-TS otherwise.
 """
@@ -57,6 +61,21 @@ def udp_port_bound(port: int) -> bool:
         return False
 
 
+def has_udp_socket(pid: int) -> bool:
+    """Whether process ``pid`` has a UDP socket bound (Linux: its descriptors' socket inodes
+    looked up in /proc/net/udp): an RTSP client has one once it has set up its RTP ports."""
+    try:
+        inodes = set()
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+        rows = Path("/proc/net/udp").read_text().splitlines()[1:]
+    except OSError:  # the process has gone
+        return False
+    return any(row.split()[9] in inodes for row in rows)
+
+
 def wait_until(check, timeout: float, what: str, step: float = 0.02) -> None:
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
@@ -67,7 +86,8 @@ def wait_until(check, timeout: float, what: str, step: float = 0.02) -> None:
 
 
 def sender_command(url: str, frames: int, fps: int = 25, size: str = "64x48", kill_after: int | None = None,
-                   stamps: Path | None = None, connect_timeout: float = 20.0, gop: int = 1, audio: bool = False) -> list[str]:
+                   stamps: Path | None = None, connect_timeout: float = 20.0, gop: int = 1, audio: bool = False,
+                   skip: tuple[int, int] | None = None, start_file: Path | None = None) -> list[str]:
     """The sender as a process. TCP: it retries connecting for ``connect_timeout`` seconds;
     UDP: it waits as long for the receiver to bind its port (datagrams sent before are lost)."""
     cmd = [sys.executable, str(HERE / "streams.py"), url, "--frames", str(frames), "--fps", str(fps), "--size", size,
@@ -80,6 +100,10 @@ def sender_command(url: str, frames: int, fps: int = 25, size: str = "64x48", ki
         cmd += ["--gop", str(gop)]
     if audio:
         cmd.append("--audio")
+    if skip is not None:
+        cmd += ["--skip", f"{skip[0]},{skip[1]}"]
+    if start_file is not None:
+        cmd += ["--start-file", str(start_file)]
     return cmd
 
 
@@ -149,7 +173,7 @@ AUDIO_RATE = 48000
 
 
 def send(url: str, frames: int, fps: int, size: str, kill_after: int | None, stamps: Path | None, connect_timeout: float,
-         gop: int = 1, audio: bool = False) -> None:
+         gop: int = 1, audio: bool = False, skip: tuple[int, int] | None = None, start_file: Path | None = None) -> None:
     import av
 
     import clips
@@ -178,9 +202,13 @@ def send(url: str, frames: int, fps: int, size: str, kill_after: int | None, sta
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+    if start_file is not None:
+        wait_until(start_file.exists, max(0.0, deadline - time.monotonic()) + 1.0, f"{start_file} (the go-ahead)")
     out = open(stamps, "w") if stamps else None
     t0 = time.monotonic()
     for i in range(frames):
+        if skip is not None and skip[0] <= i < skip[0] + skip[1]:
+            continue  # left out: the next frame's timestamp jumps over it
         wait = t0 + i / fps - time.monotonic()
         if wait > 0:
             time.sleep(wait)
@@ -230,6 +258,8 @@ if __name__ == "__main__":
     ap.add_argument("--connect-timeout", type=float, default=20.0)
     ap.add_argument("--gop", type=int, default=1)
     ap.add_argument("--audio", action="store_true")
+    ap.add_argument("--skip", type=lambda v: tuple(int(x) for x in v.split(",")))
+    ap.add_argument("--start-file", type=Path)
     a = ap.parse_args()
     sys.path.insert(0, str(HERE))
-    send(a.url, a.frames, a.fps, a.size, a.kill_after, a.stamps, a.connect_timeout, a.gop, a.audio)
+    send(a.url, a.frames, a.fps, a.size, a.kill_after, a.stamps, a.connect_timeout, a.gop, a.audio, a.skip, a.start_file)
