@@ -442,9 +442,11 @@ def test_rtsp_transport_can_be_asked_for(rtsp_relay, tmp_path):
 
 
 @pytest.mark.slow
-def test_rtsp_publisher_teardown_ends_a_listening_run_with_exit_0(tmp_path):
+@pytest.mark.parametrize("killed", [False, True], ids=["teardown", "killed"])
+def test_rtsp_publisher_end_ends_a_listening_run_with_exit_0(tmp_path, killed):
     """err-stream as the RTSP server (FFmpeg's rtsp_flags=listen, through --input-opt): the
-    publisher's TEARDOWN is the end of the stream: exit 0, every frame, exactly."""
+    publisher's TEARDOWN, or its connection closing when it is killed (after frame 24), is
+    the end of the stream: exit 0, every frame sent, exactly."""
     port = streams.free_port()
     url = f"rtsp://127.0.0.1:{port}/cam"
     out = tmp_path / "o.mkv"
@@ -452,17 +454,48 @@ def test_rtsp_publisher_teardown_ends_a_listening_run_with_exit_0(tmp_path):
     # result out of range"): give one.
     proc = err_stream(url, out, *LOSSLESS, "--input-opt", "rtsp_flags=listen", "--input-opt", "listen_timeout=60",
                       "--timeout", "60", "--json", "--quiet")
-    sender = send(url, 50, connect_timeout=90)  # it retries until err-stream listens
+    sender = send(url, 100 if killed else 50, connect_timeout=90, kill_after=24 if killed else None)  # it retries until err-stream listens
     try:
         code, stdout, err = finish(proc)
-        sender_done(sender)
+        if killed:
+            assert sender.wait(60) == -9
+        else:
+            sender_done(sender)
     finally:
         stop(sender, proc)
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary["ended"] == "end" and summary["frames"] == 50 and summary["damaged"] == 0, err
+    n = 25 if killed else 50
+    assert summary["ended"] == "end" and summary["frames"] == n and summary["damaged"] == summary["missing"] == 0, err
     frames, times, _ = decode(out)
+    assert len(frames) == n
     assert_sent(frames, times)
+
+
+@pytest.mark.slow
+def test_a_player_joining_a_live_output_late_starts_within_2_s(rtsp_relay, tmp_path):
+    """err-stream publishes a file at its own rate (--realtime) to an RTSP relay; a player
+    that joins 3 s later decodes its first picture within 2 s (a keyframe every second; with
+    the encoders' default of 250 frames it would wait until the stream's end)."""
+    src = clips.make_h264_aac(tmp_path / "in.mp4", w=160, h=120, frames=200, fps=FPS, audio=False)  # 8 s
+    proc = err_stream(src, rtsp_relay.publish_url(), "--passthrough", "--realtime", "--json", "--quiet")
+    try:
+        streams.wait_until(lambda: streams.has_udp_socket(proc.pid) or proc.poll() is not None, 90, "err-stream to publish")
+        time.sleep(3)
+        joined = time.monotonic()
+        started = None
+        with av.open(rtsp_relay.play_url(), options={"probesize": "32768", "analyzeduration": "100000"}, timeout=(10, 5)) as player:
+            for frame in player.decode(video=0):
+                started = time.monotonic() - joined
+                assert frame.key_frame
+                break
+        code, stdout, err = finish(proc, 60)
+    finally:
+        stop(proc)
+    assert started is not None and started < 2.0, started
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["frames"] == 200 and summary["seconds"] >= 199 / FPS - 0.1  # sent at its own rate
 
 
 def test_realtime_pacer_holds_frames_to_their_own_clock():

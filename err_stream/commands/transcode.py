@@ -11,6 +11,9 @@ import threading
 from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
+EPILOG = ("exit codes: 0 done; 1 user error (bad path, input or option); 2 failure while processing, or a stream "
+          "input whose output was finished without every frame of the input (it stalled or failed, or pictures were "
+          "lost on the way: --json counts them); 130 interrupted")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU; approximate colours), or auto (always PyAV: exact)")
     p.add_argument("--batch", type=int, default=None, metavar="N", help="frames per model call (default: 1 on CPU, ~2 MP on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print a JSON summary (frames, seconds, fps, decoder, device, precision) at the end")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary at the end (frames, seconds, fps, decoder, device, precision; for a stream "
+                        "also what arrived and what was lost: arrived, dropped_late, damaged, missing)")
     add_model_arguments(p)
     s = p.add_argument_group("pipes and live streams")
     s.add_argument("--format", metavar="NAME",
@@ -41,8 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="an FFmpeg demuxer or protocol option for a pipe or URL input, repeatable "
                         "(e.g. rtsp_transport=tcp, listen_timeout=5000); checked against what FFmpeg accepts")
     s.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="a stream that sends nothing for this long ends the run with exit 2 (default: 10 for network inputs "
-                        "once started; a listener or UDP input waits for its sender without limit)")
+                   help="a stream that sends nothing for this long ends the run with exit 2, every frame received written "
+                        "(default: 10 for network inputs once started; a listener or UDP input waits for its sender "
+                        "without limit)")
     s.add_argument("--max-delay", type=int, metavar="FRAMES",
                    help="live run: at most this many frames between decoder and encoder, low-delay encoding "
                         "(default 8 when an input or output is a network URL)")

@@ -153,7 +153,10 @@ def input_options(ep: Endpoint, low_delay: bool, user: dict[str, str] | None = N
     if ep.scheme in ("rtsp", "rtsps"):
         opts["buffer_size"] = str(8 << 20)  # its RTP sockets, when over UDP: the same reason
     if low_delay:
-        opts.update({"probesize": "32768", "analyzeduration": "0"})
+        # 0.1 s of stream: enough for the other streams' parameters (an AAC frame is 21 ms). Not
+        # 0, which FFmpeg reads as its default (5 s; more for FLV, whose RTMP header announces
+        # audio it then waits for): the probe then read 32 KiB, seconds of a low-rate stream.
+        opts.update({"probesize": "32768", "analyzeduration": "100000"})
     opts.update(user or {})
     return opts
 

@@ -32,6 +32,9 @@ def transcode(input: str | Path, output: str | Path, restorer=None, options: Tra
     frame is non-finite or out of range (``accept_out_of_range=True`` clamps such output and
     goes on). A file ``output`` is only created (atomically) when everything succeeded; a
     stream that stalls or fails still has what arrived restored and the output finished, and
-    then raises :class:`~.result.InputStopped` saying how much was written."""
+    then raises :class:`~.result.InputStopped` saying how much was written; one whose pictures
+    were lost on the way (damaged, or never arrived) likewise raises
+    :class:`~.result.FramesLost` (both are :class:`~.result.IncompleteOutput`, with the
+    ``result``)."""
     options = (options or TranscodeOptions()).replace(**settings)
     return execute(plan(input, output, options), restorer, progress=progress, stop=stop)
