@@ -9,15 +9,22 @@ moment the receiver decoded it. For each frame size, in one run on one machine:
   hands a video frame on only when the next one starts, about two frames at 5 fps);
 * ``passthrough``: through err-stream without the model (demuxing, decoding, colour,
   encoding and muxing): minus ``direct``, the delay err-stream's plumbing adds;
-* ``model``: the same with the model: minus ``passthrough``, the delay the model adds.
+* ``model``: the same with the model: minus ``passthrough``, the delay the model adds;
+* through a real relay, nginx-rtmp on 127.0.0.1 (``nginx-light`` and ``libnginx-mod-rtmp``;
+  skipped, saying so, when absent), both paced at 25 frames/s: ``nginx direct``, a sender
+  publishing FLV and a plain PyAV player of the same server (what the relay itself costs), and
+  ``nginx passthrough``, err-stream playing that stream and publishing its output as FLV to the
+  same server, where the same kind of player plays it: minus ``nginx direct``, the delay
+  err-stream adds between two points of a relay.
 
-Two phases per mode: throughput (the sender as fast as TCP backpressure lets it), then
+Two phases per mode (the nginx rows: latency only): throughput (the sender as fast as TCP backpressure lets it), then
 latency with the sender paced at half that throughput (so frames do not queue up). The
 table gives the latency (median and p99, in ms and in frames of the paced stream), the
 throughput, and the latency the model adds over the passthrough baseline.
 
     python benchmarks/bench_latency.py                       # CPU, 640x360
     python benchmarks/bench_latency.py --device cuda --sizes 1920x1080 3840x2160 --precision fp16
+    python benchmarks/bench_latency.py --no-nginx            # without the rows through nginx-rtmp
 
 The model has seeded random weights (same compute as any ERR checkpoint) unless --weights
 is given.
@@ -49,28 +56,42 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def encode_chunks(width: int, height: int, frames: int, fps: float) -> list[bytes]:
-    """The stream as MPEG-TS at ``fps`` frames per second (timestamps in ms), cut after each
-    frame: chunk i completes frame i."""
+def _video_stream(c, width: int, height: int, fps: float):
+    """The sender's H.264 stream (timestamps in ms, a keyframe a second, no lookahead)."""
+    s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
+    s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+    s.time_base = Fraction(1, 1000)
+    s.codec_context.time_base = Fraction(1, 1000)
+    s.codec_context.options = {"preset": "ultrafast", "crf": "20", "tune": "zerolatency", "g": str(max(1, round(fps)))}
+    return s
+
+
+def picture(i: int, width: int, height: int, fps: float):
+    """Frame ``i`` of the sender: a moving pattern, at its time in ms."""
     import av
 
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     base = 0.5 + 0.3 * np.sin(xx / 23.0) * np.cos(yy / 17.0)
     cw, ch = (width + 1) // 2, (height + 1) // 2
+    f = av.VideoFrame(width, height, "yuv420p")
+    y = np.clip(16 + 219 * 0.3 * np.roll(base, 4 * i, axis=1), 16, 235).astype(np.uint8)
+    for plane, a in zip(f.planes, (y, np.full((ch, cw), 128, np.uint8), np.full((ch, cw), 128, np.uint8))):
+        np.frombuffer(plane, np.uint8).reshape(a.shape[0], -1)[:, : a.shape[1]] = a
+    f.pts, f.time_base = round(i * 1000 / fps), Fraction(1, 1000)
+    return f
+
+
+def encode_chunks(width: int, height: int, frames: int, fps: float) -> list[bytes]:
+    """The stream as MPEG-TS at ``fps`` frames per second (timestamps in ms), cut after each
+    frame: chunk i completes frame i."""
+    import av
+
     buf = io.BytesIO()
     chunks, at = [], 0
     with av.open(buf, "w", format="mpegts", options={"flush_packets": "1"}) as c:
-        s = c.add_stream("libx264", rate=Fraction(fps).limit_denominator(1000))
-        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
-        s.time_base = Fraction(1, 1000)
-        s.codec_context.time_base = Fraction(1, 1000)
-        s.codec_context.options = {"preset": "ultrafast", "crf": "20", "tune": "zerolatency", "g": str(max(1, round(fps)))}
+        s = _video_stream(c, width, height, fps)
         for i in range(frames):
-            f = av.VideoFrame(width, height, "yuv420p")
-            y = np.clip(16 + 219 * 0.3 * np.roll(base, 4 * i, axis=1), 16, 235).astype(np.uint8)
-            for plane, a in zip(f.planes, (y, np.full((ch, cw), 128, np.uint8), np.full((ch, cw), 128, np.uint8))):
-                np.frombuffer(plane, np.uint8).reshape(a.shape[0], -1)[:, : a.shape[1]] = a
-            f.pts, f.time_base = round(i * 1000 / fps), Fraction(1, 1000)
+            f = picture(i, width, height, fps)
             for p in s.encode(f):
                 c.mux(p)
             chunks.append(buf.getvalue()[at:])
@@ -176,6 +197,126 @@ def run_once(chunks, rate, model_args, size, max_delay, timeout) -> dict:
     return {"latency": latency, "fps": (len(arrivals) - 1) / span if span > 0 else float("inf"), "summary": summary}
 
 
+def publish_flv(url: str, width: int, height: int, frames: int, fps: float, stamps: list[float], deadline: float) -> None:
+    """Publish the sender's stream to an RTMP server as FLV at ``fps``, stamping each frame
+    (``time.time()``) once its packet has gone out."""
+    import av
+
+    while True:
+        try:
+            c = av.open(url, "w", format="flv", options={"flush_packets": "1"})
+            s = _video_stream(c, width, height, fps)
+            c.start_encoding()
+            break
+        except av.error.FFmpegError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    with c:
+        t0 = time.monotonic()
+        for i in range(frames):
+            wait = t0 + i / fps - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            for p in s.encode(picture(i, width, height, fps)):
+                c.mux(p)
+            stamps.append(time.time())
+        for p in s.encode(None):
+            c.mux(p)
+
+
+class RtmpPlayer(threading.Thread):
+    """A plain PyAV player of an RTMP stream: decodes it as it arrives (the ``nginx direct`` row)."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        super().__init__(daemon=True)
+        self.url, self.timeout = url, timeout
+        self.arrivals: list[tuple[float, int]] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        import av
+
+        try:
+            with av.open(self.url, "r", options={"probesize": "32768", "analyzeduration": "0"},
+                         timeout=(self.timeout, self.timeout)) as c:
+                for frame in c.decode(c.streams.video[0]):
+                    self.arrivals.append((time.time(), frame.pts))
+        except BaseException as e:
+            self.error = e
+
+
+def start_nginx(workdir: Path):
+    """nginx-rtmp on 127.0.0.1 (tests/servers.py), with ``play_restart on`` so that a player
+    sees the publisher's end; None, saying why, when it cannot run here."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import servers
+
+        return servers.start_nginx_rtmp(workdir, "play_restart on;")
+    except BaseException as e:  # ImportError (no pytest), or pytest's skip: nginx or its RTMP module absent
+        if isinstance(e, KeyboardInterrupt):
+            raise
+        print(f"nginx-rtmp rows skipped: {getattr(e, 'msg', None) or e}", file=sys.stderr)
+        return None
+
+
+def measure_nginx(size: str, mode: str, args, workdir: Path) -> dict | None:
+    """One latency row through nginx-rtmp at 25 frames/s: ``nginx direct`` (a plain player of
+    the sender's stream) or ``nginx passthrough`` (err-stream plays it and publishes its output
+    to the same server; the plain player plays that)."""
+    w, h = (int(v) for v in size.split("x"))
+    fps = 25.0
+    frames = min(600, max(args.frames, round(fps * args.seconds)))
+    server = start_nginx(workdir / mode.replace(" ", "-"))
+    if server is None:
+        return None
+    url = server.url("bench")
+    proc = None
+    stamps: list[float] = []
+    try:
+        deadline = time.monotonic() + args.timeout + 60
+        if mode == "nginx direct":
+            rx = RtmpPlayer(url, args.timeout)
+            rx.start()
+        else:
+            rx = RtmpPlayer(server.url("restored"), args.timeout)
+            rx.start()
+            while server.players("restored") == 0:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"{mode}: the player never connected")
+                time.sleep(0.05)
+            cmd = [sys.executable, "-m", "err_stream.cli", url, server.url("restored"), "--max-delay", str(args.max_delay),
+                   "--timeout", str(args.timeout), "--quiet", "--json", "--device", args.device, "--passthrough"]
+            env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        while server.players("bench") == 0:  # the player first: it gets every frame from the first
+            if time.monotonic() > deadline or (proc is not None and proc.poll() is not None):
+                raise SystemExit(f"{mode}: the player never connected ({proc.stderr.read().strip() if proc else ''})")
+            time.sleep(0.05)
+        publish_flv(url, w, h, frames, fps, stamps, deadline)
+        if proc is not None:
+            out, err = proc.communicate(timeout=args.timeout + 60)
+            if proc.returncode != 0:
+                raise SystemExit(f"{mode}: err-stream failed ({proc.returncode}): {err.strip()}")
+        rx.join(args.timeout + 30)
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        server.stop()
+    if len(rx.arrivals) != frames:
+        raise SystemExit(f"{size} {mode}: sent {frames} frames, received {len(rx.arrivals)} ({rx.error})")
+    latency = np.array([t for t, _ in rx.arrivals]) - np.array(stamps)
+    lat = latency[len(latency) // 2 :]  # past the start (probing at both ends), as the other rows
+    return {
+        "size": size, "mode": mode, "throughput_fps": float("nan"), "paced_fps": fps,
+        "median_ms": 1000 * float(np.median(lat)), "p99_ms": 1000 * float(np.percentile(lat, 99)),
+        "median_frames": float(np.median(lat)) * fps, "p99_frames": float(np.percentile(lat, 99)) * fps,
+        "first_ms": 1000 * float(latency[0]),
+    }
+
+
 def measure(size: str, mode: str, args) -> dict:
     w, h = (int(v) for v in size.split("x"))
     model_args: list[str] | None = ["--device", args.device]
@@ -219,6 +360,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, help="pace the latency phase at this many frames/s (default: half the throughput)")
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--json", type=Path, help="also write the rows here")
+    ap.add_argument("--no-nginx", action="store_true", help="leave out the rows through nginx-rtmp")
     args = ap.parse_args()
     sizes = args.sizes or (["640x360"] if args.device == "cpu" else ["1920x1080", "3840x2160"])
     tmp = tempfile.TemporaryDirectory()
@@ -242,13 +384,21 @@ def main() -> None:
         model["added_p99_ms"] = model["p99_ms"] - base["p99_ms"]
         model["throughput_vs_passthrough"] = model["throughput_fps"] / base["throughput_fps"]
         rows += [direct, base, model]
+        if not args.no_nginx:
+            relay = measure_nginx(size, "nginx direct", args, Path(tmp.name))
+            through = relay and measure_nginx(size, "nginx passthrough", args, Path(tmp.name))
+            if through:
+                through["added_median_ms"] = through["median_ms"] - relay["median_ms"]
+                through["added_p99_ms"] = through["p99_ms"] - relay["p99_ms"]
+                rows += [relay, through]
     print(f"device {args.device}, --max-delay {args.max_delay}, {args.frames} frames per phase; latency = sender -> receiver, "
           "both on 127.0.0.1")
     print("| size | mode | throughput fps | paced at fps | latency median ms | p99 ms | median frames | p99 frames | added over the row above (median / p99 ms) |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         added = f"{r['added_median_ms']:.0f} / {r['added_p99_ms']:.0f}" if "added_median_ms" in r else "baseline"
-        print(f"| {r['size']} | {r['mode']} | {r['throughput_fps']:.2f} | {r['paced_fps']:g} | {r['median_ms']:.0f} | {r['p99_ms']:.0f} | "
+        tput = "-" if r["throughput_fps"] != r["throughput_fps"] else f"{r['throughput_fps']:.2f}"  # nan: not measured
+        print(f"| {r['size']} | {r['mode']} | {tput} | {r['paced_fps']:g} | {r['median_ms']:.0f} | {r['p99_ms']:.0f} | "
               f"{r['median_frames']:.2f} | {r['p99_frames']:.2f} | {added} |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

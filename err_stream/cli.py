@@ -2,8 +2,9 @@
 
 ``err-stream IN OUT [options]`` transcodes a video (the default command); the other
 subcommands live in :mod:`err_stream.commands`, one module each, imported only when used.
-Exit codes: 0 success, 1 user error (one-line reason on stderr), 2 failure during processing,
-130 interrupted.
+Exit codes: 0 success, 1 user error (one-line reason on stderr), 2 failure during processing
+(also a stream input whose output was finished without every frame: it stalled or failed, or
+pictures were lost on the way), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             mod = _module(name)
         except ImportError:
             continue
-        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP)
+        p = sub.add_parser(name, help=mod.HELP, description=mod.HELP, epilog=getattr(mod, "EPILOG", None))
         _add_global_arguments(p, version=False)
         mod.add_arguments(p)
     return parser

@@ -38,7 +38,7 @@ MODEL_KEYS = ("weights", "preset", "passthrough")
 # How the model runs ("fast" is a development switch, not offered).
 RESTORE_KEYS = tuple(f.name for f in dataclasses.fields(RestoreSettings) if f.name != "fast")
 # The transcoder's settings that describe streams and pipes: a job reads and writes files.
-STREAM_ONLY = ("format", "input_format", "timeout", "max_delay", "drop_late")
+STREAM_ONLY = ("format", "input_format", "input_opt", "timeout", "max_delay", "drop_late", "realtime")
 OPTION_KEYS = tuple(n for n in TranscodeOptions.setting_names() if n not in STREAM_ONLY and n not in RESTORE_KEYS)
 # Settings of `err-stream IN OUT`, usable for the whole job and per input.
 TRANSCODE_KEYS = MODEL_KEYS + RESTORE_KEYS + OPTION_KEYS

@@ -93,16 +93,19 @@ def make_described_master(path: Path) -> Path:
     return path
 
 
-def make_ffv1_with_bad_slice(path: Path, damaged_frame: int = 3, frames: int = 6) -> Path:
-    """FFV1 level 3 with slice CRCs, intra only, one byte flipped inside one frame's slice
-    data: the decoder notices the CRC mismatch, conceals it, and returns every frame."""
+def make_ffv1_with_bad_slice(path: Path, damaged_frame: int | tuple[int, ...] = 3, frames: int = 6) -> Path:
+    """FFV1 level 3 with slice CRCs, intra only, one byte flipped inside the slice data of
+    one frame (or of each frame of a tuple): the decoder notices the CRC mismatch, conceals
+    it, and returns every frame."""
     _write(path, "ffv1", "yuv420p", rate=25, frames=frames,
            options={"level": "3", "slicecrc": "1", "slices": "4", "g": "1"})
     with av.open(str(path)) as c:
-        packet = [bytes(p) for p in c.demux(video=0) if p.size][damaged_frame]
+        packets = [bytes(p) for p in c.demux(video=0) if p.size]
     data = bytearray(path.read_bytes())
-    at = data.find(packet[len(packet) // 2 : len(packet) // 2 + 32])
-    assert at > 0 and data.find(packet[len(packet) // 2 : len(packet) // 2 + 32], at + 1) < 0
-    data[at + 8] ^= 0xFF
+    for k in (damaged_frame,) if isinstance(damaged_frame, int) else damaged_frame:
+        middle = packets[k][len(packets[k]) // 2 : len(packets[k]) // 2 + 32]
+        at = data.find(middle)
+        assert at > 0 and data.find(middle, at + 1) < 0
+        data[at + 8] ^= 0xFF
     path.write_bytes(bytes(data))
     return path

@@ -192,6 +192,12 @@ def test_stream_clock_lag_and_lateness():
     assert clock.behind(40, now=10.20) == pytest.approx(0.16)
     clock.written(40)
     assert clock.stream_seconds == pytest.approx(0.04)
+    # Received: the origin is the first frame's arrival, moved back by a frame that comes sooner.
+    clock = StreamClock(Fraction(1, 1000), max_lag=0.1)
+    clock.start(0, wall=10.0)
+    assert not clock.arrived(40, now=10.0)  # 40 ms ahead of the origin's real time: the origin moves 40 ms back
+    assert clock.origin == (pytest.approx(9.96), 0) and clock.behind(40, now=10.0) == pytest.approx(0.0)
+    assert not clock.arrived(80, now=10.13) and clock.arrived(120, now=10.24)  # 0.09 s behind is not late; 0.16 s is
 
 
 def test_drop_late_keeps_a_slow_model_within_reach_of_a_live_feed(tmp_path, capsys):
@@ -214,12 +220,132 @@ def test_drop_late_keeps_a_slow_model_within_reach_of_a_live_feed(tmp_path, caps
     summary = json.loads(captured.out)
     assert summary["dropped_late"] > 0 and summary["damaged"] == 0
     assert summary["max_delay"] == 2 and 1 <= summary["peak_in_flight"] <= 2
-    assert summary["frames"] + summary["dropped_late"] == 30  # TCP loses nothing: every frame is written or dropped
+    assert summary["frames"] + summary["dropped_late"] == summary["arrived"] == 30  # TCP loses nothing: every frame is written or dropped
     assert f"{summary['dropped_late']} dropped late (--drop-late)" in captured.err
     assert len(decode(out)[0]) == summary["frames"]
 
 
+def test_pictures_that_never_arrived_are_counted_warned_at_once_and_exit_2(tmp_path):
+    """A sender leaves frames 10-12 out (its clock jumps over them): the other frames are
+    written exactly, the gap is warned about when it comes, counted in --json and the run
+    ends with exit 2 (the output is finished and kept)."""
+    port = streams.free_port()
+    out = tmp_path / "o.mkv"
+    sender = subprocess.Popen(streams.sender_command(f"tcp://127.0.0.1:{port}", frames=30, fps=FPS, skip=(10, 3),
+                                                     connect_timeout=60), env=streams.child_env())
+    try:
+        r = subprocess.run([sys.executable, "-m", "err_stream.cli", f"tcp://127.0.0.1:{port}?listen", str(out), "--passthrough",
+                            "--codec", "ffv1", "--timeout", "30", "--json", "--quiet"], capture_output=True, text=True,
+                           env=streams.child_env(), timeout=120)
+        assert sender.wait(60) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(30)
+    assert r.returncode == 2, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["missing"] == 3 and summary["frames"] == summary["arrived"] == 27 and summary["ended"] == "end"
+    lines = r.stderr.strip().splitlines()
+    warned = next(i for i, line in enumerate(lines) if "the stream's clock jumps by 0.160 s before frame 10" in line)
+    assert warned < len(lines) - 1  # said when it happened, before the run's end
+    assert lines[-1].endswith(f"3 pictures never arrived (see the warnings); the 27 frames received "
+                              f"(1.16 s of stream) were restored and written to {out}")
+    frames, times = decode(out)
+    sent = [i for i in range(30) if not 10 <= i < 13]
+    assert len(frames) == 27
+    for got, t, i in zip(frames, times, sent):
+        assert all(np.array_equal(a, b) for a, b in zip(got, clips.yuv_planes(i, W, H))), f"frame {i}"
+        assert abs((t - times[0]) - i / FPS) < 0.0011
+
+
+def test_the_lag_is_counted_from_the_first_frame_received(tmp_path):
+    """Frames that arrive while the run is busy elsewhere (here a front end slow to draw its
+    progress bar) wait, and are then written faster than real time: they are behind real time,
+    never ahead of it (the clock's origin is the first frame received, not the first written)."""
+    from err_stream.video import transcode
+
+    class SlowToStart:
+        def __init__(self):
+            self.lags = []
+
+        def begin(self, task, total, note=""):
+            time.sleep(0.5)  # a dozen frames arrive meanwhile
+
+        def advance(self, n=1):
+            pass
+
+        def status(self, text):
+            self.lags.append(float(text.split("lag=")[1].split("s")[0]))
+
+        def end(self):
+            pass
+
+    port = streams.free_port()
+    sender = subprocess.Popen(streams.sender_command(f"tcp://127.0.0.1:{port}", frames=30, fps=FPS, connect_timeout=60),
+                              env=streams.child_env())
+    progress = SlowToStart()
+    try:
+        result = transcode(f"tcp://127.0.0.1:{port}?listen", tmp_path / "o.mkv", None, codec="ffv1", timeout=30,
+                           progress=progress)
+        assert sender.wait(60) == 0
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(30)
+    assert result.frames == 30 and len(progress.lags) == 30
+    assert min(progress.lags) >= -0.01 and max(progress.lags) >= 0.3, progress.lags
+
+
+def test_realtime_sends_a_file_at_its_own_rate(tmp_path, capsys):
+    """--realtime (FFmpeg's -re): 50 frames of 25 fps take 2 s to go out, not a burst; it
+    applies to files only (a stream comes at its own rate)."""
+    src = clips.make_h264_aac(tmp_path / "in.mp4", frames=50, fps=FPS, audio=False)
+    receiver = streams.Receiver(tmp_path / "out.ts", timeout=60)
+    assert cli.main([str(src), receiver.url, "--passthrough", "--realtime", "--quiet"]) == 0
+    receiver.join()
+    assert len(decode(tmp_path / "out.ts")[0]) == 50
+    first, last = receiver.arrivals[0][0], receiver.arrivals[-1][0]
+    assert last - first >= 49 / FPS - 0.05, (first, last)
+    port = streams.free_port()
+    assert cli.main([f"tcp://127.0.0.1:{port}?listen", str(tmp_path / "o.mkv"), "--realtime", "--passthrough"]) == 1
+    assert capsys.readouterr().err.strip() == (f"err-stream: error: --realtime: applies to file inputs: "
+                                               f"tcp://127.0.0.1:{port}?listen comes at its own rate")
+
+
 # ----------------------------------------------------------------------------- pipes
+def test_a_pipes_audio_is_copied_beside_the_video_in_step(tmp_path):
+    """MPEG-TS with AAC on standard input: the one demuxer reads both; the audio is copied
+    packet for packet with its own timestamps, which share the video's clock."""
+    src = tmp_path / "in.ts"
+    streams.send(str(src), 30, FPS, f"{W}x{H}", None, None, 5.0, gop=10, audio=True)
+    out = tmp_path / "o.mkv"
+    with open(src, "rb") as stdin:
+        r = subprocess.run([sys.executable, "-m", "err_stream.cli", "-", str(out), "--input-format", "mpegts", "--passthrough",
+                            "--codec", "ffv1", "--json", "--quiet"], stdin=stdin, capture_output=True, text=True,
+                           env=streams.child_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "not copied" not in r.stderr
+
+    def packets(path):
+        with av.open(str(path)) as c:
+            kinds = {s.index: (s.type, s.codec_context.name) for s in c.streams}
+            found: dict = {}
+            for p in c.demux():
+                if p.pts is not None:
+                    data = bytes(p)
+                    if data[:2] in (b"\xff\xf1", b"\xff\xf9"):  # MPEG-TS carries AAC with ADTS headers, Matroska without
+                        data = data[7:]
+                    found.setdefault(kinds[p.stream.index], []).append((round(float(p.pts * p.time_base), 3), data))
+            return found
+
+    sent, got = packets(src), packets(out)
+    assert set(got) == {("video", "ffv1"), ("audio", "aac")}
+    assert got[("audio", "aac")] == sent[("audio", "aac")]  # every packet, byte for byte, at its own time
+    assert json.loads(r.stdout)["copied_packets"] == len(sent[("audio", "aac")])
+    video = [t for t, _ in got[("video", "ffv1")]]
+    assert video == [t for t, _ in sent[("video", "h264")]]
+
+
 def _container_bytes(fmt: str, n: int = 8) -> bytes:
     """n frames as a ``fmt`` stream, coded losslessly (y4m: raw pictures, as vspipe writes them)."""
     buf = io.BytesIO()

@@ -11,13 +11,16 @@ import threading
 from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
+EPILOG = ("exit codes: 0 done; 1 user error (bad path, input or option); 2 failure while processing, or a stream "
+          "input whose output was finished without every frame of the input (it stalled or failed, or pictures were "
+          "lost on the way: --json counts them); 130 interrupted")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="input video: a file (anything FFmpeg reads), '-' for standard input, or a stream URL "
-                                 "(udp://, tcp://, srt://, rtmp://, rtsp://, http(s)://)")
+                                 "(udp://, tcp://, rtmp://, rtsp://, http(s)://)")
     p.add_argument("output", help="output video: a file (the container follows the extension: .mp4, .mov, .mkv, .webm, ...), "
-                                  "'-' for standard output (with --format), or a stream URL (udp://, tcp://, srt://, rtmp://, ...)")
+                                  "'-' for standard output (with --format), or a stream URL (udp://, tcp://, rtmp://, rtsp://)")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (only once the new file is complete)")
     p.add_argument("--no-data", action="store_true",
                    help="leave the input's data streams out (FFmpeg's -dn); the timecode is kept either way")
@@ -31,20 +34,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU; approximate colours), or auto (always PyAV: exact)")
     p.add_argument("--batch", type=int, default=None, metavar="N", help="frames per model call (default: 1 on CPU, ~2 MP on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--json", action="store_true", help="print a JSON summary (frames, seconds, fps, decoder, device, precision) at the end")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary at the end (frames, seconds, fps, decoder, device, precision; for a stream "
+                        "also what arrived and what was lost: arrived, dropped_late, damaged, missing)")
     add_model_arguments(p)
     s = p.add_argument_group("pipes and live streams")
     s.add_argument("--format", metavar="NAME",
                    help="output container (FFmpeg muxer name: nut, matroska, mpegts, yuv4mpegpipe, flv, ...); needed for '-'")
     s.add_argument("--input-format", metavar="NAME", help="input container when FFmpeg cannot tell from the data (e.g. for '-')")
+    s.add_argument("--input-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="an FFmpeg demuxer or protocol option for a pipe or URL input, repeatable "
+                        "(e.g. rtsp_transport=tcp, listen_timeout=5000); checked against what FFmpeg accepts")
     s.add_argument("--timeout", type=float, metavar="SECONDS",
-                   help="a stream that sends nothing for this long ends the run with exit 2 (default: 10 for network inputs "
-                        "once started; a listener or UDP input waits for its sender without limit)")
+                   help="a stream that sends nothing for this long ends the run with exit 2, every frame received written "
+                        "(default: 10 for network inputs once started; a listener or UDP input waits for its sender "
+                        "without limit)")
     s.add_argument("--max-delay", type=int, metavar="FRAMES",
                    help="live run: at most this many frames between decoder and encoder, low-delay encoding "
                         "(default 8 when an input or output is a network URL)")
     s.add_argument("--drop-late", action="store_true",
-                   help="live run: drop frames that fall further behind real time than --max-delay frames (counted in the summary)")
+                   help="live run: drop frames that arrive further behind real time than --max-delay frames (counted in the summary)")
+    s.add_argument("--realtime", action="store_true",
+                   help="read a file input at its own frame rate (FFmpeg's -re), e.g. to send it to a live output")
     g = p.add_argument_group("encoder (FFmpeg's names; default: the input's codec family at high quality)")
     g.add_argument("--codec", metavar="NAME", help="libx264, libx265, hevc_nvenc, prores_ks, ffv1, libvpx-vp9, libsvtav1, ...")
     g.add_argument("--crf", type=float, metavar="Q", help="constant quality (crf; cq for NVENC)")
@@ -68,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     from ..video.execution import execute
     from ..video.options import TranscodeOptions
     from ..video.planning import plan
-    from ..video.result import InputStopped
+    from ..video.result import IncompleteOutput
 
     # The flags' names are the settings' names (--no-data is no_data).
     names = set(TranscodeOptions.setting_names())
@@ -84,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _terminate_as_interrupt(), _worded_for_cli(), _ctrl_c_ends_the_stream(stop_input, active=not planned.input.is_file):
             result = execute(planned, restorer, progress=None if args.quiet else TqdmProgress(), stop=stop_input)
-    except InputStopped as e:
+    except IncompleteOutput as e:  # the output was finished, without every frame of the input: exit 2
         if args.json:
             print(json.dumps(e.result.as_dict()), file=report)
         raise
@@ -103,6 +114,8 @@ def _summary(result, where: str) -> str:
         parts.append(f"{result.dropped_late} dropped late (--drop-late)")
     if result.damaged:
         parts.append(f"{result.damaged} damaged pictures dropped")
+    if result.missing:
+        parts.append(f"{result.missing} pictures never arrived")
     return "; ".join(parts)
 
 

@@ -39,16 +39,23 @@ class DamageWatch:
     decoder's own name (FFmpeg names each log line after its component, e.g. ``ffv1``,
     ``h264``) are taken as damage."""
 
-    def __init__(self, decoder: str | None = None) -> None:
+    def __init__(self, decoder: str | None = None, level: int | None = None) -> None:
+        """``level``: FFmpeg's log level while watching (default ERROR; a live source asks
+        for WARNING, at which FFmpeg's RTP layer reports lost packets, captured per thread
+        by its reader)."""
         self.found: list[Damage] = []
         self.decoder = decoder
-        self._seen = 0
+        self.level = level
 
     def __enter__(self) -> DamageWatch:
         import av
 
         self._level = av.logging.get_level()
-        av.logging.set_level(av.logging.ERROR)
+        av.logging.set_level(self.level if self.level is not None else av.logging.ERROR)
+        # PyAV holds back a message identical to the one before it (to log "repeated N
+        # times" later): two damaged pictures in a row with the same error would pass as one.
+        self._skip_repeated = av.logging.get_skip_repeated()
+        av.logging.set_skip_repeated(False)
         self._capture = av.logging.Capture(local=False)
         self._logs = self._capture.__enter__()
         return self
@@ -60,6 +67,7 @@ class DamageWatch:
             self._capture.__exit__(*exc)
         finally:
             av.logging.set_level(self._level)
+            av.logging.set_skip_repeated(self._skip_repeated)
 
     def check(self, frame_index: int, packet_times: list[float]) -> list[Damage]:
         """New errors since the last call, placed at the frame their time names (its rank
@@ -67,8 +75,8 @@ class DamageWatch:
         decoded; with frame threads it may be a few frames late)."""
         import av
 
-        new = self._logs[self._seen :]
-        self._seen = len(self._logs)
+        new = self._logs[:]
+        del self._logs[: len(new)]  # a long stream's log must not grow without end (FFmpeg's threads may append meanwhile)
         lines = [
             text.strip()
             for level, name, text in new

@@ -83,8 +83,28 @@ def endpoint(text: str | os.PathLike) -> Endpoint:
     scheme = m.group(1).lower()
     if scheme == "file":
         return Endpoint(text[len("file://"):], "file")
-    # Any other scheme goes to FFmpeg as it is: it says if it has no such protocol.
+    check_protocol(scheme, text)
     return Endpoint(text, "url")
+
+
+# What to use instead of a protocol this FFmpeg lacks (PyAV's wheels are built without libsrt).
+INSTEAD = {
+    "srt": ("bridge it with srt-live-transmit (package srt-tools): input: "
+            "srt-live-transmit 'srt://:9000?mode=listener' udp://127.0.0.1:9001 and read udp://127.0.0.1:9001; "
+            "output: write udp://127.0.0.1:9001 and run srt-live-transmit 'udp://:9001?rcvbuf=8388608' 'srt://HOST:PORT'"),
+}
+
+
+def check_protocol(scheme: str, text: str) -> None:
+    """Refuse, before anything starts, a URL whose protocol this FFmpeg does not have, in one
+    line saying what to use instead (FFmpeg itself would say ``Protocol not found`` only once
+    the stream is opened, after the model has loaded, or blame the encoder for an output)."""
+    from .input_options import has_protocol
+
+    if "+" in scheme or has_protocol(scheme):  # "hls+http": FFmpeg's nested protocols
+        return
+    instead = INSTEAD.get(scheme, "use one it has: udp://, tcp://, rtmp://, rtsp://, http(s)://")
+    raise UserError(f"{text}: this FFmpeg (PyAV's build) has no {scheme}:// protocol; {instead}")
 
 
 def output_format(ep: Endpoint, requested: str | None) -> str:
@@ -119,17 +139,25 @@ def check_muxer(name: str) -> None:
         raise SettingError("format", name, "FFmpeg cannot write this container") from None
 
 
-def input_options(ep: Endpoint, low_delay: bool) -> dict[str, str]:
+def input_options(ep: Endpoint, low_delay: bool, user: dict[str, str] | None = None) -> dict[str, str]:
     """Demuxer/protocol options: a short probe for a live run (the frames read while
     probing wait for it to end, and every later frame inherits that delay), a large UDP
-    buffer (the kernel drops datagrams that arrive while we are busy restoring)."""
+    buffer (the kernel drops datagrams that arrive while we are busy restoring), then the
+    user's own (``user``, checked by :func:`.input_options.check_input_options`), which win.
+    RTSP keeps FFmpeg's default transport (UDP, then TCP if UDP is refused or gets nothing):
+    forcing TCP made UDP-only servers answer 400; a lost UDP packet shows as a damaged
+    picture, dropped and counted."""
     opts: dict[str, str] = {}
     if ep.scheme == "udp":
         opts.update({"buffer_size": str(8 << 20), "overrun_nonfatal": "1"})
     if ep.scheme in ("rtsp", "rtsps"):
-        opts["rtsp_transport"] = "tcp"  # no silent losses on a lossy network
+        opts["buffer_size"] = str(8 << 20)  # its RTP sockets, when over UDP: the same reason
     if low_delay:
-        opts.update({"probesize": "32768", "analyzeduration": "0"})
+        # 0.1 s of stream: enough for the other streams' parameters (an AAC frame is 21 ms). Not
+        # 0, which FFmpeg reads as its default (5 s; more for FLV, whose RTMP header announces
+        # audio it then waits for): the probe then read 32 KiB, seconds of a low-rate stream.
+        opts.update({"probesize": "32768", "analyzeduration": "100000"})
+    opts.update(user or {})
     return opts
 
 
@@ -155,8 +183,19 @@ LOW_DELAY_ENCODER_OPTIONS: dict[str, dict[str, str]] = {
 }
 
 
-def low_delay_encoder_options(codec: str) -> dict[str, str]:
-    return dict(LOW_DELAY_ENCODER_OPTIONS.get(codec, {}))
+# A live output's keyframe interval (seconds): a player that joins, or a relay that drops a
+# picture, waits at most this long for a picture it can decode (the encoders' own defaults
+# are 250 frames, 10 s at 25 fps).
+LIVE_KEYFRAME_SECONDS = 1.0
+
+
+def low_delay_encoder_options(codec: str, rate=None) -> dict[str, str]:
+    """The encoder options of a live run for ``codec`` at frame ``rate`` (frames per second,
+    None when unknown: 25 is assumed): no lookahead, B-frames or frame threads, and a
+    keyframe every :data:`LIVE_KEYFRAME_SECONDS` (FFmpeg's generic ``g``, which every
+    encoder here maps to its own keyframe interval)."""
+    fps = float(rate) if rate else 25.0
+    return {"g": str(max(1, round(fps * LIVE_KEYFRAME_SECONDS))), **LOW_DELAY_ENCODER_OPTIONS.get(codec, {})}
 
 
 def waits_for_sender(ep: Endpoint) -> bool:
@@ -171,10 +210,14 @@ def input_timeouts(ep: Endpoint, timeout: float | None) -> tuple[float | None, f
     return (None if waits_for_sender(ep) else DEFAULT_TIMEOUT), DEFAULT_TIMEOUT
 
 
-def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False):
+def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False,
+               options: dict[str, str] | None = None):
     """Open a pipe or URL for reading (files are opened by :mod:`.source`); ``timeout``
     (seconds) bounds the wait for the stream to start and each read (see
-    :func:`input_timeouts` for the defaults)."""
+    :func:`input_timeouts` for the defaults); ``options``: the user's demuxer/protocol
+    options (checked: see :func:`.input_options.check_input_options`)."""
+    import time
+
     import av
 
     from .source import _reason
@@ -183,12 +226,17 @@ def open_input(ep: Endpoint, input_format: str | None = None, timeout: float | N
     if input_format is not None and input_format not in av.formats_available:
         raise SettingError("input_format", input_format, "FFmpeg has no such container")
     opening, reading = input_timeouts(ep, timeout)
+    t0 = time.monotonic()
     try:
-        return av.open(target, "r", format=input_format, options=input_options(ep, low_delay),
+        return av.open(target, "r", format=input_format, options=input_options(ep, low_delay, options),
                        timeout=(opening, reading) if opening or reading else None)
     except av.error.ExitError:
         raise UserError(f"{ep.label()}: no stream arrived within {named('timeout')} {opening:g} s") from None
     except av.error.FFmpegError as e:
+        # Some protocols turn the interruption at the deadline into their own error (RTMP:
+        # "Input/output error" while a relay has no publisher yet): past the deadline, it is that.
+        if opening is not None and time.monotonic() - t0 >= opening:
+            raise UserError(f"{ep.label()}: no stream arrived within {named('timeout')} {opening:g} s") from None
         what = f"cannot open {ep.label()}" if ep.kind == "url" else "cannot read a video container from standard input"
         hint = f" (name it with {named('input_format')})" if input_format is None and ep.kind == "pipe" else ""
         raise UserError(f"{what}: {_reason(e)}{hint}") from None

@@ -292,27 +292,31 @@ def choose_encoder(
 
 
 def _uncopyable(info: VideoInfo, index: int, kind: str, codec: str | None, out: Path) -> str:
+    where = f"{out.suffix} files" if out.suffix else f"{out}"
     return (
-        f"{info.path}: stream #{index} ({kind}, {codec}) cannot be stored in {out.suffix} files "
+        f"{info.label}: stream #{index} ({kind}, {codec}) cannot be stored in {where} "
         f"(streams are copied, not converted); write .mkv or another container that takes {codec}"
     )
 
 
 # ----------------------------------------------------------------------------- the sink
 class StreamCopier:
-    """Every stream but the restored video, copied packet for packet (no re-encoding) from
-    a second reader of the input, kept in step with the video by :meth:`pump`."""
+    """Every stream but the restored video, copied packet for packet (no re-encoding), kept in
+    step with the video by :meth:`pump`: from a second reader of a file input, or, for a stream
+    input (read once), from ``feed``: its own demuxer's queue of the other streams' packets
+    (``feed.streams``: the input's streams; ``feed.take()``: the next packet, None when none is
+    waiting; io/live_source.py's ``PacketQueue``)."""
 
     def __init__(self, info: VideoInfo, out_container, out: Path, allowed: set[str] | None,
-                 copy_data: bool = True, only: set[int] | None = None) -> None:
+                 copy_data: bool = True, only: set[int] | None = None, feed=None) -> None:
         import av
 
         from .metadata import carried_as_metadata, stream_tags
 
-        self.input = av.open(str(info.path))
+        self.input = av.open(str(info.path)) if feed is None else None
         self.output = out_container
         self.map = {}
-        for s in self.input.streams:
+        for s in (self.input.streams if feed is None else feed.streams):
             if s.index == info.video_index or carried_as_metadata(s):  # timecode and chapters: io/metadata.py
                 continue
             if (s.type == "data" and not copy_data) or (only is not None and s.index not in only):
@@ -325,38 +329,46 @@ class StreamCopier:
             try:
                 o = out_container.add_stream_from_template(s)
             except Exception as e:
-                message = f"{info.path}: stream #{s.index} ({s.type}, {name}) cannot be copied to {out.suffix}: {e}"
+                message = f"{info.label}: stream #{s.index} ({s.type}, {name}) cannot be copied to {out.suffix or out}: {e}"
                 self.close()
                 raise UserError(message) from None
             for k, v in stream_tags(s).items():  # language, title, ...
                 o.metadata[k] = v
             o.disposition = s.disposition  # default, forced, commentary, attached picture...
             self.map[s.index] = o
-        self._packets = self.input.demux([self.input.streams[i] for i in self.map]) if self.map else iter(())
+        if feed is not None:
+            self._next = feed.take
+        else:
+            packets = self.input.demux([self.input.streams[i] for i in self.map]) if self.map else iter(())
+            self._next = lambda: next(packets, None)
         self._pending = None
         self.copied = 0
 
     def pump(self, until: float | None = None) -> None:
-        """Mux copied packets up to time ``until`` (seconds; None: all that are left)."""
+        """Mux copied packets up to time ``until`` (seconds; None: all that are left, or, from a
+        stream, all that arrived)."""
         while True:
             p = self._pending
             if p is None:
-                p = next(self._packets, None)
+                p = self._next()
                 if p is None:
                     return
                 if p.size == 0 and p.pts is None and p.dts is None:
                     continue  # the demuxer's end-of-stream marker
+                if p.stream_index not in self.map:
+                    continue  # a stream left out (data with copy_data off), or one a stream added later
             ts = p.dts if p.dts is not None else p.pts
             if until is not None and ts is not None and p.time_base is not None and float(ts * p.time_base) > until:
                 self._pending = p
                 return
             self._pending = None
-            p.stream = self.map[p.stream.index]
+            p.stream = self.map[p.stream_index]  # (not p.stream: a stream's demuxer may be closed by now)
             self.output.mux(p)
             self.copied += 1
 
     def close(self) -> None:
-        self.input.close()
+        if self.input is not None:
+            self.input.close()
 
 
 class VideoSink:

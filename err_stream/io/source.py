@@ -101,16 +101,21 @@ class Source:
     ``name``: the decoder, as the run reports it; ``delivers``: ``"planes"`` (integer code
     planes, packed into the executor's host buffers) or ``"rgb601"`` (DALI's RGB, corrected on
     the device); ``damage``: concealed decoder errors let through (``ignore_errors``);
-    ``damaged``: damaged pictures dropped (streams); ``ended``: how the input ended ("end",
-    "stopped", "stalled" or "failed"; None until it has), with ``reason`` for the last two."""
+    ``damaged``: damaged pictures dropped (streams); ``missing``: pictures the stream's clock
+    says were sent but never arrived (streams); ``ended``: how the input ended ("end",
+    "stopped", "stalled" or "failed"; None until it has), with ``reason`` for the last two;
+    ``first_arrival``: when the first frame was received (``time.monotonic()``; a stream's,
+    while it was probed), None when the run's first read is that moment."""
 
     name = "pyav"
     delivers = "planes"
+    first_arrival: float | None = None
 
     def __init__(self, info: VideoInfo) -> None:
         self.info = info
         self.damage: list = []
         self.damaged = 0
+        self.missing = 0
         self.ended: str | None = None
         self.reason = ""
 

@@ -7,7 +7,7 @@ An input is one of these kinds, tried in order; the first that accepts the input
 kind          input                                   beside the video in the output
 ============  ======================================  =============================================
 vapoursynth   a ``.vpy`` script (io/vpy.py)           its audio node, encoded; no metadata
-stream        ``-`` or a URL (io/live_source.py)      nothing (only the video of a stream is read)
+stream        ``-`` or a URL (io/live_source.py)      its other streams, copied from its one demuxer
 dali          a file, with ``decoder: dali``          the file's streams and metadata, copied
 pyav          any other file (io/source.py)           the file's streams and metadata, copied
 ============  ======================================  =============================================
@@ -15,8 +15,8 @@ pyav          any other file (io/source.py)           the file's streams and met
 A kind probes its input before the run (:meth:`SourceKind.probe`; a stream cannot be read
 twice, so it is probed when opened: ``None`` until then), opens it as a
 :class:`~.source.Source`, and tells the output what goes beside the restored video
-(:meth:`metadata`, :meth:`copied_streams`, :meth:`other_streams`). A new kind of input is a
-new class here, registered in :data:`SOURCES`.
+(:meth:`metadata`, :meth:`copied_streams`, :meth:`other_streams`; for an opened input,
+:meth:`beside`). A new kind of input is a new class here, registered in :data:`SOURCES`.
 """
 
 from __future__ import annotations
@@ -68,6 +68,12 @@ class SourceKind:
         """What writes the other streams into the output as the video goes (``pump(until)``,
         ``close()``, ``map``: input stream index -> output stream), or None."""
         return None
+
+    def beside(self, source: Source):
+        """What goes beside the video of this opened input (the output asks it, see
+        io/sink.py's ``Beside``): the kind itself, unless the other streams come from the open
+        source (a stream is read once)."""
+        return self
 
 
 class FileInput(SourceKind):
@@ -153,8 +159,8 @@ class ScriptInput(SourceKind):
 
 
 class StreamInput(SourceKind):
-    """Standard input or a URL: read once, probed on what arrives when it is opened; only its
-    video is read."""
+    """Standard input or a URL: read once, probed on what arrives when it is opened; its one
+    demuxer reads every stream, and the other streams' packets are copied from its queue."""
 
     name = "pyav"
 
@@ -167,7 +173,38 @@ class StreamInput(SourceKind):
     def open(self, ep, info, options, *, device, low_delay=False, stop=None) -> Source:
         from .live_source import LiveSource
 
-        return LiveSource(ep, options.decode.input_format, options.live.timeout, low_delay=low_delay, stop=stop)
+        from .input_options import parse_options
+
+        return LiveSource(ep, options.decode.input_format, options.live.timeout, low_delay=low_delay, stop=stop,
+                          options=parse_options(options.decode.input_opt) or None)
+
+    def copied_streams(self, info: VideoInfo) -> list[StreamSummary]:
+        return info.other_streams
+
+    def beside(self, source: Source):
+        return _OpenStream(self, source)
+
+
+class _OpenStream:
+    """What goes beside an opened stream's video: its other streams, from the packets its
+    demuxer queued (``source.others``)."""
+
+    def __init__(self, kind: StreamInput, source: Source) -> None:
+        self.kind, self.source = kind, source
+
+    def metadata(self, info: VideoInfo) -> Metadata:
+        return self.kind.metadata(info)
+
+    def copied_streams(self, info: VideoInfo) -> list[StreamSummary]:
+        return self.kind.copied_streams(info)
+
+    def other_streams(self, info, out_container, out, container_format, copy_data, only):
+        from pathlib import Path
+
+        from .sink import StreamCopier, container_codecs
+
+        return StreamCopier(info, out_container, Path(out), container_codecs(container_format), copy_data, only,
+                            feed=self.source.others)
 
 
 # Tried in order: the first kind that accepts the input reads it.

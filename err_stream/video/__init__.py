@@ -30,7 +30,9 @@ _EXPORTS = {
     "plan": ".planning",
     "execute": ".execution",
     "TranscodeResult": ".result",
+    "IncompleteOutput": ".result",
     "InputStopped": ".result",
+    "FramesLost": ".result",
     "StreamClock": ".clock",
 }
 __all__ = list(_EXPORTS)

@@ -13,11 +13,16 @@ from .pipeline import Cancelled
 class StreamClock:
     """Where a run stands against the stream's own clock.
 
-    The first frame decoded fixes the origin (wall clock, stream time). A frame of stream
-    time t is *behind* by ``now - origin_wall - (t - origin_t)`` seconds: how much later
-    than real time it is being handled. For a live input that is the delay the run adds
-    (plus the first frame's own), shown as ``lag`` in the progress line; with ``drop_late``
-    a frame decoded further behind than ``max_lag`` is dropped."""
+    The origin (wall clock, stream time) is where real time and the stream's time meet: fixed
+    by the first frame received (:meth:`start`, with the moment the source had it: a stream's
+    first picture arrives while it is probed, before the run's stages start; else the first
+    :meth:`arrived`), and moved earlier by any frame that arrives sooner than it implies (the
+    probe hands several frames on at once; a pipe's writer may run ahead of real time). A frame
+    of stream time t is *behind* by ``now - origin_wall - (t - origin_t)`` seconds: how much later
+    than real time it is being handled, never less than 0 when it is received. For a live input
+    that is the delay the run adds, shown as ``lag`` in the progress line; with ``drop_late`` a
+    frame received further behind than ``max_lag`` is dropped. (Were the origin the first frame
+    *written*, the frames queued behind it would be written "ahead of real time".)"""
 
     def __init__(self, time_base: Fraction, max_lag: float | None = None) -> None:
         self.time_base = time_base
@@ -26,6 +31,12 @@ class StreamClock:
         self.last_pts: int | None = None
         self.lag = 0.0
 
+    def start(self, pts: int, wall: float | None = None) -> None:
+        """Fix the origin at frame ``pts``, received at ``wall`` (``time.monotonic()``;
+        default: now), unless it is fixed already."""
+        if self.origin is None:
+            self.origin = (time.monotonic() if wall is None else wall, pts)
+
     def behind(self, pts: int, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
         if self.origin is None:
@@ -33,8 +44,16 @@ class StreamClock:
         wall0, pts0 = self.origin
         return (now - wall0) - float((pts - pts0) * self.time_base)
 
-    def late(self, pts: int) -> bool:
-        return self.max_lag is not None and self.behind(pts) > self.max_lag
+    def arrived(self, pts: int, now: float | None = None) -> bool:
+        """Frame ``pts`` was received (``now``): whether it is late (``drop_late``: further
+        behind than ``max_lag``). The first one fixes the origin if :meth:`start` did not; one
+        that arrives ahead of the origin's real time moves the origin back to it."""
+        behind = self.behind(pts, now)
+        if behind < 0:
+            wall0, pts0 = self.origin
+            self.origin = (wall0 + behind, pts0)
+            behind = 0.0
+        return self.max_lag is not None and behind > self.max_lag
 
     def written(self, pts: int) -> None:
         self.lag = self.behind(pts)

@@ -64,9 +64,10 @@ class EncodeStage:
                         self.written += 1
                         clock.written(frame.pts)
                         self.pace.in_flight.give_back()
-                        if self.total is None:  # no length, so no ETA: how far into the stream, and how far behind it
+                        if self.total is None:  # no length, so no ETA: how far into the stream (and, live, how far behind it)
+                            lag = f" lag={clock.lag:.2f}s" if self.pace.in_flight.limit is not None else ""
                             extra = f", {self.pace.dropped_late} dropped late" if self.pace.dropped_late else ""
-                            bar.status(f"t={clock.stream_seconds:.2f}s lag={clock.lag:.2f}s{extra}")
+                            bar.status(f"t={clock.stream_seconds:.2f}s{lag}{extra}")
                         bar.advance(1)
             self.sink.finish()
         finally:

@@ -26,6 +26,7 @@ import time
 import torch
 
 from ..engine.executor import ExecutorClosed, StreamingExecutor
+from ..errors import ProcessingError
 from ..engine.settings import RestoreSettings
 from ..io.endpoints import StdoutClaim, output_options
 from ..io.output_file import OutputFile
@@ -38,7 +39,7 @@ from .encode import EncodeStage, NoticedProgress
 from .pipeline import Cancelled, Channel, Workers
 from .planning import TranscodePlan, with_input
 from .restore import RestoreStage
-from .result import InputStopped, TranscodeResult
+from .result import FramesLost, InputStopped, TranscodeResult
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,9 @@ def execute(plan: TranscodePlan, restorer=None, progress: Progress | None = None
     input early (what arrived is restored and the output finished: a success).
 
     Raises :class:`~err_stream.errors.ProcessingError` for failures while processing (among
-    them :class:`~err_stream.engine.output_check.OutputRangeError`), and
-    :class:`InputStopped`, after finishing the output, when a stream stalls or fails."""
+    them :class:`~err_stream.engine.output_check.OutputRangeError`); after finishing the
+    output, :class:`InputStopped` when a stream stalls or fails, and :class:`FramesLost`
+    when pictures of a stream were lost on the way (damaged, or never arrived)."""
     out = plan.output
     with contextlib.ExitStack() as stack:
         output = None
@@ -60,11 +62,14 @@ def execute(plan: TranscodePlan, restorer=None, progress: Progress | None = None
             output = stack.enter_context(OutputFile(out.path, overwrite=plan.options.run.overwrite,
                                                     source=plan.input.path if plan.input.is_file else None))
         device = restorer.device if restorer is not None else RestoreSettings(device=plan.options.run.device).torch_device()
+        if plan.info is None and restorer is not None and not _warms_up_per_shape(restorer):
+            # A stream's frames arrive from the moment it is opened: warm up before, not while they wait.
+            warm_up(restorer, 64, 64)
         source = plan.source.open(plan.input, plan.info, plan.options, device=device, low_delay=plan.live, stop=stop)
         stack.callback(source.close)
         if plan.info is None:  # a stream input, probed as it was opened
             plan = with_input(plan, source.info)
-            if restorer is not None:  # before its frames are taken (see warm_up)
+            if restorer is not None and _warms_up_per_shape(restorer):  # before its frames are taken (see warm_up)
                 warm_up(restorer, plan.info.height, plan.info.width, _batching(plan, device)[0])
         if output is not None:
             target = str(output.tmp)
@@ -72,7 +77,7 @@ def execute(plan: TranscodePlan, restorer=None, progress: Progress | None = None
             target = stack.enter_context(StdoutClaim()).target
         else:
             target = out.text
-        sink = VideoSink(target, out.text, plan.info, plan.encoder, source=plan.source,
+        sink = VideoSink(target, out.text, plan.info, plan.encoder, source=plan.source.beside(source),
                          copy_data=not plan.options.streams.no_data, container=plan.container,
                          options=output_options(out, plan.container, low_delay=plan.live))
         for what in sink.lost:
@@ -94,14 +99,20 @@ def warm_up(restorer, height: int, width: int, batch: int = 1) -> None:
     and captures per input shape, that is done at the stream's size and batch (through an
     executor, as the stream will run; its graphs go when it closes, the compiled code stays);
     elsewhere a small frame is enough (kernels compile per dtype, not size)."""
-    fast = getattr(restorer, "fast", None)
-    if fast is None or not fast.specialises_shapes:
+    if not _warms_up_per_shape(restorer):
         height, width, batch = 64, 64, 1
     log.debug("warming the model up at %dx%d, batch %d", width, height, batch)
     with StreamingExecutor(restorer, max_batch=batch, depth=1, accept_out_of_range=True, name="err-warm-up") as ex:
         frames = [torch.zeros(3, height, width, device=restorer.device)] * batch
         with ex.submit(frames):
             pass
+
+
+def _warms_up_per_shape(restorer) -> bool:
+    """Whether the model's fast path compiles per input shape (then a stream warms it up at
+    its size, once it is known)."""
+    fast = getattr(restorer, "fast", None)
+    return fast is not None and fast.specialises_shapes
 
 
 def default_batch(info: VideoInfo, device: torch.device) -> int:
@@ -114,9 +125,10 @@ def default_batch(info: VideoInfo, device: torch.device) -> int:
 class _Run:
     """What a finished run knows for its result."""
 
-    def __init__(self, frames: int, seconds: float, batch: int, pace: Pace, hdr: str | None = None,
-                 light: tuple[int, int] | None = None) -> None:
-        self.frames, self.seconds, self.batch, self.pace = frames, seconds, batch, pace
+    def __init__(self, frames: int, arrived: int, seconds: float, batch: int, pace: Pace, copied: int,
+                 hdr: str | None = None, light: tuple[int, int] | None = None) -> None:
+        self.frames, self.arrived, self.seconds, self.batch, self.pace = frames, arrived, seconds, batch, pace
+        self.copied = copied
         self.hdr, self.light = hdr, light
 
 
@@ -142,7 +154,7 @@ def _run_stages(plan: TranscodePlan, source: Source, sink: VideoSink, restorer, 
     pace = Pace(info.time_base, info.average_rate, plan.max_delay, options.live.drop_late, stop)
     restore = RestoreStage(plan, source, restorer, device, batch, queue_frames)
     frames, tickets = Channel(max(queue_frames, 2 * batch), stop), Channel(3, stop)
-    decode = DecodeStage(source, restore, frames, pace)
+    decode = DecodeStage(source, restore, frames, pace, realtime=options.live.realtime)
     encode = EncodeStage(sink, restore.out_shapes, tickets, pace, NoticedProgress(progress, line),
                          "passthrough" if restorer is None else "restoring", info.frames_estimate)
     workers = Workers(stop, on_error=restore.close)
@@ -170,10 +182,12 @@ def _run_stages(plan: TranscodePlan, source: Source, sink: VideoSink, restorer, 
         kept = info.hdr.max_cll if info.hdr is not None else None
         log.info("restored HDR light level: MaxCLL %d, MaxFALL %d cd/m2 (measured); the output states %s", *light,
                  f"the input's ({kept}, {info.hdr.max_fall})" if kept is not None else "none")
-    return _Run(encode.written, time.perf_counter() - t0, batch, pace, hdr.transfer.label if hdr is not None else None, light)
+    return _Run(encode.written, decode.arrived, time.perf_counter() - t0, batch, pace, getattr(sink.copier, "copied", 0),
+                hdr.transfer.label if hdr is not None else None, light)
 
 
 def _result(plan: TranscodePlan, source: Source, restorer, device: torch.device, run: _Run) -> TranscodeResult:
+    buffered = getattr(source, "buffered_peak", None)
     result = TranscodeResult(
         input=plan.input.text,
         output=plan.output.text,
@@ -197,11 +211,31 @@ def _result(plan: TranscodePlan, source: Source, restorer, device: torch.device,
         hdr=run.hdr,
         max_cll=run.light[0] if run.light else None,
         max_fall=run.light[1] if run.light else None,
+        arrived=run.arrived,
+        missing=source.missing,
+        buffered_peak_mb=None if buffered is None else round(buffered / (1 << 20), 3),
+        copied_packets=run.copied,
     )
+    if result.arrived != result.frames + result.dropped_late:
+        # Every frame the input gave is written or dropped late; anything else is a fault of ours.
+        raise ProcessingError(f"{result.arrived} frames arrived but {result.frames} were written and "
+                              f"{result.dropped_late} dropped late: {result.arrived - result.frames - result.dropped_late} "
+                              f"frames went missing inside err-stream (a bug: please report it)")
+    written = (f"the {run.frames} frames received ({result.stream_seconds:.2f} s of stream) were restored and "
+               f"written to {plan.output.label(output=True)}")
+    lost = _lost(result)
     if result.ended in ("stalled", "failed"):
-        raise InputStopped(
-            f"{plan.info.label}: {source.reason}; the {run.frames} frames received ({result.stream_seconds:.2f} s of stream) "
-            f"were restored and written to {plan.output.label(output=True)}",
-            result,
-        )
+        raise InputStopped(f"{plan.info.label}: {source.reason}; {written}" + (f"; {lost}" if lost else ""), result)
+    if lost:
+        raise FramesLost(f"{plan.info.label}: {lost}; {written}", result)
     return result
+
+
+def _lost(result: TranscodeResult) -> str:
+    """What a stream lost on the way, in words ("" when nothing)."""
+    parts = []
+    if result.missing:
+        parts.append(f"{result.missing} pictures never arrived (see the warnings)")
+    if result.damaged:
+        parts.append(f"{result.damaged} damaged pictures were dropped")
+    return " and ".join(parts)

@@ -3,11 +3,11 @@
 :class:`TranscodeOptions` groups the settings by the part of the run that uses them:
 
 =========  =====================================================================
-``decode``   how the input is read: decoder, input_format, ignore_errors, drop_alpha
+``decode``   how the input is read: decoder, input_format, input_opt, ignore_errors, drop_alpha
 ``encode``   what the output video is: codec, crf, encoder_preset, pix_fmt, encoder_opt, format, size,
              hdr, hdr_peak
 ``streams``  what goes beside it: no_data
-``live``     streams and pipes: timeout, max_delay, drop_late
+``live``     streams and pipes: timeout, max_delay, drop_late, realtime
 ``run``      how the run goes: device, batch, queue_frames, overwrite, accept_out_of_range
 =========  =====================================================================
 
@@ -105,17 +105,25 @@ def _pix_fmt(name: str, value: Any) -> str | None:
     return value
 
 
-def _encoder_opt(name: str, value: Any) -> tuple[str, ...]:
-    items = (value,) if isinstance(value, str) else value
-    if not isinstance(items, Iterable):
-        raise SettingError(name, value, "expected KEY=VALUE items (e.g. tune=film)")
-    out = []
-    for item in items:
-        key, sep, _ = item.partition("=") if isinstance(item, str) else ("", "", "")
-        if not sep or not key:
-            raise SettingError(name, item, "expected KEY=VALUE (e.g. tune=film)")
-        out.append(item)
-    return tuple(out)
+def _key_values(example: str) -> Check:
+    """``KEY=VALUE`` items (a single string is one item)."""
+
+    def check(name: str, value: Any) -> tuple[str, ...]:
+        items = (value,) if isinstance(value, str) else value
+        if not isinstance(items, Iterable):
+            raise SettingError(name, value, f"expected KEY=VALUE items (e.g. {example})")
+        out = []
+        for item in items:
+            key, sep, _ = item.partition("=") if isinstance(item, str) else ("", "", "")
+            if not sep or not key:
+                raise SettingError(name, item, f"expected KEY=VALUE (e.g. {example})")
+            out.append(item)
+        return tuple(out)
+
+    return check
+
+
+_encoder_opt = _key_values("tune=film")
 
 
 def _muxer(name: str, value: Any) -> str | None:
@@ -170,16 +178,20 @@ def _checked(group: Any, checks: dict[str, Check]) -> None:
 class DecodeOptions:
     """How the input is read. ``decoder``: ``auto`` (PyAV, always), ``pyav`` or ``dali``
     (NVIDIA DALI; approximate colours); ``input_format``: the input's container when FFmpeg
-    cannot tell (pipes); ``ignore_errors``: restore damage the decoder concealed instead of
-    failing; ``drop_alpha``: restore the colour of a video with alpha, leaving the alpha out."""
+    cannot tell (pipes); ``input_opt``: FFmpeg demuxer and protocol options for a pipe or URL
+    (``KEY=VALUE`` items, e.g. ``rtsp_transport=tcp``; checked against FFmpeg by the plan);
+    ``ignore_errors``: restore damage the decoder concealed instead of failing; ``drop_alpha``:
+    restore the colour of a video with alpha, leaving the alpha out."""
 
     decoder: str = "auto"
     input_format: str | None = None
+    input_opt: tuple[str, ...] = ()
     ignore_errors: bool = False
     drop_alpha: bool = False
 
     def __post_init__(self) -> None:
-        _checked(self, {"decoder": _choice(DECODERS), "input_format": _demuxer, "ignore_errors": _flag, "drop_alpha": _flag})
+        _checked(self, {"decoder": _choice(DECODERS), "input_format": _demuxer, "input_opt": _key_values("rtsp_transport=tcp"),
+                        "ignore_errors": _flag, "drop_alpha": _flag})
 
 
 @dataclass(frozen=True)
@@ -226,14 +238,18 @@ class LiveOptions:
     (default: 10 for network inputs once started; a listener or UDP input waits without
     limit); ``max_delay``: frames between decoder and encoder, which also makes the run live
     (default 8 when an input or output is a network URL); ``drop_late``: a live run drops
-    frames that fall further behind real time than ``max_delay`` frames."""
+    frames that arrive further behind real time than ``max_delay`` frames; ``realtime``: read a
+    file input at its own rate (FFmpeg's ``-re``), as a live output's players expect it
+    (a stream comes at its own rate anyway)."""
 
     timeout: float | None = None
     max_delay: int | None = None
     drop_late: bool = False
+    realtime: bool = False
 
     def __post_init__(self) -> None:
-        _checked(self, {"timeout": _number(0, strict=True), "max_delay": _number(1, whole=True), "drop_late": _flag})
+        _checked(self, {"timeout": _number(0, strict=True), "max_delay": _number(1, whole=True), "drop_late": _flag,
+                        "realtime": _flag})
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..colour.policy import resolve
 from ..errors import UserError
 from ..io.endpoints import Endpoint, endpoint, low_delay_encoder_options, output_format
+from ..io.input_options import options_for_input
 from ..io.output_file import OutputFile
 from ..io.preflight import plan_output
 from ..io.sink import CONTAINERS, EncoderSettings, choose_encoder
@@ -72,10 +73,14 @@ def plan(input: str | Path, output: str | Path, options: TranscodeOptions = Tran
     if options.live.drop_late and not live:
         raise UserError("applies to live runs (a network input or output)", option="drop_late", value=True,
                         instead=["max_delay"], instead_for="to make this run live,")
+    if options.live.realtime and not in_ep.is_file:
+        raise UserError(f"applies to file inputs: {in_ep.label()} comes at its own rate", option="realtime", value=True)
     container = output_format(out_ep, options.encode.format)
     if out_ep.is_file and check_output:
         # The output file's checks only: it is locked when the run starts writing.
         OutputFile(out_ep.path, overwrite=options.run.overwrite, source=in_ep.path if in_ep.is_file else None)
+    # The input's FFmpeg options, checked against what FFmpeg takes for this URL (a file refuses them).
+    options_for_input(in_ep, options.decode.input_opt, options.decode.input_format)
     source = choose_source(in_ep, options.decode)
     planned = TranscodePlan(in_ep, out_ep, options, source, container,
                             max_delay=(options.live.max_delay or DEFAULT_MAX_DELAY) if live else None)
@@ -101,9 +106,9 @@ def with_input(planned: TranscodePlan, info: VideoInfo, encoder: EncoderSettings
             encoder = choose_encoder(info, name, options.encode, container=planned.container,
                                      copied=planned.source.copied_streams(info))
     if planned.live:
-        # No lookahead, no B-frames, no frame threads (each holds frames back); the user's own
-        # encoder_opt keys win.
+        # No lookahead, no B-frames, no frame threads (each holds frames back), a keyframe a
+        # second (a player joining late starts within it); the user's own encoder_opt keys win.
         user = {item.partition("=")[0] for item in options.encode.encoder_opt}
-        encoder = encoder.with_options(low_delay_encoder_options(encoder.codec), keep=user)
+        encoder = encoder.with_options(low_delay_encoder_options(encoder.codec, info.average_rate), keep=user)
     return dataclasses.replace(planned, info=info, encoder=encoder)
 

@@ -1,5 +1,11 @@
-"""What a transcode reports: the result (the command line's JSON summary), and the error of a
-stream that stopped early after what arrived was written."""
+"""What a transcode reports: the result (the command line's JSON summary), and the errors of a
+stream input whose output was finished without every frame: it stalled or failed, or pictures
+were lost on the way.
+
+Every frame a run is given is accounted for: ``arrived`` = ``frames`` (written) +
+``dropped_late``; on a stream, ``damaged`` pictures were decoded but dropped and ``missing`` ones
+never arrived (the stream's clock jumps over them).
+"""
 
 from __future__ import annotations
 
@@ -35,14 +41,33 @@ class TranscodeResult:
     hdr: str | None = None  # the HDR path's transfer (smpte2084, arib-std-b67) when it ran
     max_cll: int | None = None  # HDR path: the output's MaxCLL, cd/m2, measured (the stream keeps the input's)
     max_fall: int | None = None  # HDR path: the output's MaxFALL, cd/m2, measured
+    arrived: int = 0  # frames the input gave the run: frames + dropped_late
+    missing: int = 0  # streams: pictures that never arrived (the stream's clock jumps over them)
+    buffered_peak_mb: float | None = None  # network inputs: the most compressed stream held, waiting for the model
+    copied_packets: int = 0  # packets of the other streams (audio, subtitles, data) copied beside the video
+
+    @property
+    def lost(self) -> int:
+        """Pictures of the input that are not in the output, other than those dropped late."""
+        return self.damaged + self.missing
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-class InputStopped(ProcessingError):
-    """A stream stalled or failed: what arrived was written (``result``), but not all of it."""
+class IncompleteOutput(ProcessingError):
+    """The output was finished with every frame that arrived (``result``), but the input did not
+    give every frame: a stream stalled or failed, or pictures were lost on the way."""
 
     def __init__(self, message: str, result: TranscodeResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+class InputStopped(IncompleteOutput):
+    """A stream stalled or failed: what arrived was written (``result``), but not all of it."""
+
+
+class FramesLost(IncompleteOutput):
+    """A stream ended, but pictures were lost on the way: damaged (dropped) or never arrived
+    (``result.damaged``, ``result.missing``); every other frame was written."""
