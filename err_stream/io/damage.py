@@ -93,6 +93,13 @@ class DamageWatch:
         frame = frame_index
         if seconds is not None and packet_times:
             frame = sum(1 for t in packet_times if t < seconds - 1e-6)
+        for earlier in self.found:
+            # A picture's slices are decoded by several threads, whose messages can land on
+            # either side of a check: one damaged picture is one Damage.
+            if earlier.frame == frame:
+                if message not in earlier.message:
+                    earlier.message = f"{earlier.message} {message}"
+                return []
         d = Damage(frame, seconds, message)
         self.found.append(d)
         return [d]
