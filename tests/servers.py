@@ -174,6 +174,11 @@ class RtspRelay(Server):
     def play_url(self, path: str = "cam") -> str:
         return f"rtsp://127.0.0.1:{self.ports['client']}/{path}"
 
+    def players(self) -> int:
+        """PLAY requests the relay has taken so far (its trace log names every request line;
+        it answers and starts forwarding in the same event, before it reads anything else)."""
+        return sum(1 for line in self.log_text().splitlines() if "listener: >> PLAY " in line)
+
 
 def _free_udp_range(n: int) -> int:
     """An even port with ``n`` free UDP ports from it (for the relay's RTP/RTCP pairs)."""
@@ -200,8 +205,11 @@ def start_rtsp_relay(workdir: Path) -> RtspRelay:
     client, source = free_port(), free_port()
     # Each stream set up takes the next two ports from here, publisher and players alike.
     rtp = _free_udp_range(16)
-    proc = _spawn([program, "--clientport", str(client), "--serverport", str(source), "--rtp_start_port", str(rtp),
-                   "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1", "--loglevel", "4"],
+    # Log level 5 traces each request line (players() counts the PLAYs); Perl buffers a file's
+    # output in blocks, so the script runs with its output flushed line by line.
+    flushed = ["perl", "-e", "$| = 1; $0 = shift; do $0; die $@ if $@", program]
+    proc = _spawn([*flushed, "--clientport", str(client), "--serverport", str(source), "--rtp_start_port", str(rtp),
+                   "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1", "--loglevel", "5"],
                   workdir / "rtsp.log", cwd=workdir)
     server = RtspRelay("rtsp-server-perl", proc, workdir / "rtsp.log", {"client": client, "source": source, "rtp": rtp})
     return server.ready(lambda: tcp_accepts(client) and tcp_accepts(source))

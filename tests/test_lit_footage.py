@@ -82,7 +82,7 @@ def test_the_default_model_leaves_lit_real_footage_close_to_itself(lit_clip, tmp
 
 
 def test_a_vpy_script_restores_lit_real_footage(lit_clip, tmp_path):
-    import vapoursynth as vs
+    vs = pytest.importorskip("vapoursynth", reason="VapourSynth is in the 'vs' and 'test' extras")
 
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                XDG_CONFIG_HOME=str(tmp_path / "config"))

@@ -205,8 +205,8 @@ def route(kind: str, tmp_path):
         elif kind == "rtsp-server-perl":  # RTP over UDP; no teardown reaches its players
             relay = servers.start_rtsp_relay(tmp_path / "rtsp")
             started.append(relay)
-            # A client has set up its RTP ports (UDP) once the relay answered its SETUP.
-            yield Route(kind, relay.publish_url(), relay.play_url(), False, lambda proc: streams.has_udp_socket(proc.pid),
+            # err-stream has joined once the relay took its PLAY (the only player of the route).
+            yield Route(kind, relay.publish_url(), relay.play_url(), False, lambda proc: relay.players() > 0,
                         published=lambda sender: streams.has_udp_socket(sender.pid), lossy=True)
         else:  # the srt:// refusal's bridge: UDP -> srt-live-transmit caller -> SRT -> listener -> UDP
             srt, in_port, out_port = (streams.free_port(streams.socket.SOCK_DGRAM) for _ in range(3))
@@ -238,7 +238,6 @@ def through(r: Route, tmp_path, frames: int, *args, size: str = SIZE, kill_after
             streams.wait_until(lambda: r.published(sender) or sender.poll() is not None, 60, f"the publisher on {r.name}")
         proc = err_stream(r.play, *args, "--json", "--quiet", env=env)
         streams.wait_until(lambda: r.joined(proc) or proc.poll() is not None, 90, f"err-stream to join {r.name}")
-        time.sleep(0.3)  # its PLAY reaches the relay just after its SETUP
         go.touch()
         code, stdout, err = finish(proc)
         sent = sender.wait(90)
