@@ -452,3 +452,29 @@ def test_concealed_h264_damage_is_caught_too(tmp_path, capsys):
     assert "error while decoding MB" in line or "the decoder marked the frame corrupt" in line, line
     # No time in H.264's message: the frame is the one being decoded (frame threads may lag a little).
     assert abs(int(re.search(r"at frame (\d+)", line).group(1)) - 10) <= 2
+
+
+def test_damage_watch_counts_each_damaged_picture_once_wherever_a_check_falls(tmp_path):
+    """FFmpeg logs one FFV1 error in two calls (the CRC, then "at T seconds"), from the decoder's
+    threads, so a check can fall anywhere among them. Wherever it falls, two damaged pictures
+    are two Damages at their own frames, never one and never three."""
+    from err_stream.io.damage import DamageWatch
+
+    src = bc.make_ffv1_with_bad_slice(tmp_path / "in.nut", damaged_frame=(10, 11), frames=24)
+    with DamageWatch() as watch:  # the records FFmpeg really logs for this clip
+        with av.open(str(src)) as c:
+            for _ in c.decode(video=0):
+                pass
+        records = list(watch._logs)
+    assert len(records) == 4 and records[1][2].startswith("at 0.4") and not records[0][2].endswith("\n")
+    packet_times = [i / 25 for i in range(24)]
+    for cuts in [(), (1,), (2,), (3,), (1, 3), (1, 2, 3)]:
+        watch = DamageWatch(decoder="ffv1")
+        watch._logs, found, last = [], [], 0
+        for cut in (*cuts, len(records)):
+            watch._logs.extend(records[last:cut])
+            found += watch.check(12, packet_times)
+            last = cut
+        found += watch.finish(12, packet_times)
+        assert [d.frame for d in found] == [10, 11], cuts
+        assert all("slice CRC mismatch" in d.message for d in found), cuts

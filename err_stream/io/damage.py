@@ -44,6 +44,7 @@ class DamageWatch:
         for WARNING, at which FFmpeg's RTP layer reports lost packets, captured per thread
         by its reader)."""
         self.found: list[Damage] = []
+        self._pending: list[str] = []  # the start of a message whose line has not ended yet
         self.decoder = decoder
         self.level = level
 
@@ -70,37 +71,64 @@ class DamageWatch:
             av.logging.set_skip_repeated(self._skip_repeated)
 
     def check(self, frame_index: int, packet_times: list[float]) -> list[Damage]:
-        """New errors since the last call, placed at the frame their time names (its rank
-        among the video packets read so far), else at ``frame_index`` (the frame being
-        decoded; with frame threads it may be a few frames late)."""
+        """New errors since the last call, one :class:`Damage` per damaged picture: placed at
+        the frame their time names (its rank among the video packets read so far), else at
+        ``frame_index`` (the frame being decoded; with frame threads it may be a few frames late)."""
         import av
 
         new = self._logs[:]
         del self._logs[: len(new)]  # a long stream's log must not grow without end (FFmpeg's threads may append meanwhile)
-        lines = [
-            text.strip()
+        texts = self._pending + [
+            text
             for level, name, text in new
             if level is not None and level <= av.logging.ERROR and text.strip() and (self.decoder is None or name == self.decoder)
         ]
-        if not lines:
-            return []
-        message = " ".join(lines)
-        seconds = None
-        m = _AT_SECONDS.search(message)
-        if m:
-            seconds = float(m.group(1))
-            message = _AT_SECONDS.sub("", message).strip()
+        # FFmpeg writes one message in several calls ("slice CRC mismatch 687F2BAD!", then
+        # "at 0.400000 seconds\n"), and a check can fall between them: a line without its
+        # newline yet waits for the next check, or it would pass for a second picture.
+        self._pending = []
+        while texts and not texts[-1].endswith("\n"):
+            self._pending.insert(0, texts.pop())
+        damages: list[Damage] = []
+        words: list[str] = []  # the current message's pieces
+        untimed: list[str] = []  # messages without a time: the picture being decoded (H.264 logs two lines for one)
+        for text in texts:
+            m = _AT_SECONDS.search(text)
+            rest = _AT_SECONDS.sub("", text).strip() if m else text.strip()
+            if rest:
+                words.append(rest)
+            if m:
+                damages.extend(self.record(" ".join(words), float(m.group(1)), frame_index, packet_times))
+                words = []
+            elif text.endswith("\n"):
+                untimed += words
+                words = []
+        if untimed:
+            damages.extend(self.record(" ".join(untimed), None, frame_index, packet_times))
+        return damages
+
+    def finish(self, frame_index: int, packet_times: list[float]) -> list[Damage]:
+        """:meth:`check`, then what is left of an unfinished message (the stream has ended)."""
+        found = self.check(frame_index, packet_times)
+        if self._pending:
+            words, self._pending = " ".join(t.strip() for t in self._pending), []
+            found += self.record(words, None, frame_index, packet_times)
+        return found
+
+    def record(self, message: str, seconds: float | None, frame_index: int, packet_times: list[float]) -> list[Damage]:
+        """One damaged picture (none new if a message of this picture's time was recorded before)."""
         frame = frame_index
         if seconds is not None and packet_times:
             frame = sum(1 for t in packet_times if t < seconds - 1e-6)
-        for earlier in self.found:
-            # A picture's slices are decoded by several threads, whose messages can land on
-            # either side of a check: one damaged picture is one Damage.
-            if earlier.frame == frame:
-                if message not in earlier.message:
-                    earlier.message = f"{earlier.message} {message}"
-                return []
-        d = Damage(frame, seconds, message)
+        if seconds is not None:
+            for earlier in self.found:
+                # Each damaged slice of a picture logs its own line with the picture's time:
+                # one damaged picture is one Damage.
+                if earlier.seconds is not None and abs(earlier.seconds - seconds) < 1e-6:
+                    if message and message not in earlier.message:
+                        earlier.message = f"{earlier.message} {message}".strip()
+                    return []
+        d = Damage(frame, seconds, message or "the decoder logged an error")
         self.found.append(d)
         return [d]
 

@@ -148,10 +148,13 @@ class LiveSource(Source):
         decoder logged while decoding the packet of ``pts`` marks that picture, which may
         come out a call later (the decoder's output delay)."""
         damage = self._watch.check(self.decoded, []) if self._watch is not None else []
-        if damage:
-            self._damaged_pts.add(pts)  # None (flushing, or a packet without pts): the next picture out
+        for d in damage:
+            # The decoder's message names its picture's time where it can (FFV1 does): two
+            # damaged pictures logged in one call are two, each marked by its own time.
+            at = pts if d.seconds is None or self.stream.time_base is None else round(d.seconds / self.stream.time_base)
+            self._damaged_pts.add(at)  # None (flushing, or a packet without pts): the next picture out
             log.warning("%s: a damaged picture%s was dropped (FFmpeg: %s); so are the next ones up to a keyframe",
-                        self.ep.label(), self._at(pts), damage[0].message)
+                        self.ep.label(), self._at(at), d.message)
         good = []
         for frame in frames:
             self._check_clock(frame)

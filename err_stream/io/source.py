@@ -26,7 +26,7 @@ from ..colour.codes import Range
 from ..colour.hdr import HdrMetadata
 from ..colour.planes import PlaneFormat
 from ..colour.spec import ColourSpec
-from .damage import Damage, DamageWatch
+from .damage import DamageWatch
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +317,7 @@ class PyAVSource(Source):
                                 # Prefer FFmpeg's own words when its log already has them; the
                                 # decoder's threads may log a moment after the frame comes out.
                                 logged = watch.check(index, packet_times)
-                                self._damaged(logged or [Damage(index, _time(frame.pts, info), "the decoder marked the frame corrupt")])
+                                self._damaged(logged or watch.record("the decoder marked the frame corrupt", _time(frame.pts, info), index, packet_times))
                             pts = frame.pts
                             if pts is None:
                                 pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
@@ -334,7 +334,7 @@ class PyAVSource(Source):
                 except av.error.FFmpegError as e:
                     at = f"frame {index}" + (f" (after t={_time(last_pts, info):.3f} s)" if last_pts is not None else "")
                     raise UserError(f"{info.path}: corrupt or truncated video: decoding failed at {at}: {_reason(e)}") from None
-            self._damaged(watch.check(index, packet_times))  # errors logged by the last decoder threads
+            self._damaged(watch.finish(index, packet_times))  # errors logged by the last decoder threads
             _check_complete(info, container, stream_end, index, last_pts)
         finally:
             container.close()
