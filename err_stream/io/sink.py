@@ -464,7 +464,7 @@ class VideoSink:
             if getattr(e, "errno", None) in RECEIVER_GONE:
                 raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
             if isinstance(e, av.error.FFmpegError):
-                raise ProcessingError(f"encoding frame {self.frames} failed: {e}") from None
+                raise ProcessingError(f"encoding frame {self.frames} failed: {_ffmpeg_reason(e)}") from None
             raise ProcessingError(f"writing frame {self.frames} failed: {e.strerror or e}") from None
         self.frames += 1
 
@@ -488,7 +488,7 @@ class VideoSink:
         except (OSError, av.error.FFmpegError) as e:
             if getattr(e, "errno", None) in RECEIVER_GONE:
                 raise ReceiverGone(f"{_label(self.out)}: the receiver went away after {self.frames} frames were written") from None
-            raise ProcessingError(f"finishing the output failed: {getattr(e, 'strerror', None) or e}") from None
+            raise ProcessingError(f"finishing the output failed: {_ffmpeg_reason(e)}") from None
         finally:
             if self.copier is not None:
                 self.copier.close()
@@ -578,3 +578,12 @@ def _view(plane, shape: tuple[int, int], dtype: np.dtype, item: int) -> np.ndarr
     stride = plane.line_size // item
     return np.frombuffer(plane, dtype=dtype, count=h * stride).reshape(h, stride)[:, :w]
 
+
+def _ffmpeg_reason(e: BaseException) -> str:
+    """The error's words, with the line FFmpeg logged for it (which says what was wrong: an
+    "Invalid argument" alone does not)."""
+    reason = getattr(e, "strerror", None) or str(e)
+    log = getattr(e, "log", None)  # PyAV: (level, component, message) of FFmpeg's last error line
+    if log and len(log) == 3 and log[2]:
+        reason += f" (FFmpeg {log[1] or ''}: {str(log[2]).strip()})".replace(" :", ":")
+    return reason
