@@ -478,3 +478,30 @@ def test_damage_watch_counts_each_damaged_picture_once_wherever_a_check_falls(tm
         found += watch.finish(12, packet_times)
         assert [d.frame for d in found] == [10, 11], cuts
         assert all("slice CRC mismatch" in d.message for d in found), cuts
+
+
+def test_an_encoders_unset_decode_times_are_rebuilt_from_presentation_times(caplog):
+    """libx265 leaves the first picture's decode time unset in an encode shorter than its
+    reordering delay (garbage such as 4860105961587561837), which the muxer refuses: the
+    sink rebuilds decode times from the presentation times; sound ones are left alone."""
+    from err_stream.io.sink import _valid_decode_times
+
+    def packets(times):
+        out = []
+        for pts, dts in times:
+            p = av.Packet(b"\0")
+            p.pts, p.dts = pts, dts
+            out.append(p)
+        return out
+
+    def dts(ps):
+        return [p.dts for p in ps]
+
+    garbage = 4860105961587561837
+    assert dts(_valid_decode_times(packets([(0, garbage), (42, -42)]), None)) == [0, 42]
+    assert dts(_valid_decode_times(packets([(0, garbage), (84, -42), (42, 0)]), None)) == [-42, 0, 42]
+    sound = [(0, -84), (84, -42), (42, 0)]
+    assert dts(_valid_decode_times(packets(sound), None)) == [-84, -42, 0]
+    assert dts(_valid_decode_times(packets([(126, garbage), (168, 125)]), 84)) == [126, 168]
+    assert dts(_valid_decode_times(packets([(126, garbage)]), 200)) == [garbage]  # cannot be repaired: the muxer says so
+    assert "rebuilt from their presentation times" in caplog.text

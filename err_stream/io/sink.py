@@ -444,6 +444,7 @@ class VideoSink:
             self.abort()
             raise
         self.frames = 0
+        self._last_dts: int | None = None  # of the last packet muxed before the flush
 
     def write(self, planes: tuple[np.ndarray, np.ndarray, np.ndarray], pts: int, duration: int = 0) -> None:
         import av
@@ -457,6 +458,7 @@ class VideoSink:
             if self.fields is not None:
                 frame = self.fields(frame)
             for packet in self.stream.encode(frame):
+                self._last_dts = packet.dts
                 self.container.mux(packet)
             if self.copier is not None:
                 self.copier.pump(float(pts * self.info.time_base) + self.LEAD)
@@ -474,7 +476,7 @@ class VideoSink:
         import av
 
         try:
-            for packet in self.stream.encode(None):
+            for packet in _valid_decode_times(list(self.stream.encode(None)), self._last_dts):
                 self.container.mux(packet)
             if copy_rest and self.copier is not None:
                 self.copier.pump(None)
@@ -587,3 +589,31 @@ def _ffmpeg_reason(e: BaseException) -> str:
     if log and len(log) == 3 and log[2]:
         reason += f" (FFmpeg {log[1] or ''}: {str(log[2]).strip()})".replace(" :", ":")
     return reason
+
+
+def _valid_decode_times(packets: list, last_dts: int | None) -> list:
+    """The encoder's last packets, with decode times a muxer accepts.
+
+    libx265 leaves the decode time of a picture unset when the whole encode is shorter than
+    its reordering delay (two frames at the default preset): the first packet then carries
+    whatever was in memory (seen: 4860105961587561837 for a picture shown at 0), and the muxer
+    refuses it (EINVAL), about one run in three. The pictures themselves are sound, so the
+    decode times are rebuilt from the presentation times, the way encoders derive them: the
+    k-th smallest pts, shifted back just enough that no picture is decoded after it is shown."""
+    times = [(p.pts, p.dts) for p in packets]
+    if not times or any(pts is None or dts is None for pts, dts in times):
+        return packets
+    dts = [d for _, d in times]
+    ordered = all(d <= pts for pts, d in times) and all(a < b for a, b in zip(dts, dts[1:]))
+    if ordered and (last_dts is None or dts[0] > last_dts):
+        return packets
+    shown = sorted(pts for pts, _ in times)
+    shift = max(0, max(s - pts for s, (pts, _) in zip(shown, times)))
+    rebuilt = [s - shift for s in shown]
+    if len(set(shown)) != len(shown) or (last_dts is not None and rebuilt[0] <= last_dts):
+        return packets  # not repairable here: the muxer's error says what is wrong
+    log.warning("the encoder gave its last %d packets decode times no muxer accepts (%s); rebuilt from their "
+                "presentation times", len(packets), ", ".join(f"pts {p} dts {d}" for p, d in times[:4]))
+    for packet, d in zip(packets, rebuilt):
+        packet.dts = d
+    return packets
