@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class OtherStreams(Protocol):
+    """What writes the other streams into the output as the video goes: :class:`StreamCopier`
+    (packets copied) or a script's audio encoder (io/vpy.py's ``ScriptAudio``). ``map``: input
+    stream index -> output stream; ``copied``: packets copied so far (none when encoded)."""
+
+    map: dict
+    copied: int
+
+    def pump(self, until: float | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Beside(Protocol):
     """What the output asks of the input's kind (io/sources.py) about everything but the
     restored video: its metadata, the streams copied packet for packet (which the container
@@ -36,7 +49,7 @@ class Beside(Protocol):
     def copied_streams(self, info: VideoInfo) -> list[StreamSummary]: ...
 
     def other_streams(self, info: VideoInfo, out_container, out, container_format: str, copy_data: bool,
-                      only: set[int] | None): ...
+                      only: set[int] | None) -> OtherStreams | None: ...
 
 
 # Output containers by extension (FFmpeg muxer names).
@@ -405,7 +418,7 @@ class VideoSink:
             self.container = av.open(str(path), "w", format=fmt_name, container_options=muxer_options)
         except av.error.FFmpegError as e:
             raise UserError(f"{out}: cannot create the output ({e})") from None
-        self.copier = None
+        self.copier: OtherStreams | None = None
         try:
             vs = self.container.add_stream(settings.codec, rate=info.average_rate)
             vs.width, vs.height = settings.width, settings.height
