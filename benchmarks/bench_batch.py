@@ -105,7 +105,7 @@ def main() -> int:
         restorer = load_restorer(args.weights, RestoreSettings(device=args.device, precision=precision))
         for i, src in enumerate(inputs):
             # Random weights leave [0, 1]: clamp (speed does not depend on the values).
-            transcode(src, tmp / f"plain{i}.mp4", restorer, progress=False, accept_out_of_range=True)
+            transcode(src, tmp / f"plain{i}.mp4", restorer, accept_out_of_range=True)
         plain = time.perf_counter() - t0
         rows.append(("plain transcoder", 1, plain, total / plain))
 

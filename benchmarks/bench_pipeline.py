@@ -183,7 +183,7 @@ def main() -> int:
     restorer = Restorer(model, device=device, precision=precision)
     batch = args.batch
     common = dict(device=device, decoder=args.decoder, codec=args.codec, encoder_preset=args.encoder_preset,
-                  overwrite=True, progress=False, batch=batch)
+                  overwrite=True, batch=batch)
 
     # Warm-up: first calls pay for kernel selection / allocations, not what we measure.
     with torch.inference_mode():

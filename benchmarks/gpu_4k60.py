@@ -823,7 +823,7 @@ def default_json() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--rehearse", "--smoke", dest="rehearse", action="store_true",
+    p.add_argument("--rehearse", action="store_true",
                    help="the whole script on the CPU at small sizes that are not multiples of the model's (the tests run this)")
     p.add_argument("--device", default=None, help="default: cuda if available (cpu with --rehearse)")
     p.add_argument("--json", default=default_json(), help="where to write the results, rewritten after every step "

@@ -114,7 +114,19 @@ def test_any_non_finite_value_is_refused_and_clamping_repairs_it():
 
 
 # ----------------------------------------------------------------------------- the executor (CPU mode)
-class Squeezed:
+class WithoutFastPath:
+    """What the executor asks of a restorer besides ``restore``, for a model without a fast
+    path: it never specialises shapes, so it has no graphs to release."""
+
+    device = torch.device("cpu")
+    precision = "fp32"
+    specialises_shapes = False
+
+    def release_graphs(self, lane=None) -> None:
+        pass
+
+
+class Squeezed(WithoutFastPath):
     """The golden model with its output mapped into [0.2, 0.8] by a fixed affine map (its raw
     range is about [-1, 1.3]), then multiplied by ``gain`` for the frames numbered in ``bad``
     (each test frame carries its number in its first sample)."""
@@ -185,9 +197,7 @@ def test_executor_guard_names_the_frame_and_accepting_clamps(golden_model):
 def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work():
     started, release = threading.Event(), threading.Event()
 
-    class Slow:
-        device = torch.device("cpu")
-
+    class Slow(WithoutFastPath):
         def restore(self, x):
             started.set()
             release.wait(10)
@@ -215,9 +225,7 @@ def test_executor_close_is_idempotent_joins_its_thread_and_cancels_queued_work()
 
 
 def test_executor_hands_compute_errors_to_the_ticket():
-    class Broken:
-        device = torch.device("cpu")
-
+    class Broken(WithoutFastPath):
         def restore(self, x):
             raise RuntimeError("kaboom")
 
@@ -234,6 +242,9 @@ from err_stream.engine import StreamingExecutor
 
 class Busy:  # about 2 s of short torch ops, each of which releases the GIL while it runs
     device = torch.device("cpu")
+    specialises_shapes = False
+    def release_graphs(self, lane=None):
+        pass
     def restore(self, x):
         w, t0 = torch.rand(8, 3, 3, 3), time.perf_counter()
         while time.perf_counter() - t0 < 2.0:

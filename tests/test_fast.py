@@ -347,8 +347,8 @@ def test_graph_capture_waits_for_the_process_wide_capture_lock(golden_model):
 
 def test_mamba_kernel_gets_the_dtypes_it_accepts():
     """mamba_ssm's selective_scan refuses per-token B/C of another dtype than u (its
-    selective_scan.cpp checks); the model hands it half u/delta with float32 B/C. The check
-    that the mamba path runs before the kernel, on what the model really passes."""
+    selective_scan.cpp checks); the model hands it half u/delta with float32 B/C. The kernel's
+    rules, checked on what the model really passes and on what mamba_inputs makes of it."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
     from err_stream.model.lfr import SS2D

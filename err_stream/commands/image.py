@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ..colour.codes import HDR_MODES, Transfer
 from ..errors import UserError
 from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
@@ -23,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     h.add_argument("--transfer", choices=sorted(TRANSFERS), metavar="NAME",
                    help="the images' transfer, for files that do not state it (TIFF; PNG without cICP): "
                         "pq (smpte2084) or hlg (arib-std-b67); replaces what a file states")
-    h.add_argument("--hdr", choices=["auto", "passthrough"], default="auto",
+    h.add_argument("--hdr", choices=HDR_MODES, default="auto",
                    help="PQ/HLG images: auto shows the model the SDR-referred picture and takes it back exactly; "
                         "passthrough hands it the values as they are")
     h.add_argument("--hdr-peak", type=float, metavar="CD/M2",
@@ -32,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # --transfer's words: FFmpeg's names and the short ones.
-TRANSFERS = {"pq": 16, "smpte2084": 16, "hlg": 18, "arib-std-b67": 18}
+TRANSFERS = {"pq": Transfer.SMPTE2084, "smpte2084": Transfer.SMPTE2084, "hlg": Transfer.ARIB_STD_B67,
+             "arib-std-b67": Transfer.ARIB_STD_B67}
 
 
 def _jobs(src: Path, dst: Path) -> list[tuple[Path, Path]]:
@@ -71,12 +73,11 @@ def run(args: argparse.Namespace) -> int:
             out.parent.mkdir(parents=True)
         OutputFile(out, overwrite=args.overwrite, source=src)  # the output file's checks, before the model loads
     from ..cli import cli_spelling
-    from ..colour.codes import Transfer
     from ..colour.hdr import HdrPath
     from ..colour.spec import ColourSpec
     from ..errors import SettingError
 
-    transfer = Transfer(TRANSFERS[args.transfer]) if args.transfer else None
+    transfer = TRANSFERS[args.transfer] if args.transfer else None
     HdrPath.for_spec(ColourSpec(), args.hdr, None, args.hdr_peak)  # a bad --hdr-peak fails before the model loads
     restorer = make_restorer(args, same_size_frames=False)
     for src, out in tqdm(jobs, desc="images", unit="img", disable=args.quiet or len(jobs) == 1):

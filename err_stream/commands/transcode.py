@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from ..colour.codes import HDR_MODES
+from ..video.options import DECODERS
 from .common import ACCEPT_OPTION, add_model_arguments, make_restorer, restore_settings
 
 HELP = "restore every frame of a video into a new file, keeping its audio, subtitles, timestamps and colour (default command)"
@@ -30,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drop-alpha", action="store_true",
                    help="restore the colour of a video with an alpha channel and leave the alpha out (else refused)")
     p.add_argument("--passthrough", action="store_true", help="skip the model: decode, convert colour and encode only (a check)")
-    p.add_argument("--decoder", choices=["auto", "pyav", "dali"], default="auto",
+    p.add_argument("--decoder", choices=DECODERS, default="auto",
                    help="pyav (FFmpeg), dali (NVIDIA DALI; NVDEC on a GPU; approximate colours), or auto (always PyAV: exact)")
     p.add_argument("--batch", type=int, default=None, metavar="N", help="frames per model call (default: 1 on CPU, ~2 MP on a GPU)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--pix-fmt", metavar="FMT", help="output pixel format (default: the input's, e.g. yuv420p10le)")
     g.add_argument("--size", metavar="WxH", help="output picture size, e.g. 1920x1080: the restored frames are scaled on the "
                                                  "device (bicubic, antialiased when shrinking) before encoding (default: the input's)")
-    g.add_argument("--hdr", choices=["auto", "passthrough"], default="auto",
+    g.add_argument("--hdr", choices=HDR_MODES, default="auto",
                    help="PQ/HLG input: auto shows the model the master's SDR-referred picture (203 cd/m2 = white, highlights "
                         "under a shoulder) and takes it back exactly; passthrough hands it the code values as they are")
     g.add_argument("--hdr-peak", type=float, metavar="CD/M2",

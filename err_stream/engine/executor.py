@@ -178,8 +178,10 @@ class StreamingExecutor:
     """Run ``post(restore(pre(x)))`` over batches of frames, overlapped, with the output guard.
 
     Args:
-        restorer: the model (with device, precision, tiling); ``None`` runs ``pre``/``post``
-            only (e.g. a colour-conversion passthrough), without guard or clamp.
+        restorer: the model (a :class:`~.restorer.Restorer`: ``device``, ``restore``,
+            ``specialises_shapes``, ``release_graphs``, and ``plan`` where it specialises
+            shapes); ``None`` runs ``pre``/``post`` only (e.g. a colour-conversion
+            passthrough), without guard or clamp.
         device: where to compute when ``restorer`` is None (default: the restorer's device).
         pre: device-side transform of the stacked input batch to B x 3 x H x W float RGB
             (default: convert to float32).
@@ -403,8 +405,7 @@ class _Launcher:
     def _fixed_batch(self, x: torch.Tensor) -> bool:
         """Whether batches must keep one size: the restorer runs whole frames through a fast
         path that compiles or captures per input shape (tiles run eagerly, any batch)."""
-        fast = getattr(self.restorer, "fast", None)
-        if fast is None or not fast.specialises_shapes or x.shape[0] >= self.max_batch:
+        if not self.restorer.specialises_shapes or x.shape[0] >= self.max_batch:
             return False
         return self.restorer.plan(x.shape[-2], x.shape[-1], self.max_batch).tile is None
 
@@ -490,9 +491,8 @@ class _Launcher:
             for s in self.streams:  # nothing may still read or write the buffers we drop
                 s.synchronize()
             self.streams = None
-        fast = getattr(self.restorer, "fast", None)
-        if fast is not None:  # this executor's graphs and their memory pools go with it
-            fast.release(self.lane)
+        if self.restorer is not None:  # this executor's graphs and their memory pools go with it
+            self.restorer.release_graphs(self.lane)
         while True:
             try:
                 self.outputs.get_nowait()

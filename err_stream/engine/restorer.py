@@ -25,7 +25,7 @@ import torch
 
 from ..model import ERR
 from ..model.schedule import ShellStep, TrunkStep, err_schedule
-from .fast import FastForward
+from .fast import FastForward, GraphLane
 from .padding import pad_to_multiple
 from .settings import MIN_TILE, RestoreSettings
 
@@ -102,6 +102,20 @@ class Restorer:
         self.fast: FastForward | None = None
         if settings.fast is None or settings.fast:
             self.fast = FastForward(self.model, self.device, self.compute_dtype, compile=settings.compile)
+
+    # ------------------------------------------------------------------ the fast path's graphs
+    @property
+    def specialises_shapes(self) -> bool:
+        """Whether the fast path compiles or captures CUDA graphs per input shape (then a
+        caller keeps the frame size and batch fixed: the executor pads a short batch, a
+        stream warms up at its own size)."""
+        return self.fast is not None and self.fast.specialises_shapes
+
+    def release_graphs(self, lane: GraphLane | None = None) -> None:
+        """Drop the graphs captured in ``lane`` (an executor's, when it closes), or all of
+        them; nothing without a fast path."""
+        if self.fast is not None:
+            self.fast.release(lane)
 
     # ------------------------------------------------------------------ planning
     def plan(self, height: int, width: int, batch: int = 1) -> TilePlan:

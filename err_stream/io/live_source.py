@@ -72,7 +72,6 @@ class LiveSource(Source):
         self.missing = 0  # pictures the stream's clock says were sent but never reached us
         self.last_data = time.monotonic()
         self._pump: _PacketPump | None = None
-        self._buffered_peak: int | None = None
         self._watch: DamageWatch | None = None
         self._broken = False  # a damaged picture was dropped: so are the next ones, up to a keyframe
         self._damaged_pts: set = set()  # pictures whose packet the decoder logged an error for
@@ -288,11 +287,6 @@ class LiveSource(Source):
         except av.error.FFmpegError:
             pass
 
-    @property
-    def buffered_peak(self) -> int | None:
-        """Network inputs: the most compressed stream (bytes) held at once, waiting for the model."""
-        return self._buffered_peak
-
     def _stop_reading(self) -> bool:
         """Stop the reading thread of a network input; whether no thread is inside FFmpeg's
         read (then the container may be closed)."""
@@ -300,7 +294,7 @@ class LiveSource(Source):
         if pump is None:
             return True
         done = pump.close()
-        self._buffered_peak = pump.peak_bytes
+        self.buffered_peak = pump.peak_bytes
         if done:
             self._pump = None
         return done

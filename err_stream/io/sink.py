@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class OtherStreams(Protocol):
+    """What writes the other streams into the output as the video goes: :class:`StreamCopier`
+    (packets copied) or a script's audio encoder (io/vpy.py's ``ScriptAudio``). ``map``: input
+    stream index -> output stream; ``copied``: packets copied so far (none when encoded)."""
+
+    map: dict
+    copied: int
+
+    def pump(self, until: float | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Beside(Protocol):
     """What the output asks of the input's kind (io/sources.py) about everything but the
     restored video: its metadata, the streams copied packet for packet (which the container
@@ -36,7 +49,7 @@ class Beside(Protocol):
     def copied_streams(self, info: VideoInfo) -> list[StreamSummary]: ...
 
     def other_streams(self, info: VideoInfo, out_container, out, container_format: str, copy_data: bool,
-                      only: set[int] | None): ...
+                      only: set[int] | None) -> OtherStreams | None: ...
 
 
 # Output containers by extension (FFmpeg muxer names).
@@ -82,11 +95,12 @@ PRESET_OPTION = {
     "libx264": "preset", "libx265": "preset", "libsvtav1": "preset", "hevc_nvenc": "preset", "h264_nvenc": "preset",
     "libvpx-vp9": "deadline",
 }
-# Containers that store no presentation times (a frame's place is its index), and the options
-# that keep an encoder from reordering frames there: H.264 and HEVC leave the display order
-# to the container, so their B-frames read back up to three frames out of place (MPEG-2 and
-# MPEG-4 part 2 carry the order in their bitstream and are fine).
-NO_REORDER_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom"}
+# Containers that store no presentation times (a frame's place is its index at a constant
+# rate; MXF counts edit units of the frame rate), and the options that keep an encoder from
+# reordering frames there: H.264 and HEVC leave the display order to the container, so their
+# B-frames read back up to three frames out of place (MPEG-2 and MPEG-4 part 2 carry the order
+# in their bitstream and are fine; y4m holds raw pictures, which have no B-frames).
+CONSTANT_RATE_CONTAINERS = frozenset({"avi", "mxf", "mxf_d10", "mxf_opatom", "yuv4mpegpipe"})
 NO_B_FRAMES = {
     "libx264": {"bf": "0"},
     "libx265": {"x265-params": "bframes=0"},
@@ -272,7 +286,7 @@ def choose_encoder(
         key, _, value = item.partition("=")
         merge_option(options, key, value)
         user[key] = value
-    if fmt in NO_REORDER_CONTAINERS:
+    if fmt in CONSTANT_RATE_CONTAINERS:
         for key, value in NO_B_FRAMES.get(codec, {}).items():
             if key not in user:
                 merge_option(options, key, value)
@@ -404,7 +418,7 @@ class VideoSink:
             self.container = av.open(str(path), "w", format=fmt_name, container_options=muxer_options)
         except av.error.FFmpegError as e:
             raise UserError(f"{out}: cannot create the output ({e})") from None
-        self.copier = None
+        self.copier: OtherStreams | None = None
         try:
             vs = self.container.add_stream(settings.codec, rate=info.average_rate)
             vs.width, vs.height = settings.width, settings.height
@@ -529,9 +543,8 @@ class OutputClock:
     and a frame is never moved by more than half a frame period unless two frames would
     share a slot)."""
 
-    # MXF counts in edit units of the frame rate; MPEG-1/2 video only knows frame rates
-    # (its time base must be 1/rate).
-    CONSTANT_RATE_CONTAINERS = {"avi", "mxf", "mxf_d10", "mxf_opatom", "yuv4mpegpipe"}
+    # MPEG-1/2 video only knows frame rates (its time base must be 1/rate).
+    CONSTANT_RATE_CONTAINERS = CONSTANT_RATE_CONTAINERS
     CONSTANT_RATE_ENCODERS = {"mpeg2video", "mpeg1video"}
 
     def __init__(self, info: VideoInfo, container_format: str, encoder: str = "") -> None:

@@ -105,11 +105,14 @@ class Source:
     says were sent but never arrived (streams); ``ended``: how the input ended ("end",
     "stopped", "stalled" or "failed"; None until it has), with ``reason`` for the last two;
     ``first_arrival``: when the first frame was received (``time.monotonic()``; a stream's,
-    while it was probed), None when the run's first read is that moment."""
+    while it was probed), None when the run's first read is that moment; ``buffered_peak``:
+    a network input's most compressed stream (bytes) held at once, waiting for the model
+    (None for the others)."""
 
     name = "pyav"
     delivers = "planes"
     first_arrival: float | None = None
+    buffered_peak: int | None = None
 
     def __init__(self, info: VideoInfo) -> None:
         self.info = info

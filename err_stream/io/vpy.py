@@ -156,6 +156,8 @@ class ScriptAudio:
     """The other streams of a script's output: its audio node, if any, encoded into the
     output (there are no packets to copy). The same calls as the sink's StreamCopier."""
 
+    copied = 0  # packets copied: none, the audio is encoded
+
     def __init__(self, info: VideoInfo, out_container, container_format: str, only: set[int] | None = None) -> None:
         import av
 

@@ -15,7 +15,7 @@ class NoticedProgress:
     """The caller's progress callback (or none), given the run's description with ``begin``."""
 
     def __init__(self, inner: Progress | None, note: str) -> None:
-        self.inner, self.note = inner or None, note  # False (older callers): none
+        self.inner, self.note = inner, note
 
     def begin(self, task: str, total: int | None) -> None:
         if self.inner is not None:
@@ -26,7 +26,7 @@ class NoticedProgress:
             self.inner.advance(n)
 
     def status(self, text: str) -> None:
-        if self.inner is not None and hasattr(self.inner, "status"):
+        if self.inner is not None:
             self.inner.status(text)
 
     def end(self) -> None:

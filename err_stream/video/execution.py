@@ -111,8 +111,7 @@ def warm_up(restorer, height: int, width: int, batch: int = 1) -> None:
 def _warms_up_per_shape(restorer) -> bool:
     """Whether the model's fast path compiles per input shape (then a stream warms it up at
     its size, once it is known)."""
-    fast = getattr(restorer, "fast", None)
-    return fast is not None and fast.specialises_shapes
+    return restorer.specialises_shapes
 
 
 def default_batch(info: VideoInfo, device: torch.device) -> int:
@@ -182,12 +181,12 @@ def _run_stages(plan: TranscodePlan, source: Source, sink: VideoSink, restorer, 
         kept = info.hdr.max_cll if info.hdr is not None else None
         log.info("restored HDR light level: MaxCLL %d, MaxFALL %d cd/m2 (measured); the output states %s", *light,
                  f"the input's ({kept}, {info.hdr.max_fall})" if kept is not None else "none")
-    return _Run(encode.written, decode.arrived, time.perf_counter() - t0, batch, pace, getattr(sink.copier, "copied", 0),
+    return _Run(encode.written, decode.arrived, time.perf_counter() - t0, batch, pace, sink.copier.copied if sink.copier is not None else 0,
                 hdr.transfer.label if hdr is not None else None, light)
 
 
 def _result(plan: TranscodePlan, source: Source, restorer, device: torch.device, run: _Run) -> TranscodeResult:
-    buffered = getattr(source, "buffered_peak", None)
+    buffered = source.buffered_peak
     result = TranscodeResult(
         input=plan.input.text,
         output=plan.output.text,
