@@ -53,3 +53,15 @@ def golden_io() -> dict:
     return io
 
 
+
+
+@pytest.fixture(autouse=True)
+def _ffmpeg_log_level_restored():
+    """Every test leaves FFmpeg's log level as it found it: a level left on lets FFmpeg's
+    threads call into Python for the rest of the process, where a decoder's teardown can
+    deadlock (err_stream/io/ffmpeg_log.py)."""
+    import av
+
+    before = av.logging.get_level()
+    yield
+    assert av.logging.get_level() == before, f"FFmpeg's log level was left at {av.logging.get_level()} (was {before})"

@@ -129,3 +129,14 @@ def test_train_active_wait_sets_openmp_before_torch():
     assert policy("train", "missing.yaml", "--active-wait") == ["ACTIVE"]
     assert policy("train", "missing.yaml") == ["PASSIVE"]
     assert policy("image", "missing.png", "out.png", "--device", "cpu") == ["PASSIVE"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_a_number_setting_refuses_nan_and_infinity(value):
+    """NaN compares false with every bound, so a range check alone would let it through."""
+    from err_stream.video.options import EncodeOptions
+
+    for option in ("crf", "hdr_peak"):
+        with pytest.raises(SettingError, match="expected a number") as e:
+            EncodeOptions(**{option: value})
+        assert e.value.option == option

@@ -505,3 +505,65 @@ def test_an_encoders_unset_decode_times_are_rebuilt_from_presentation_times(capl
     assert dts(_valid_decode_times(packets([(126, garbage), (168, 125)]), 84)) == [126, 168]
     assert dts(_valid_decode_times(packets([(126, garbage)]), 200)) == [garbage]  # cannot be repaired: the muxer says so
     assert "rebuilt from their presentation times" in caplog.text
+
+
+def _raw_h264(w: int, h: int, frames: int) -> bytes:
+    """An Annex B H.264 elementary stream (no container, so no timestamps) of flat frames."""
+    import io
+
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="h264") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "bframes": "0"}
+        for i in range(frames):
+            f = av.VideoFrame.from_ndarray(np.full((h, w, 3), 40 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    return buf.getvalue()
+
+
+def test_a_picture_that_changes_size_is_refused_from_a_file_and_a_pipe(tmp_path, capsys):
+    """Two elementary streams back to back: the decoder switches from 64x48 to 80x48 at frame 3.
+    A file and standard input (the two sources that decode with PyAV) refuse it alike, naming
+    the frame, and write nothing."""
+    src = tmp_path / "changes.h264"
+    src.write_bytes(_raw_h264(64, 48, 3) + _raw_h264(80, 48, 3))
+    code, err = run_cli(src, tmp_path / "o.mkv", "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    (line,) = [line for line in error_lines(err) if "error:" in line]  # (beside the untagged matrix's warning)
+    assert code == 1 and line.endswith(f"{src}: the picture changes from 64x48 yuv420p to 80x48 yuv420p at frame 3; not supported")
+    assert not (tmp_path / "o.mkv").exists()
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with src.open("rb") as stdin:
+        run = subprocess.run([sys.executable, "-m", "err_stream.cli", "-", str(tmp_path / "p.mkv"), "--input-format", "h264",
+                              "--passthrough", "--quiet", "--codec", "ffv1"], stdin=stdin, capture_output=True, text=True,
+                             timeout=120, env=env)
+    assert run.returncode == 1
+    assert "standard input: the picture changes from 64x48 yuv420p to 80x48 yuv420p at frame 3; not supported" in run.stderr
+    assert not (tmp_path / "p.mkv").exists()
+
+
+def test_ffmpeg_log_level_comes_back_whatever_order_its_users_leave_in(tmp_path, capsys):
+    """PyAV's level is one per process: a damage watch that begins during a dry run and ends
+    after it must not put the dry run's level back (FFmpeg's threads would go on calling into
+    Python, where a decoder's teardown holding the GIL waits on them: a deadlock)."""
+    from err_stream.io.damage import DamageWatch
+    from err_stream.io.ffmpeg_log import ffmpeg_log_level
+
+    before = av.logging.get_level()
+    dry_run = ffmpeg_log_level(av.logging.ERROR)
+    dry_run.__enter__()
+    live = DamageWatch(level=av.logging.WARNING).__enter__()
+    assert av.logging.get_level() == av.logging.WARNING and not av.logging.get_skip_repeated()
+    dry_run.__exit__(None, None, None)  # the first in leaves first
+    assert av.logging.get_level() == av.logging.WARNING
+    live.__exit__(None, None, None)
+    assert av.logging.get_level() == before and av.logging.get_skip_repeated()
+    # A whole run (dry run, decode with a watch, encode) leaves the level as it found it.
+    src = clips.make_h264_aac(tmp_path / "in.mp4", frames=6, audio=False)
+    code, err = run_cli(src, tmp_path / "o.mkv", "--passthrough", "--quiet", "--codec", "ffv1", capsys=capsys)
+    assert code == 0, err
+    assert av.logging.get_level() == before

@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .ffmpeg_log import ffmpeg_log_level
+
 # FFmpeg's error messages name the time of the damage for some decoders (FFV1: "at 0.12 seconds").
 _AT_SECONDS = re.compile(r"at (\d+(?:\.\d+)?) seconds")
 
@@ -51,24 +53,17 @@ class DamageWatch:
     def __enter__(self) -> DamageWatch:
         import av
 
-        self._level = av.logging.get_level()
-        av.logging.set_level(self.level if self.level is not None else av.logging.ERROR)
-        # PyAV holds back a message identical to the one before it (to log "repeated N
-        # times" later): two damaged pictures in a row with the same error would pass as one.
-        self._skip_repeated = av.logging.get_skip_repeated()
-        av.logging.set_skip_repeated(False)
+        self._level = ffmpeg_log_level(self.level if self.level is not None else av.logging.ERROR)
+        self._level.__enter__()
         self._capture = av.logging.Capture(local=False)
         self._logs = self._capture.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        import av
-
         try:
             self._capture.__exit__(*exc)
         finally:
-            av.logging.set_level(self._level)
-            av.logging.set_skip_repeated(self._skip_repeated)
+            self._level.__exit__(*exc)
 
     def check(self, frame_index: int, packet_times: list[float]) -> list[Damage]:
         """New errors since the last call, one :class:`Damage` per damaged picture: placed at

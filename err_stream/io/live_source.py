@@ -46,7 +46,7 @@ from pathlib import Path
 from ..errors import UserError, named
 from .damage import DamageWatch
 from .endpoints import Endpoint, input_timeouts, open_input
-from .source import Source, SourceFrame, _attached_pic_flag, _reason, plain_pix_fmt, plane_views, video_info
+from .source import Source, SourceFrame, _attached_pic_flag, _reason, plane_views, video_info
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +60,12 @@ class LiveSource(Source):
 
     def __init__(self, ep: Endpoint, input_format: str | None = None, timeout: float | None = None, low_delay: bool = False,
                  stop: threading.Event | None = None, options: dict[str, str] | None = None) -> None:
+        super().__init__(None)  # info once the first picture has arrived
         self.ep = ep
         self.stop = stop
         self.timeout = input_timeouts(ep, timeout)[1]
-        self.ended: str | None = None
-        self.reason = ""
-        self.damage: list = []
-        self.damaged = 0
         self.decoded = 0
         self.packets = 0  # video packets with data read from the demuxer
-        self.missing = 0  # pictures the stream's clock says were sent but never reached us
         self.last_data = time.monotonic()
         self._pump: _PacketPump | None = None
         self._watch: DamageWatch | None = None
@@ -77,7 +73,6 @@ class LiveSource(Source):
         self._damaged_pts: set = set()  # pictures whose packet the decoder logged an error for
         self._last_pts: int | None = None
         self._lost_before = False  # the packet read before this one followed lost data
-        self.first_arrival: float | None = None
         self.container = open_input(ep, input_format, timeout, low_delay, options)
         try:
             vs = next((s for s in self.container.streams.video if not s.disposition & _attached_pic_flag()), None)
@@ -177,27 +172,21 @@ class LiveSource(Source):
         if frame.pts is None:
             return
         last, self._last_pts = self._last_pts, frame.pts
-        if last is not None and frame.pts > last and getattr(self, "info", None) is not None:
-            tick = max(1, round(1 / (self.info.average_rate * self.info.time_base))) if self.info.average_rate else 1
-            self._count_jump(self.decoded, frame.pts - last, max(tick, int(frame.duration or 0)))
+        if last is not None and frame.pts > last and self.info is not None:
+            self._count_jump(self.decoded, frame.pts - last, max(self.info.tick, int(frame.duration or 0)))
 
     def frames(self) -> Iterator[SourceFrame]:
         info = self.info
         index = 0
         last_pts: int | None = None
-        tick = max(1, round(1 / (info.average_rate * info.time_base))) if info.average_rate else 1
         try:
             while True:
                 while self._ready:
                     frame = self._ready.popleft()
-                    if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
-                        raise UserError(
-                            f"{info.label}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
-                            f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
-                        )
+                    info.check_frame(frame, index)
                     pts = frame.pts
                     if pts is None or (last_pts is not None and pts <= last_pts):
-                        pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or tick)
+                        pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or info.tick)
                     last_pts = pts
                     self.decoded += 1
                     yield SourceFrame(index=index, pts=pts, duration=int(frame.duration or 0),

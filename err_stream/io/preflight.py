@@ -29,6 +29,7 @@ from .sink import (
     choose_encoder,
     container_format,
 )
+from .ffmpeg_log import ffmpeg_log_level
 from .source import VideoInfo
 
 if TYPE_CHECKING:
@@ -89,12 +90,8 @@ def dry_run(info: VideoInfo, source: Beside, out: Path, settings: EncoderSetting
     """Write a small file like the real one; None if it worked, else why not (FFmpeg's words)."""
     import av
 
-    level = av.logging.get_level()
-    av.logging.set_level(av.logging.ERROR)  # FFmpeg's own words for the refusal, captured below
-    try:
+    with ffmpeg_log_level(av.logging.ERROR):  # FFmpeg's own words for the refusal, captured below
         return _dry_run(info, source, out, settings, copy_data, only)
-    finally:
-        av.logging.set_level(level)
 
 
 def _dry_run(info: VideoInfo, source: Beside, out: Path, settings: EncoderSettings, copy_data: bool,
@@ -108,9 +105,8 @@ def _dry_run(info: VideoInfo, source: Beside, out: Path, settings: EncoderSettin
         try:
             sink = VideoSink(scratch, out, info, settings, source=source, copy_data=copy_data, only=only)
             grey = _grey_planes(settings)
-            tick = max(1, round(1 / (info.average_rate * info.time_base))) if info.average_rate else 1
             for i in range(DRY_RUN_FRAMES):
-                sink.write(grey, i * tick, tick)
+                sink.write(grey, i * info.tick, info.tick)
             copied = len(sink.copier.map) if sink.copier is not None else 0
             sink.finish(copy_rest=False)
             sink = None

@@ -11,6 +11,7 @@ is the registry a run chooses from.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from collections.abc import Iterator
@@ -71,6 +72,23 @@ class VideoInfo:
             return str(self.path)
         return "standard input" if self.live == "-" else self.live
 
+    @functools.cached_property
+    def tick(self) -> int:
+        """One frame period in ``time_base`` units (at least 1; 1 without a frame rate): the
+        step a timestamp takes where a frame states none."""
+        if self.average_rate:
+            return max(1, round(1 / (self.average_rate * self.time_base)))
+        return 1
+
+    def check_frame(self, frame: Any, index: int) -> None:
+        """Refuse a decoded frame (an ``av.VideoFrame``) of another size or pixel format than
+        the stream's: one run converts one picture format."""
+        if frame.width != self.width or frame.height != self.height or plain_pix_fmt(frame.format.name)[0] != self.pix_fmt.name:
+            raise UserError(
+                f"{self.label}: the picture changes from {self.width}x{self.height} {self.pix_fmt.name} to "
+                f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
+            )
+
     def describe(self) -> str:
         t = self.tags.describe()
         return (
@@ -114,8 +132,8 @@ class Source:
     first_arrival: float | None = None
     buffered_peak: int | None = None
 
-    def __init__(self, info: VideoInfo) -> None:
-        self.info = info
+    def __init__(self, info: VideoInfo | None) -> None:
+        self.info = info  # None only while a stream is probed (io/live_source.py), up to its first picture
         self.damage: list = []
         self.damaged = 0
         self.missing = 0
@@ -311,11 +329,7 @@ class PyAVSource(Source):
                         if packet.pts is not None:
                             packet_times.append(float(packet.pts * packet.time_base))
                         for frame in packet.decode():
-                            if frame.width != info.width or frame.height != info.height or plain_pix_fmt(frame.format.name)[0] != info.pix_fmt.name:
-                                raise UserError(
-                                    f"{info.path}: the picture changes from {info.width}x{info.height} {info.pix_fmt.name} to "
-                                    f"{frame.width}x{frame.height} {frame.format.name} at frame {index}; not supported"
-                                )
+                            info.check_frame(frame, index)
                             if frame.is_corrupt:
                                 # Prefer FFmpeg's own words when its log already has them; the
                                 # decoder's threads may log a moment after the frame comes out.
@@ -323,7 +337,7 @@ class PyAVSource(Source):
                                 self._damaged(logged or watch.record("the decoder marked the frame corrupt", _time(frame.pts, info), index, packet_times))
                             pts = frame.pts
                             if pts is None:
-                                pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or _tick(info))
+                                pts = 0 if last_pts is None else last_pts + max(1, int(frame.duration or 0) or info.tick)
                             last_pts = pts
                             yield SourceFrame(
                                 index=index,
@@ -354,12 +368,6 @@ def check_alpha(info: VideoInfo, drop_alpha: bool) -> None:
         )
     if info.alpha:
         log.warning("%s: dropping the alpha channel, as asked", info.path.name)
-
-
-def _tick(info: VideoInfo) -> int:
-    if info.average_rate:
-        return max(1, round(1 / (info.average_rate * info.time_base)))
-    return 1
 
 
 def _time(pts: int | None, info: VideoInfo) -> float:

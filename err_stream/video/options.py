@@ -26,6 +26,7 @@ stage that uses it (see docs/architecture.md). Importing this module loads nothi
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
@@ -58,7 +59,8 @@ def _number(minimum: float, *, whole: bool = False, strict: bool = False, option
         if value is None and optional:
             return None
         kinds = (int,) if whole else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds) or value < minimum or (strict and value == minimum):
+        if (isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or value < minimum
+                or (strict and value == minimum)):  # NaN compares false with everything: it would pass
             raise SettingError(name, value, f"expected {what} {sign} {minimum:g}")
         return value
 
