@@ -43,6 +43,19 @@ def over_exposing(golden_model, tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
+def diverging(golden_model, tmp_path_factory) -> str:
+    """Weights whose output is far out of range (its input + 3: what the output check calls
+    divergence, as opposed to over-exposure within [-0.5, 2])."""
+    from err_stream.weights import save_checkpoint
+
+    sd = {k: v.clone() for k, v in golden_model.state_dict().items()}
+    for name in ("outer1.0", "outer2.0", "out.2"):
+        sd[f"{name}.weight"].zero_()
+        sd[f"{name}.bias"].fill_(3.0 if name == "out.2" else 0.0)
+    return str(save_checkpoint(sd, tmp_path_factory.mktemp("w") / "diverging.pth"))
+
+
+@pytest.fixture(scope="session")
 def golden_io() -> dict:
     """Reference tensors by name, plus "strides": the grid each was stored on (tests/golden.py)."""
     from safetensors import safe_open

@@ -467,16 +467,16 @@ def test_a_second_run_without_resume_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("weights,wording", [
-    ("demo", "the model's output cannot be trusted"),
+    ("diverging", "the model's output cannot be trusted"),
     ("over_exposing", "the model's output is over-exposed"),
 ])
 def test_refused_output_fails_the_input_once_with_the_job_files_wording(weights, wording, request, tmp_path, capsys):
-    """The demo weights diverge on this bright synthetic clip (far out of range); weights that
-    return their input + 0.5 over-expose it (finite, within [-0.5, 2]). Either way the output
-    check stops the input (no retry: it would fail the same way), says which of the two it saw
-    and which job key accepts such output."""
-    if weights != "demo":
-        weights = request.getfixturevalue(weights)
+    """Weights that return their input + 3 diverge (far out of range); weights that return
+    their input + 0.5 over-expose it (finite, within [-0.5, 2]). Either way the output check
+    stops the input (no retry: it would fail the same way), says which of the two it saw and
+    which job key accepts such output."""
+    kind = weights
+    weights = request.getfixturevalue(weights)
     src = make_vfr_bframes(tmp_path / "in.mp4", frames=5, audio=False, dim=False)
     job = write_job(tmp_path, f"""\
         inputs: [{src}]
@@ -490,7 +490,7 @@ def test_refused_output_fails_the_input_once_with_the_job_files_wording(weights,
     assert code == 2 and report["inputs"][0]["status"] == "failed", err
     message = report["inputs"][0]["error"]
     assert f"frame 0: {wording}" in message and "pass 'accept_out_of_range: true' in the job file to clamp" in message
-    assert ("diverge" in message) == (weights == "demo") and ("already lit" in message) == (weights != "demo")
+    assert ("diverge" in message) == (kind == "diverging") and ("already lit" in message) == (kind != "diverging")
     assert "trying again" not in err and not (tmp_path / "out" / "in.mkv").exists()
 
 
