@@ -28,31 +28,30 @@ def golden_model(golden_path):
     return load_model(golden_path, device="cpu")
 
 
-@pytest.fixture(scope="session")
-def over_exposing(golden_model, tmp_path_factory) -> str:
-    """Weights that over-expose lit footage, finite and merely too bright: the golden model with
-    its three stages' output convolutions giving constants that add up to 0.5, so that it
-    returns its input + 0.5 (values in [0.5, 1.5])."""
+def _input_plus(golden_model, offset: float, path: Path) -> str:
+    """The golden model with its three stages' output convolutions giving constants that add
+    up to ``offset``: weights that return their input + ``offset``."""
     from err_stream.weights import save_checkpoint
 
     sd = {k: v.clone() for k, v in golden_model.state_dict().items()}
     for name in ("outer1.0", "outer2.0", "out.2"):
         sd[f"{name}.weight"].zero_()
-        sd[f"{name}.bias"].fill_(0.5 if name == "out.2" else 0.0)
-    return str(save_checkpoint(sd, tmp_path_factory.mktemp("w") / "over_exposing.pth"))
+        sd[f"{name}.bias"].fill_(offset if name == "out.2" else 0.0)
+    return str(save_checkpoint(sd, path))
+
+
+@pytest.fixture(scope="session")
+def over_exposing(golden_model, tmp_path_factory) -> str:
+    """Weights that over-expose lit footage, finite and merely too bright: input + 0.5 (values
+    in [0.5, 1.5])."""
+    return _input_plus(golden_model, 0.5, tmp_path_factory.mktemp("w") / "over_exposing.pth")
 
 
 @pytest.fixture(scope="session")
 def diverging(golden_model, tmp_path_factory) -> str:
-    """Weights whose output is far out of range (its input + 3: what the output check calls
+    """Weights whose output is far out of range: input + 3 (what the output check calls
     divergence, as opposed to over-exposure within [-0.5, 2])."""
-    from err_stream.weights import save_checkpoint
-
-    sd = {k: v.clone() for k, v in golden_model.state_dict().items()}
-    for name in ("outer1.0", "outer2.0", "out.2"):
-        sd[f"{name}.weight"].zero_()
-        sd[f"{name}.bias"].fill_(3.0 if name == "out.2" else 0.0)
-    return str(save_checkpoint(sd, tmp_path_factory.mktemp("w") / "diverging.pth"))
+    return _input_plus(golden_model, 3.0, tmp_path_factory.mktemp("w") / "diverging.pth")
 
 
 @pytest.fixture(scope="session")
